@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * The project's own BPF header for sched_ext schedulers: struct_ops glue,
+ * error/exit helpers, load-time enum values and exit-info recording.
+ *
+ * It builds on vmlinux.h (generated from the 7.2 kernel's BTF, kfunc
+ * prototypes included) and on libbpf's bpf_helpers.h.
+ */
+#ifndef __SCX_QMAP_GO_BPF_H
+#define __SCX_QMAP_GO_BPF_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+
+#ifndef ENOMEM
+#define ENOMEM 12
+#endif
+#ifndef ENOENT
+#define ENOENT 2
+#endif
+#ifndef ESRCH
+#define ESRCH 3
+#endif
+#ifndef EINVAL
+#define EINVAL 22
+#endif
+
+#define PF_KTHREAD	0x00200000
+#define PF_EXITING	0x00000004
+
+#define BPF_STRUCT_OPS(name, args...) \
+	SEC("struct_ops/" #name) BPF_PROG(name, ##args)
+
+#define BPF_STRUCT_OPS_SLEEPABLE(name, args...) \
+	SEC("struct_ops.s/" #name) BPF_PROG(name, ##args)
+
+/* cilium/ebpf loads only the auto-attaching ".struct_ops.link" flavour. */
+#define SCX_OPS_DEFINE(name, ...) \
+	SEC(".struct_ops.link") struct sched_ext_ops name = { __VA_ARGS__ }
+
+#define BPF_MAX_LOOPS (8 * 1024 * 1024)
+
+#define likely(x)	__builtin_expect(!!(x), 1)
+#define unlikely(x)	__builtin_expect(!!(x), 0)
+
+/*
+ * Format helpers over the kernel's *_bstr kfuncs: the arguments are packed
+ * into a u64 array that the kernel formats like bpf_trace_printk().
+ */
+#define ___scx_bstr_pack(fmt, args...)						\
+	static char ___fmt[] = fmt;						\
+	unsigned long long ___param[___bpf_narg(args)];				\
+	_Pragma("GCC diagnostic push")						\
+	_Pragma("GCC diagnostic ignored \"-Wint-conversion\"")			\
+	___bpf_fill(___param, args);						\
+	_Pragma("GCC diagnostic pop")
+
+/* Abort the scheduler with an error; the message reaches the exit report. */
+#define scx_bpf_error(fmt, args...)						\
+({										\
+	___scx_bstr_pack(fmt, ##args);						\
+	scx_bpf_error_bstr(___fmt, ___param, sizeof(___param));			\
+})
+
+/* Exit the scheduler with @code, e.g. to ask the loader for a restart. */
+#define scx_bpf_exit(code, fmt, args...)					\
+({										\
+	___scx_bstr_pack(fmt, ##args);						\
+	scx_bpf_exit_bstr(code, ___fmt, ___param, sizeof(___param));		\
+})
+
+/* Append a line to the debug dump (only valid in the dump callbacks). */
+#define scx_bpf_dump(fmt, args...)						\
+({										\
+	___scx_bstr_pack(fmt, ##args);						\
+	scx_bpf_dump_bstr(___fmt, ___param, sizeof(___param));			\
+})
+
+/*
+ * Load-time enum values. Enums whose values differ between kernels are read
+ * through read-only globals named "__<ENUM>" that the loader fills from the
+ * running kernel's BTF before load (a name the kernel lacks stays 0). The
+ * macros make the rest of the code read the same as with vmlinux.h values.
+ */
+#define SCX_ENUM(name) const volatile u64 __##name
+
+SCX_ENUM(SCX_TASK_REENQ_REASON_MASK);
+SCX_ENUM(SCX_TASK_REENQ_KFUNC);
+SCX_ENUM(SCX_TASK_REENQ_IMMED);
+SCX_ENUM(SCX_TASK_REENQ_PREEMPTED);
+SCX_ENUM(SCX_TASK_REENQ_CAP);
+SCX_ENUM(SCX_ENQ_REENQ);
+SCX_ENUM(SCX_ENQ_IMMED);
+SCX_ENUM(SCX_ENQ_CPU_SELECTED);
+SCX_ENUM(SCX_SLICE_DFL);
+
+#define SCX_TASK_REENQ_REASON_MASK	__SCX_TASK_REENQ_REASON_MASK
+#define SCX_TASK_REENQ_KFUNC		__SCX_TASK_REENQ_KFUNC
+#define SCX_TASK_REENQ_IMMED		__SCX_TASK_REENQ_IMMED
+#define SCX_TASK_REENQ_PREEMPTED	__SCX_TASK_REENQ_PREEMPTED
+#define SCX_TASK_REENQ_CAP		__SCX_TASK_REENQ_CAP
+#define SCX_ENQ_REENQ			__SCX_ENQ_REENQ
+#define SCX_ENQ_IMMED			__SCX_ENQ_IMMED
+#define SCX_ENQ_CPU_SELECTED		__SCX_ENQ_CPU_SELECTED
+#define SCX_SLICE_DFL			__SCX_SLICE_DFL
+
+/*
+ * Exit info, copied out of the kernel's scx_exit_info in ops.exit so the
+ * loader can report why the scheduler stopped. @kind is written last with a
+ * full barrier: userspace treats a non-zero kind as "the record is complete".
+ */
+#define EXIT_REASON_LEN	128
+#define EXIT_MSG_LEN	1024
+#define EXIT_DUMP_MAX	32768
+
+struct exit_info {
+	s32 kind;
+	s32 exit_cpu;
+	s64 exit_code;
+	char reason[EXIT_REASON_LEN];
+	char msg[EXIT_MSG_LEN];
+};
+
+#define EXIT_INFO_DEFINE(name)							\
+	struct exit_info name SEC(".data");					\
+	char name##_dump[EXIT_DUMP_MAX] SEC(".data.exit_dump");		\
+	const volatile u32 name##_dump_len = EXIT_DUMP_MAX
+
+#define EXIT_INFO_RECORD(name, ei)						\
+({										\
+	bpf_probe_read_kernel_str(name.reason, sizeof(name.reason),		\
+				  (ei)->reason);				\
+	bpf_probe_read_kernel_str(name.msg, sizeof(name.msg), (ei)->msg);	\
+	if (name##_dump_len)							\
+		bpf_probe_read_kernel_str(name##_dump,				\
+			name##_dump_len <= EXIT_DUMP_MAX ?			\
+			name##_dump_len : EXIT_DUMP_MAX, (ei)->dump);		\
+	name.exit_code = (ei)->exit_code;					\
+	name.exit_cpu = (ei)->exit_cpu;						\
+	__sync_val_compare_and_swap(&name.kind, name.kind, (ei)->kind);	\
+})
+
+#endif /* __SCX_QMAP_GO_BPF_H */

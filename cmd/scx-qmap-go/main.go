@@ -1,0 +1,226 @@
+// SPDX-License-Identifier: Apache-2.0
+
+// Command scx-qmap-go runs the qmap sched_ext scheduler: it loads the BPF
+// program, attaches it, prints live stats and reports how it stopped.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/scx-qmap-go/scx-qmap-go/loader"
+	"github.com/scx-qmap-go/scx-qmap-go/stats"
+)
+
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, loader.RealHost())
+	stop()
+	os.Exit(int(code))
+}
+
+// options is the parsed command line.
+type options struct {
+	cfg           loader.Config
+	statsInterval time.Duration
+	quiet         bool
+	verbose       bool
+	version       bool
+}
+
+// parseFlags parses @args; every flag has upstream qmap's letter (where it
+// has one) and a long name.
+func parseFlags(args []string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("scx-qmap-go", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	both := func(short, long string, set func(name string)) {
+		set(short)
+		set(long)
+	}
+	var sliceUs, batch, dumpLen uint64
+	var tgid int64
+	both("s", "slice-us", func(n string) {
+		fs.Uint64Var(&sliceUs, n, 0, "task slice in microseconds (default: the kernel's SCX_SLICE_DFL, 20000)")
+	})
+	both("b", "batch", func(n string) { fs.Uint64Var(&batch, n, 1, "tasks one dispatch call moves out of the FIFOs") })
+	both("d", "disallow-tgid", func(n string) { fs.Int64Var(&tgid, n, 0, "refuse to schedule the tasks of this process (tgid)") })
+	both("p", "partial", func(n string) {
+		fs.BoolVar(&o.cfg.PartialSwitch, n, false, "schedule only tasks set to SCHED_EXT; others stay on the fair class")
+	})
+	both("D", "exit-dump-len", func(n string) {
+		fs.Uint64Var(&dumpLen, n, loader.MaxExitDumpLen, "bytes of the kernel's debug dump kept for the exit report")
+	})
+	both("S", "suppress-dump", func(n string) {
+		fs.BoolVar(&o.cfg.SuppressDump, n, false, "leave the scheduler's own lines out of the debug dump")
+	})
+	both("v", "verbose", func(n string) {
+		fs.BoolVar(&o.verbose, n, false, "print the verifier log on load failure, and more detail")
+	})
+	both("V", "version", func(n string) { fs.BoolVar(&o.version, n, false, "print the version and exit") })
+	fs.DurationVar(&o.statsInterval, "stats-interval", time.Second, "how often to print the stats line")
+	fs.BoolVar(&o.quiet, "quiet", false, "do not print the periodic stats line")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: scx-qmap-go [flags]\n\nRuns the qmap sched_ext scheduler until SIGINT/SIGTERM or until the kernel ejects it.\n\nFlags (each also as --long-name):\n")
+		fs.PrintDefaults()
+	}
+
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if batch < 1 || batch > 1<<16 {
+		return o, fmt.Errorf("-b/--batch %d out of range: use 1..65536", batch)
+	}
+	if dumpLen > loader.MaxExitDumpLen {
+		return o, fmt.Errorf("-D/--exit-dump-len %d out of range: use 0..%d", dumpLen, loader.MaxExitDumpLen)
+	}
+	if tgid < 0 || tgid > 1<<22 {
+		return o, fmt.Errorf("-d/--disallow-tgid %d out of range: use a pid from 1 to %d", tgid, 1<<22)
+	}
+	if o.statsInterval < 10*time.Millisecond || o.statsInterval > time.Hour {
+		return o, fmt.Errorf("--stats-interval %v out of range: use 10ms..1h", o.statsInterval)
+	}
+	o.cfg.SliceUs = sliceUs
+	o.cfg.DispatchBatch = uint32(batch)
+	o.cfg.ExitDumpLen = uint32(dumpLen)
+	o.cfg.DisallowTgid = int32(tgid)
+	if err := o.cfg.Validate(); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, host loader.Host) loader.ExitCode {
+	fail := func(err error) loader.ExitCode {
+		var lerr *loader.Error
+		if errors.As(err, &lerr) {
+			fmt.Fprintf(stderr, "scx-qmap-go: %s\n", lerr.Msg)
+			if lerr.Err != nil {
+				fmt.Fprintf(stderr, "scx-qmap-go: cause: %v\n", firstLine(lerr.Err))
+			}
+			return lerr.Code
+		}
+		fmt.Fprintf(stderr, "scx-qmap-go: %v\n", err)
+		return loader.ExitInternal
+	}
+
+	o, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return loader.ExitOK
+	}
+	if err != nil {
+		var lerr *loader.Error
+		if !errors.As(err, &lerr) {
+			fmt.Fprintf(stderr, "scx-qmap-go: %v (see --help)\n", err)
+			return loader.ExitUsage
+		}
+		return fail(err)
+	}
+	if o.version {
+		fmt.Fprintf(stdout, "scx-qmap-go %s\n", version)
+		return loader.ExitOK
+	}
+
+	for {
+		ei, err := runOnce(ctx, o, stdout, stderr, host)
+		if err != nil {
+			return fail(err)
+		}
+		fmt.Fprint(stdout, ei.Report())
+		if ei.Restart() && ctx.Err() == nil {
+			fmt.Fprintln(stdout, "scx-qmap-go: the kernel asked for a restart; loading again")
+			continue
+		}
+		if ei.Kind.IsError() {
+			return loader.ExitEjected
+		}
+		return loader.ExitOK
+	}
+}
+
+// runOnce loads, attaches and runs the scheduler until it stops.
+func runOnce(ctx context.Context, o options, stdout, stderr io.Writer, host loader.Host) (loader.ExitInfo, error) {
+	kernel, err := loader.Preflight(host)
+	if err != nil {
+		return loader.ExitInfo{}, err
+	}
+	sched, err := loader.Load(host, kernel, o.cfg)
+	if err != nil {
+		var verr *ebpf.VerifierError
+		if o.verbose && errors.As(err, &verr) {
+			fmt.Fprintf(stderr, "%+v\n", verr)
+		}
+		return loader.ExitInfo{}, err
+	}
+	defer sched.Close()
+
+	if err := sched.Attach(); err != nil {
+		return loader.ExitInfo{}, err
+	}
+	fmt.Fprintf(stdout, "scx-qmap-go: attached (slice %d us, batch %d)\n", sched.SliceNs/1000, o.cfg.DispatchBatch)
+
+	statsCtx, stopStats := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if !o.quiet {
+			printStats(statsCtx, sched, o.statsInterval, stdout, stderr)
+		}
+	}()
+	sched.Wait(ctx)
+	stopStats()
+	<-done
+
+	ei, err := sched.Detach()
+	if err != nil {
+		return ei, err
+	}
+	if s, err := stats.Take(sched, time.Now()); err == nil {
+		fmt.Fprintf(stdout, "totals: %s\n", stats.Line(stats.Snapshot{}, s))
+	}
+	return ei, nil
+}
+
+func printStats(ctx context.Context, src stats.Source, every time.Duration, stdout, stderr io.Writer) {
+	tick := time.NewTicker(every)
+	defer tick.Stop()
+	prev, _ := stats.Take(src, time.Now())
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			cur, err := stats.Take(src, now)
+			if err != nil {
+				fmt.Fprintf(stderr, "scx-qmap-go: %v\n", err)
+				continue
+			}
+			fmt.Fprintln(stdout, stats.Line(prev, cur))
+			prev = cur
+		}
+	}
+}
+
+func firstLine(err error) string {
+	s := err.Error()
+	for i, c := range s {
+		if c == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}

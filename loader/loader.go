@@ -1,0 +1,325 @@
+// SPDX-License-Identifier: Apache-2.0
+
+// Package loader loads the qmap BPF scheduler into the kernel, attaches it
+// as the sched_ext scheduler, waits for it to stop and reports why.
+package loader
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/btf"
+	"github.com/cilium/ebpf/link"
+
+	"github.com/scx-qmap-go/scx-qmap-go/bpf"
+)
+
+// Config holds the scheduler's tunables, as the CLI flags set them.
+type Config struct {
+	SliceUs       uint64 // task slice; 0 means the kernel's SCX_SLICE_DFL
+	DispatchBatch uint32 // FIFO tasks one dispatch call moves, at least 1
+	DisallowTgid  int32  // refuse this process's tasks (0: none)
+	PartialSwitch bool   // schedule only SCHED_EXT tasks
+	ExitDumpLen   uint32 // debug dump bytes kept on exit (0: none)
+	SuppressDump  bool   // keep the BPF dump callbacks quiet
+}
+
+// MaxExitDumpLen is the size of the BPF side's dump buffer.
+const MaxExitDumpLen = 32768
+
+const opsMapName = "qmap_ops"
+
+// Enum values the scheduler cannot work without; others may be absent on a
+// given kernel and then read as 0 in BPF.
+var requiredEnums = []string{
+	"SCX_SLICE_DFL", "SCX_ENQ_REENQ", "SCX_ENQ_CPU_SELECTED",
+	"SCX_TASK_REENQ_REASON_MASK", "SCX_TASK_REENQ_KFUNC",
+}
+
+// Scheduler is a loaded (and possibly attached) qmap instance.
+type Scheduler struct {
+	coll    *ebpf.Collection
+	link    link.Link
+	SliceNs uint64
+}
+
+// Validate checks the configuration without touching the kernel.
+func (c Config) Validate() error {
+	if c.SliceUs > 10_000_000 {
+		return newError(ExitUsage, nil, "slice %d us is too long: use at most 10000000 (10 s)", c.SliceUs)
+	}
+	if c.ExitDumpLen > MaxExitDumpLen {
+		return newError(ExitUsage, nil, "exit dump length %d is too large: use at most %d", c.ExitDumpLen, MaxExitDumpLen)
+	}
+	if c.DisallowTgid < 0 {
+		return newError(ExitUsage, nil, "disallowed tgid %d must be a positive pid", c.DisallowTgid)
+	}
+	return nil
+}
+
+// Load fills the scheduler's load-time values from the running kernel and
+// @cfg, then loads it through the verifier. Nothing is attached yet.
+func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	spec, err := bpf.Spec()
+	if err != nil {
+		return nil, newError(ExitInternal, err, "reading the embedded BPF object")
+	}
+	enums := kernel.Enums
+	if err := fillEnums(spec, enums); err != nil {
+		return nil, err
+	}
+
+	sliceNs := enums["SCX_SLICE_DFL"]
+	if cfg.SliceUs > 0 {
+		sliceNs = cfg.SliceUs * 1000
+	}
+	batch := max(cfg.DispatchBatch, 1)
+	tunables := map[string]any{
+		"slice_ns":      sliceNs,
+		"dsp_batch":     batch,
+		"disallow_tgid": cfg.DisallowTgid,
+		"suppress_dump": cfg.SuppressDump,
+		"uei_dump_len":  cfg.ExitDumpLen,
+	}
+	for name, v := range tunables {
+		if err := setVar(spec, name, v); err != nil {
+			return nil, newError(ExitInternal, err, "setting %s", name)
+		}
+	}
+
+	hotplugSeq, err := readUint(h.Sysfs, "hotplug_seq")
+	if err != nil {
+		return nil, newError(ExitNoSchedExt, err, "reading sched_ext hotplug_seq")
+	}
+	flags := uint64(0)
+	if cfg.PartialSwitch {
+		flags |= enums["SCX_OPS_SWITCH_PARTIAL"]
+	}
+	if err := patchOps(spec, map[string]uint64{
+		"hotplug_seq":   hotplugSeq,
+		"exit_dump_len": uint64(cfg.ExitDumpLen),
+	}, flags); err != nil {
+		return nil, newError(ExitInternal, err, "filling struct sched_ext_ops")
+	}
+
+	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{Cache: kernel.Cache})
+	if err != nil {
+		var verr *ebpf.VerifierError
+		if errors.As(err, &verr) {
+			return nil, newError(ExitLoad, err, "the kernel's verifier rejected the scheduler (run with -v for the full log)")
+		}
+		return nil, newError(ExitLoad, err, "loading the BPF scheduler")
+	}
+	return &Scheduler{coll: coll, SliceNs: sliceNs}, nil
+}
+
+// fillEnums sets every "__SCX_*" placeholder from the kernel's enums.
+func fillEnums(spec *ebpf.CollectionSpec, enums map[string]uint64) error {
+	for _, name := range requiredEnums {
+		if _, ok := enums[name]; !ok {
+			return newError(ExitKernelTooOld, nil, "kernel lacks %s: boot Linux 7.1 or newer", name)
+		}
+	}
+	for name, vs := range spec.Variables {
+		enum, ok := strings.CutPrefix(name, "__")
+		if !ok || !strings.HasPrefix(enum, "SCX_") {
+			continue
+		}
+		if err := vs.Set(enums[enum]); err != nil {
+			return newError(ExitInternal, err, "setting %s", name)
+		}
+	}
+	return nil
+}
+
+func setVar(spec *ebpf.CollectionSpec, name string, v any) error {
+	vs, ok := spec.Variables[name]
+	if !ok {
+		return fmt.Errorf("no variable %q in the BPF object", name)
+	}
+	return vs.Set(v)
+}
+
+// patchOps writes scalar members of the struct_ops value before load; the
+// ELF holds only what the C initializer set.
+func patchOps(spec *ebpf.CollectionSpec, members map[string]uint64, orFlags uint64) error {
+	ms, ok := spec.Maps[opsMapName]
+	if !ok || len(ms.Contents) != 1 {
+		return fmt.Errorf("no struct_ops map %q", opsMapName)
+	}
+	st, ok := ms.Value.(*btf.Struct)
+	if !ok {
+		return fmt.Errorf("%s: value is %T, not a struct", opsMapName, ms.Value)
+	}
+	data, ok := ms.Contents[0].Value.([]byte)
+	if !ok {
+		return fmt.Errorf("%s: contents are %T, not bytes", opsMapName, ms.Contents[0].Value)
+	}
+	data = append([]byte(nil), data...)
+
+	field := func(name string) ([]byte, error) {
+		for _, m := range st.Members {
+			if m.Name != name {
+				continue
+			}
+			size, err := btf.Sizeof(m.Type)
+			if err != nil {
+				return nil, err
+			}
+			off := int(m.Offset.Bytes())
+			if off+size > len(data) {
+				return nil, fmt.Errorf("member %s out of bounds", name)
+			}
+			return data[off : off+size], nil
+		}
+		return nil, fmt.Errorf("struct %s has no member %s", st.Name, name)
+	}
+	put := func(b []byte, v uint64) error {
+		switch len(b) {
+		case 4:
+			binary.NativeEndian.PutUint32(b, uint32(v))
+		case 8:
+			binary.NativeEndian.PutUint64(b, v)
+		default:
+			return fmt.Errorf("unexpected member size %d", len(b))
+		}
+		return nil
+	}
+	for name, v := range members {
+		b, err := field(name)
+		if err != nil {
+			return err
+		}
+		if err := put(b, v); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	b, err := field("flags")
+	if err != nil {
+		return err
+	}
+	if err := put(b, binary.NativeEndian.Uint64(b)|orFlags); err != nil {
+		return err
+	}
+	ms.Contents[0].Value = data
+	return nil
+}
+
+func readUint(fsys fs.FS, name string) (uint64, error) {
+	b, err := fs.ReadFile(fsys, name)
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+}
+
+// Attach makes the loaded scheduler the system's sched_ext scheduler.
+func (s *Scheduler) Attach() error {
+	l, err := link.AttachStructOps(link.StructOpsOptions{Map: s.coll.Maps[opsMapName]})
+	if err != nil {
+		// A failing ops.init records its reason like any other exit.
+		if ei, _ := s.ExitInfo(); ei.Kind != ExitKindNone {
+			return newError(ExitAttach, err, "the kernel refused to enable the scheduler (%s: %s)", ei.Reason, ei.Msg)
+		}
+		if errors.Is(err, syscall.EBUSY) || errors.Is(err, syscall.EEXIST) {
+			return newError(ExitBusy, err, "another sched_ext scheduler attached first: stop it, then retry")
+		}
+		return newError(ExitAttach, err, "attaching the scheduler")
+	}
+	s.link = l
+	return nil
+}
+
+// Wait blocks until @ctx is done or the scheduler stops on its own (the
+// kernel ejected it or it exited). It reports whether it stopped on its own.
+func (s *Scheduler) Wait(ctx context.Context) bool {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if ei, err := s.ExitInfo(); err == nil && ei.Kind != ExitKindNone {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+	}
+}
+
+// Detach unregisters the scheduler (if it still is attached) and returns the
+// exit record, waiting briefly for ops.exit to have written it.
+func (s *Scheduler) Detach() (ExitInfo, error) {
+	if s.link != nil {
+		if err := s.link.Close(); err != nil {
+			return ExitInfo{}, fmt.Errorf("detaching: %w", err)
+		}
+		s.link = nil
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ei, err := s.ExitInfo()
+		if err != nil || ei.Kind != ExitKindNone || time.Now().After(deadline) {
+			return ei, err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Close releases the BPF objects; it detaches first if still attached.
+func (s *Scheduler) Close() error {
+	if s.link != nil {
+		s.link.Close()
+		s.link = nil
+	}
+	s.coll.Close()
+	return nil
+}
+
+// ExitInfo reads what ops.exit recorded; Kind is NONE while running.
+func (s *Scheduler) ExitInfo() (ExitInfo, error) {
+	var raw bpf.ExitInfoRecord
+	if err := s.variable("uei").Get(&raw); err != nil {
+		return ExitInfo{}, fmt.Errorf("reading exit info: %w", err)
+	}
+	ei := ExitInfo{
+		Kind:     ExitKind(raw.Kind),
+		ExitCPU:  raw.ExitCpu,
+		ExitCode: raw.ExitCode,
+		Reason:   cString(raw.Reason[:]),
+		Msg:      cString(raw.Msg[:]),
+	}
+	if ei.Kind != ExitKindNone {
+		dump := make([]byte, MaxExitDumpLen)
+		if err := s.variable("uei_dump").Get(dump); err == nil {
+			ei.Dump = cString(dump)
+		}
+	}
+	return ei, nil
+}
+
+// Counter reads one of the scheduler's u64 counters by its BPF name.
+func (s *Scheduler) Counter(name string) (uint64, error) {
+	v := s.variable(name)
+	if v == nil {
+		return 0, fmt.Errorf("no counter %q", name)
+	}
+	var n uint64
+	if err := v.Get(&n); err != nil {
+		return 0, fmt.Errorf("reading %s: %w", name, err)
+	}
+	return n, nil
+}
+
+func (s *Scheduler) variable(name string) *ebpf.Variable { return s.coll.Variables[name] }

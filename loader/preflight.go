@@ -1,0 +1,76 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package loader
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/cilium/ebpf/btf"
+)
+
+// SysfsRoot is where the kernel exposes sched_ext's state.
+const SysfsRoot = "/sys/kernel/sched_ext"
+
+// Host is what the preflight checks look at; tests replace its parts.
+type Host struct {
+	Sysfs     fs.FS                      // rooted at /sys/kernel/sched_ext
+	EUID      int                        // effective user id
+	KernelBTF func() (*btf.Cache, error) // the running kernel's BTF
+}
+
+// RealHost is the machine this process runs on.
+func RealHost() Host {
+	return Host{
+		Sysfs:     os.DirFS(SysfsRoot),
+		EUID:      os.Geteuid(),
+		KernelBTF: loadKernelBTF,
+	}
+}
+
+// Preflight refuses, before anything is loaded, to start where the
+// scheduler cannot run. It returns what it learned of the kernel's BTF.
+func Preflight(h Host) (*Kernel, error) {
+	if h.EUID != 0 {
+		return nil, newError(ExitNotRoot, nil,
+			"must run as root: loading a sched_ext scheduler needs CAP_SYS_ADMIN and CAP_BPF (try sudo)")
+	}
+
+	state, err := fs.ReadFile(h.Sysfs, "state")
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, newError(ExitNoSchedExt, nil,
+			"this kernel has no sched_ext (%s missing): boot a kernel built with CONFIG_SCHED_CLASS_EXT=y, e.g. Debian's 7.2 (make run does this in a VM)",
+			filepath.Join(SysfsRoot, "state"))
+	}
+	if err != nil {
+		return nil, newError(ExitNoSchedExt, err, "cannot read sched_ext state")
+	}
+
+	if s := strings.TrimSpace(string(state)); s != "disabled" {
+		ops, _ := fs.ReadFile(h.Sysfs, "root/ops")
+		name := strings.TrimSpace(string(ops))
+		if name == "" {
+			name = "unknown"
+		}
+		return nil, newError(ExitBusy, nil,
+			"another sched_ext scheduler is active (state %q, ops %q): stop it first, then retry", s, name)
+	}
+
+	cache, err := h.KernelBTF()
+	if err != nil {
+		return nil, newError(ExitNoSchedExt, err,
+			"cannot read the kernel's BTF (/sys/kernel/btf/vmlinux): sched_ext needs CONFIG_DEBUG_INFO_BTF=y")
+	}
+	k, err := inspectKernel(cache)
+	if err != nil {
+		return nil, newError(ExitInternal, err, "reading the kernel's BTF")
+	}
+	if !k.HasReenq {
+		return nil, newError(ExitKernelTooOld, nil,
+			"kernel too old: it lacks the scx_bpf_dsq_reenq() kfunc this scheduler needs; boot Linux 7.1 or newer")
+	}
+	return k, nil
+}

@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: Apache-2.0
+
+// Package stats is the one place that knows the scheduler's counters: their
+// names, what they mean, how to snapshot them and how to render them.
+package stats
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Counter describes one of the scheduler's BPF counters.
+type Counter struct {
+	Name string // the name in every output, e.g. "enq"
+	BPF  string // the BPF global it is read from
+	Help string
+}
+
+// Counters lists the counters in display order.
+var Counters = []Counter{
+	{"enq", "nr_enqueued", "tasks queued on a FIFO by ops.enqueue"},
+	{"dsp", "nr_dispatched", "tasks moved from a FIFO to the shared DSQ by ops.dispatch"},
+	{"deq", "nr_dequeued", "tasks taken back from the scheduler (ops.dequeue)"},
+	{"ddsp_sel", "nr_ddsp_from_select", "wakeups sent straight to an idle CPU found by ops.select_cpu"},
+	{"ddsp_enq", "nr_ddsp_from_enq", "tasks sent straight to an idle CPU found by ops.enqueue"},
+	{"overflow", "nr_overflow", "enqueues that found their FIFO full and used the shared DSQ"},
+	{"core", "nr_core_sched_execed", "dequeues forced by core scheduling"},
+}
+
+// Source reads a counter by its BPF name.
+type Source interface {
+	Counter(bpfName string) (uint64, error)
+}
+
+// Snapshot is the value of every counter at one moment.
+type Snapshot struct {
+	Time   time.Time
+	Values map[string]uint64 // by Counter.Name
+}
+
+// Take reads every counter from @src.
+func Take(src Source, now time.Time) (Snapshot, error) {
+	s := Snapshot{Time: now, Values: make(map[string]uint64, len(Counters))}
+	for _, c := range Counters {
+		v, err := src.Counter(c.BPF)
+		if err != nil {
+			return Snapshot{}, fmt.Errorf("snapshot: %w", err)
+		}
+		s.Values[c.Name] = v
+	}
+	return s, nil
+}
+
+// Line renders @cur as one line of totals, each followed by its rate per
+// second since @prev (omitted when @prev is the zero Snapshot).
+func Line(prev, cur Snapshot) string {
+	var b strings.Builder
+	secs := cur.Time.Sub(prev.Time).Seconds()
+	for i, c := range Counters {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		v := cur.Values[c.Name]
+		fmt.Fprintf(&b, "%s=%d", c.Name, v)
+		if prev.Values != nil && secs > 0 {
+			d := v - prev.Values[c.Name]
+			if v < prev.Values[c.Name] {
+				d = 0
+			}
+			fmt.Fprintf(&b, "(+%.0f/s)", float64(d)/secs)
+		}
+	}
+	return b.String()
+}
