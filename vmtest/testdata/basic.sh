@@ -1,0 +1,67 @@
+#!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# Guest side of the basic VM suite: runs every check in one boot and prints
+# "RESULT <key> <value>" lines for the Go test to assert on. Every wait is
+# bounded. Usage: basic.sh <scx-qmap-go binary> <writable output dir>
+set -u
+BIN=$1
+OUT=$2
+SYS=/sys/kernel/sched_ext
+cd /tmp # the guest sees the host read-only; /tmp is a writable overlay
+
+res() { local k=$1; shift; echo "RESULT $k $*"; }
+
+# wait_state STATE SECONDS: poll sched_ext's state until it is STATE.
+wait_state() {
+	local i
+	for ((i = 0; i < $2 * 10; i++)); do
+		[ "$(cat $SYS/state)" = "$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+mount -t bpf bpf /sys/fs/bpf 2>/dev/null
+res kernel "$(uname -r)"
+res pinned_before "$(ls /sys/fs/bpf | wc -l)"
+
+# Attach, and check the kernel's view.
+start=$(date +%s.%N)
+"$BIN" --stats-interval 1s >"$OUT/run.log" 2>&1 &
+sched=$!
+wait_state enabled 60
+res attach_state "$(cat $SYS/state)"
+res attach_secs "$(echo "$(date +%s.%N) - $start" | bc)"
+res ops "$(cat $SYS/root/ops 2>/dev/null)"
+
+# A workload of CPU-bound and short-lived tasks must complete on it.
+timeout 120 stress-ng --cpu 2 --fork 2 --timeout 8 --metrics-brief >"$OUT/stress.log" 2>&1 &
+work=$!
+sleep 2
+res workload_ext "$(awk '/^ext.enabled/ {print $3}' /proc/$work/sched)"
+wait $work
+res stress_rc $?
+timeout 180 hackbench -g 4 -f 10 -l 400 >"$OUT/hackbench.log" 2>&1
+res hackbench_rc $?
+sleep 1.5 # one more stats line after the workload
+
+# A second instance must refuse, and leave the first attached.
+timeout 60 "$BIN" >"$OUT/second.log" 2>&1
+res second_rc $?
+res still_enabled "$(cat $SYS/state)"
+
+# A non-root caller must refuse.
+timeout 60 setpriv --reuid=65534 --regid=65534 --clear-groups "$BIN" >"$OUT/nonroot.log" 2>&1
+res nonroot_rc $?
+
+# SIGINT detaches cleanly.
+kill -INT $sched
+timeout 60 tail --pid=$sched -f /dev/null
+wait $sched
+res sigint_rc $?
+wait_state disabled 30
+res detach_state "$(cat $SYS/state)"
+res pinned_after "$(ls /sys/fs/bpf | wc -l)"
+res struct_ops_after "$(bpftool struct_ops list 2>/dev/null | wc -l)"
+res done 1
