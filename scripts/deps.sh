@@ -101,7 +101,7 @@ need_version() {
 
 install_packages() {
 	install_from "" clang-19 llvm-19 make git ca-certificates xz-utils zstd \
-		stress-ng rt-tests udev kmod busybox-static python3 cpio
+		stress-ng rt-tests udev kmod busybox-static python3 cpio bc util-linux
 	# QEMU 10: bookworm's 7.2 crashes TCG guests when a scheduler detaches.
 	install_from bookworm-backports libbpf-dev bpftool qemu-system-x86 \
 		qemu-system-common qemu-system-data seabios

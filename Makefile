@@ -1,0 +1,60 @@
+# SPDX-License-Identifier: Apache-2.0
+#
+# make deps     install the toolchain and cache the 7.2/7.3 kernels (root)
+# make run      run the scheduler (here, or in a 7.2 VM when this kernel lacks sched_ext)
+# make test     unit tests, generated-file check, and the VM suite
+# make generate rebuild the BPF object and Go bindings (bpf2go, clang-19)
+# make vmlinux  regenerate vmlinux.h from the cached 7.2 kernel's BTF
+
+GO ?= go
+export CGO_ENABLED := 0
+
+# Kernels the VM suite boots.
+VM_KERNELS ?= 7.2 7.3
+GENERATED := vmlinux.h bpf/qmap_bpfel.go bpf/qmap_bpfel.o
+
+.PHONY: all build deps generate vmlinux check-generated test test-unit test-vm run clean
+
+all: build
+
+build:
+	$(GO) build -o bin/scx-qmap-go ./cmd/scx-qmap-go
+	$(GO) build -o bin/scx-vm ./cmd/scx-vm
+
+deps:
+	bash scripts/deps.sh
+
+generate:
+	$(GO) generate ./bpf
+
+vmlinux:
+	bash scripts/vmlinux.sh 7.2 vmlinux.h
+
+# Regenerates vmlinux.h and the bpf2go output and fails if they differ from
+# the committed ones; the committed files are restored either way.
+check-generated:
+	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
+	for f in $(GENERATED); do mkdir -p $$tmp/$$(dirname $$f) && cp -p $$f $$tmp/$$f; done && \
+	status=0 && \
+	{ bash scripts/vmlinux.sh 7.2 vmlinux.h >/dev/null && $(GO) generate ./bpf || status=1; } && \
+	for f in $(GENERATED); do \
+		if ! cmp -s $$f $$tmp/$$f; then echo "check-generated: $$f differs from a fresh regeneration (run make vmlinux generate and commit)"; status=1; fi; \
+		cp -p $$tmp/$$f $$f; \
+	done && \
+	if [ $$status -eq 0 ]; then echo "check-generated: vmlinux.h and bpf2go output match a fresh regeneration"; fi && \
+	exit $$status
+
+test-unit:
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+
+test-vm: build
+	SCX_VM_TESTS=1 SCX_VM_KERNELS="$(VM_KERNELS)" $(GO) test -count=1 -v -timeout 25m ./vmtest
+
+test: test-unit check-generated test-vm
+
+run: build
+	bash scripts/run.sh
+
+clean:
+	rm -rf bin

@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package loader
+
+import (
+	"encoding/binary"
+	"testing"
+
+	"github.com/cilium/ebpf/btf"
+
+	"github.com/scx-qmap-go/scx-qmap-go/bpf"
+)
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		ok   bool
+	}{
+		{"defaults", Config{}, true},
+		{"max dump", Config{ExitDumpLen: MaxExitDumpLen}, true},
+		{"dump too large", Config{ExitDumpLen: MaxExitDumpLen + 1}, false},
+		{"slice too long", Config{SliceUs: 10_000_001}, false},
+		{"negative tgid", Config{DisallowTgid: -1}, false},
+	}
+	for _, tt := range tests {
+		if err := tt.cfg.Validate(); (err == nil) != tt.ok {
+			t.Errorf("%s: Validate() = %v, want ok=%v", tt.name, err, tt.ok)
+		}
+	}
+}
+
+// The embedded object's struct_ops value can be patched, and the patch lands
+// at the members' offsets.
+func TestPatchOps(t *testing.T) {
+	spec, err := bpf.Spec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := patchOps(spec, map[string]uint64{"hotplug_seq": 7, "exit_dump_len": 4096}, 8); err != nil {
+		t.Fatal(err)
+	}
+	ms := spec.Maps[opsMapName]
+	st := ms.Value.(*btf.Struct)
+	data := ms.Contents[0].Value.([]byte)
+	member := func(name string) btf.Member {
+		for _, m := range st.Members {
+			if m.Name == name {
+				return m
+			}
+		}
+		t.Fatalf("no member %s", name)
+		return btf.Member{}
+	}
+	u64 := func(name string) uint64 {
+		off := member(name).Offset.Bytes()
+		return binary.NativeEndian.Uint64(data[off:])
+	}
+	u32 := func(name string) uint32 {
+		off := member(name).Offset.Bytes()
+		return binary.NativeEndian.Uint32(data[off:])
+	}
+	if got := u64("hotplug_seq"); got != 7 {
+		t.Errorf("hotplug_seq = %d, want 7", got)
+	}
+	if got := u32("exit_dump_len"); got != 4096 {
+		t.Errorf("exit_dump_len = %d, want 4096", got)
+	}
+	// The C initializer sets SCX_OPS_ENQ_EXITING (4); the patch ORs in 8.
+	if got := u64("flags"); got != 4|8 {
+		t.Errorf("flags = %#x, want %#x", got, 4|8)
+	}
+	if got := u32("timeout_ms"); got != 5000 {
+		t.Errorf("timeout_ms = %d, want 5000 (upstream qmap's watchdog)", got)
+	}
+	name := data[member("name").Offset.Bytes():]
+	if string(name[:5]) != "qmap\x00" {
+		t.Errorf("name = %q, want qmap", name[:5])
+	}
+}
+
+// Every load-time enum placeholder in the object is filled, and a kernel
+// lacking a required one is refused as too old.
+func TestFillEnums(t *testing.T) {
+	spec, err := bpf.Spec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	enums := map[string]uint64{}
+	for _, n := range requiredEnums {
+		enums[n] = 1
+	}
+	if err := fillEnums(spec, enums); err != nil {
+		t.Fatalf("fillEnums: %v", err)
+	}
+	delete(enums, "SCX_TASK_REENQ_KFUNC")
+	err = fillEnums(spec, enums)
+	if lerr, ok := err.(*Error); !ok || lerr.Code != ExitKernelTooOld {
+		t.Errorf("missing enum: got %v, want ExitKernelTooOld", err)
+	}
+}
