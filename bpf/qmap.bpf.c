@@ -356,9 +356,9 @@ void BPF_STRUCT_OPS(qmap_dump, struct scx_dump_ctx *dctx)
 		return;
 
 	bpf_for(i, 0, NR_QUEUES)
-		scx_bpf_dump("FIFO[%d] head_seq=%llu tail_seq=%llu", i,
+		scx_bpf_dump("FIFO[%d] head_seq=%llu tail_seq=%llu\n", i,
 			     core_sched_head_seqs[i], core_sched_tail_seqs[i]);
-	scx_bpf_dump("shared DSQ: %d queued", scx_bpf_dsq_nr_queued(SHARED_DSQ));
+	scx_bpf_dump("shared DSQ: %d queued\n", scx_bpf_dsq_nr_queued(SHARED_DSQ));
 }
 
 void BPF_STRUCT_OPS(qmap_dump_task, struct scx_dump_ctx *dctx,
@@ -371,7 +371,7 @@ void BPF_STRUCT_OPS(qmap_dump_task, struct scx_dump_ctx *dctx,
 	tctx = bpf_task_storage_get(&task_ctx_stor, p, 0, 0);
 	if (!tctx)
 		return;
-	scx_bpf_dump("QMAP: force_local=%d core_sched_seq=%llu",
+	scx_bpf_dump("QMAP: force_local=%d core_sched_seq=%llu\n",
 		     tctx->force_local, tctx->core_sched_seq);
 }
 

@@ -323,3 +323,21 @@ func (s *Scheduler) Counter(name string) (uint64, error) {
 }
 
 func (s *Scheduler) variable(name string) *ebpf.Variable { return s.coll.Variables[name] }
+
+// VerifiedInstructions returns, per BPF program, how many instructions the
+// kernel's verifier processed when loading it.
+func (s *Scheduler) VerifiedInstructions() (map[string]uint32, error) {
+	counts := make(map[string]uint32, len(s.coll.Programs))
+	for name, p := range s.coll.Programs {
+		info, err := p.Info()
+		if err != nil {
+			return nil, fmt.Errorf("program %s info: %w", name, err)
+		}
+		n, ok := info.VerifiedInstructions()
+		if !ok {
+			continue
+		}
+		counts[name] = n
+	}
+	return counts, nil
+}

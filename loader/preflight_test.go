@@ -85,4 +85,3 @@ func TestExitCodesDistinct(t *testing.T) {
 		seen[c] = true
 	}
 }
-

@@ -212,8 +212,10 @@ var (
 	problemRE = regexp.MustCompile(`BUG:|WARNING:|blocked for more than|hung_task|Kernel panic|Oops`)
 	// sched_ext's line when a scheduler is disabled; the reason is in brackets.
 	disabledRE = regexp.MustCompile(`sched_ext: BPF scheduler "([^"]*)" disabled \((.*)\)`)
-	// Reasons that are not faults.
-	cleanReasons = []string{"unregistered from user space", "unregistered from BPF", "unregistered from the main kernel"}
+	// Reasons that are not faults: requested by userspace, BPF, the kernel
+	// or the operator (sysrq-S).
+	cleanReasons = []string{"unregistered from user space", "unregistered from BPF",
+		"unregistered from the main kernel", "disabled by sysrq-S"}
 )
 
 // Problems lists the console lines that fail a run: kernel BUGs, WARNINGs,

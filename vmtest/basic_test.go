@@ -178,6 +178,9 @@ func TestBasic(t *testing.T) {
 				{"detach_state", "disabled"},
 				{"pinned_after", r["pinned_before"]},
 				{"struct_ops_after", "0"},
+				{"sysrq_attach", "enabled"},
+				{"sysrq_rc", "0"},
+				{"sysrq_state", "disabled"},
 			}
 			for _, c := range checks {
 				if got := r[c.key]; got != c.want {
@@ -185,6 +188,17 @@ func TestBasic(t *testing.T) {
 				}
 			}
 			t.Logf("kernel %s, exec to enabled %ss", r["kernel"], r["attach_secs"])
+
+			verified := 0
+			for line := range strings.SplitSeq(run, "\n") {
+				if strings.HasPrefix(line, "verified: ") {
+					t.Log(line)
+					verified++
+				}
+			}
+			if verified == 0 {
+				t.Errorf("-v printed no verified instruction counts")
+			}
 
 			rows := statsLines(t, run)
 			if len(rows) < 3 {
@@ -206,6 +220,15 @@ func TestBasic(t *testing.T) {
 			nonroot := readFile(t, filepath.Join(out, "nonroot.log"))
 			if !strings.Contains(nonroot, "must run as root") {
 				t.Errorf("non-root: want a clear refusal, got:\n%s", nonroot)
+			}
+			if sysrq := readFile(t, filepath.Join(out, "sysrq.log")); !strings.Contains(sysrq, "EXIT: SYSRQ (kind 67): disabled by sysrq-S") {
+				t.Errorf("sysrq-S: want a SYSRQ exit report, got:\n%s", sysrq)
+			}
+			if r["dump_fifo_lines"] != "5" {
+				t.Errorf("sysrq-D dump: %q ops.dump FIFO lines, want 5", r["dump_fifo_lines"])
+			}
+			if n, _ := strconv.Atoi(r["dump_task_lines"]); n < 1 {
+				t.Errorf("sysrq-D dump: no ops.dump_task lines")
 			}
 			if p := boot.Problems(false); len(p) > 0 {
 				t.Errorf("guest kernel log shows problems:\n%s", strings.Join(p, "\n"))

@@ -71,7 +71,7 @@
 	scx_bpf_exit_bstr(code, ___fmt, ___param, sizeof(___param));		\
 })
 
-/* Append a line to the debug dump (only valid in the dump callbacks). */
+/* Append to the debug dump (dump callbacks only); "\n" ends a line. */
 #define scx_bpf_dump(fmt, args...)						\
 ({										\
 	___scx_bstr_pack(fmt, ##args);						\

@@ -10,8 +10,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -167,6 +169,9 @@ func runOnce(ctx context.Context, o options, stdout, stderr io.Writer, host load
 		return loader.ExitInfo{}, err
 	}
 	defer sched.Close()
+	if o.verbose {
+		printVerified(sched, stdout)
+	}
 
 	if err := sched.Attach(); err != nil {
 		return loader.ExitInfo{}, err
@@ -212,6 +217,19 @@ func printStats(ctx context.Context, src stats.Source, every time.Duration, stdo
 			fmt.Fprintln(stdout, stats.Line(prev, cur))
 			prev = cur
 		}
+	}
+}
+
+// printVerified lists each program's verified instruction count.
+func printVerified(sched *loader.Scheduler, stdout io.Writer) {
+	counts, err := sched.VerifiedInstructions()
+	if err != nil {
+		fmt.Fprintf(stdout, "scx-qmap-go: %v\n", err)
+		return
+	}
+	names := slices.Sorted(maps.Keys(counts))
+	for _, n := range names {
+		fmt.Fprintf(stdout, "verified: %-24s %d insns\n", n, counts[n])
 	}
 }
 

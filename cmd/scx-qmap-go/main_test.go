@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -122,4 +123,18 @@ func FuzzParseFlags(f *testing.F) {
 			}
 		}
 	})
+}
+
+// On a host without sched_ext (like the development machine) the real host
+// checks refuse with the no-sched_ext code.
+func TestRealHostWithoutSchedExt(t *testing.T) {
+	if _, err := os.Stat(loader.SysfsRoot); err == nil {
+		t.Skip("this kernel has sched_ext")
+	}
+	host := loader.RealHost()
+	host.EUID = 0 // reach the sysfs check even when not root
+	var stdout, stderr bytes.Buffer
+	if got := run(context.Background(), nil, &stdout, &stderr, host); got != loader.ExitNoSchedExt {
+		t.Errorf("exit code = %d, want %d; stderr:\n%s", got, loader.ExitNoSchedExt, stderr.String())
+	}
 }

@@ -28,7 +28,7 @@ res pinned_before "$(ls /sys/fs/bpf | wc -l)"
 
 # Attach, and check the kernel's view.
 start=$(date +%s.%N)
-"$BIN" --stats-interval 1s >"$OUT/run.log" 2>&1 &
+"$BIN" -v --stats-interval 1s >"$OUT/run.log" 2>&1 &
 sched=$!
 wait_state enabled 60
 res attach_state "$(cat $SYS/state)"
@@ -45,6 +45,18 @@ res stress_rc $?
 timeout 180 hackbench -g 4 -f 10 -l 400 >"$OUT/hackbench.log" 2>&1
 res hackbench_rc $?
 sleep 1.5 # one more stats line after the workload
+
+# sysrq-D emits the kernel's debug dump, with the scheduler's ops.dump and
+# ops.dump_task lines, through the sched_ext_dump tracepoint.
+T=/sys/kernel/tracing
+mountpoint -q $T || mount -t tracefs tracefs $T
+echo 1 >$T/events/sched_ext/sched_ext_dump/enable
+echo D >/proc/sysrq-trigger
+sleep 1
+echo 0 >$T/events/sched_ext/sched_ext_dump/enable
+grep sched_ext_dump $T/trace >"$OUT/sysrq-dump.log"
+res dump_fifo_lines "$(grep -c 'FIFO\[' "$OUT/sysrq-dump.log")"
+res dump_task_lines "$(grep -c 'QMAP: force_local=' "$OUT/sysrq-dump.log")"
 
 # A second instance must refuse, and leave the first attached.
 timeout 60 "$BIN" >"$OUT/second.log" 2>&1
@@ -64,4 +76,16 @@ wait_state disabled 30
 res detach_state "$(cat $SYS/state)"
 res pinned_after "$(ls /sys/fs/bpf | wc -l)"
 res struct_ops_after "$(bpftool struct_ops list 2>/dev/null | wc -l)"
+
+# An exit the kernel initiates (sysrq-S) is noticed and reported.
+"$BIN" --quiet >"$OUT/sysrq.log" 2>&1 &
+sched=$!
+wait_state enabled 60
+res sysrq_attach "$(cat $SYS/state)"
+echo S >/proc/sysrq-trigger
+timeout 60 tail --pid=$sched -f /dev/null
+wait $sched
+res sysrq_rc $?
+wait_state disabled 30
+res sysrq_state "$(cat $SYS/state)"
 res done 1
