@@ -22,7 +22,14 @@ enum consts {
 	NR_QUEUES	= 5,
 	QUEUE_DEPTH	= 4096,
 	SHARED_DSQ	= 0,
+	LOWPRI_DSQ	= 2,
+	/* How often the low-priority DSQ is handed back through ops.enqueue. */
+	LOWPRI_INTV_NS	= 10 * 1000 * 1000,
+	/* Weight below which a user task is parked in LOWPRI_DSQ (nice 19 is 1). */
+	LOWPRI_WEIGHT	= 2,
 };
+
+#define CLOCK_MONOTONIC 1
 
 /* Tunables: written by the loader before load. */
 
@@ -46,6 +53,22 @@ u64 nr_ddsp_from_enq;	/* direct dispatches decided in ops.enqueue */
 u64 nr_ddsp_from_select; /* direct dispatches decided in ops.select_cpu */
 u64 nr_overflow;	/* FIFO full: task went to the shared DSQ instead */
 u64 nr_core_sched_execed; /* dequeues forced by core scheduling */
+u64 nr_lowpri_queued;	/* nice 19 user tasks parked in LOWPRI_DSQ */
+
+/*
+ * Reenqueues: tasks the kernel handed back to ops.enqueue with SCX_ENQ_REENQ,
+ * in total, on CPU 0, and by p->scx.flags' reason (mask and values come from
+ * the running kernel's BTF: 7.2 has KFUNC/IMMED/PREEMPTED, 7.3 adds CAP).
+ */
+u64 reenq_total;
+u64 reenq_cpu0;
+u64 reenq_kfunc;	/* asked for by scx_bpf_dsq_reenq() */
+u64 reenq_immed;	/* an SCX_ENQ_IMMED insert could not run at once */
+u64 reenq_preempted;	/* an IMMED task lost its CPU to a higher class */
+u64 reenq_cap;		/* a sub-scheduler capability was missing (7.3+) */
+u64 reenq_other;	/* a reason this build does not know */
+/* scx_bpf_dsq_reenq() calls on LOWPRI_DSQ by the 10 ms timer. */
+u64 lowpri_reenq_requests;
 
 /*
  * Core-scheduling order: each FIFO hands out a sequence number per enqueue
@@ -88,6 +111,18 @@ struct {
 	__type(key, int);
 	__type(value, struct task_ctx);
 } task_ctx_stor SEC(".maps");
+
+/* Drives the low-priority reenqueues. */
+struct lowpri_timer {
+	struct bpf_timer timer;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct lowpri_timer);
+} lowpri_timer SEC(".maps");
 
 /* Per-CPU dispatch cursor: which FIFO, and how many more to take from it. */
 struct cpu_ctx {
@@ -179,11 +214,63 @@ static void fifo_enqueue(struct task_struct *p, int idx, u64 enq_flags)
 	__sync_fetch_and_add(&nr_enqueued, 1);
 }
 
+/* Count a reenqueue by the reason the kernel gave in p->scx.flags. */
+static void account_reenq(struct task_struct *p)
+{
+	u64 reason = p->scx.flags & SCX_TASK_REENQ_REASON_MASK;
+
+	__sync_fetch_and_add(&reenq_total, 1);
+	if (scx_bpf_task_cpu(p) == 0)
+		__sync_fetch_and_add(&reenq_cpu0, 1);
+
+	if (reason == SCX_TASK_REENQ_KFUNC)
+		__sync_fetch_and_add(&reenq_kfunc, 1);
+	else if (reason == SCX_TASK_REENQ_IMMED)
+		__sync_fetch_and_add(&reenq_immed, 1);
+	else if (reason == SCX_TASK_REENQ_PREEMPTED)
+		__sync_fetch_and_add(&reenq_preempted, 1);
+	else if (SCX_TASK_REENQ_CAP && reason == SCX_TASK_REENQ_CAP)
+		__sync_fetch_and_add(&reenq_cap, 1);
+	else
+		__sync_fetch_and_add(&reenq_other, 1);
+}
+
+/*
+ * A reenqueued task should run soon, elsewhere if its CPU is taken: an idle
+ * CPU if there is one, else the shared DSQ, which every CPU drains first.
+ * It keeps the slice it had left (slice 0 keeps p->scx.slice).
+ */
+static void enqueue_reenqueued(struct task_struct *p, u64 enq_flags)
+{
+	u64 slice = p->scx.slice ? 0 : slice_ns;
+	s32 cpu;
+
+	cpu = pick_direct_dispatch_cpu(p, scx_bpf_task_cpu(p));
+	if (cpu >= 0) {
+		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, slice, enq_flags);
+		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+		return;
+	}
+
+	scx_bpf_dsq_insert(p, SHARED_DSQ, slice, enq_flags);
+	cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+	if (cpu >= 0)
+		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+}
+
+static bool is_lowpri(struct task_struct *p)
+{
+	return p->scx.weight < LOWPRI_WEIGHT && !(p->flags & PF_KTHREAD);
+}
+
 void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 {
 	int idx = weight_to_idx(p->scx.weight);
 	struct task_ctx *tctx;
 	s32 cpu;
+
+	if (enq_flags & SCX_ENQ_REENQ)
+		account_reenq(p);
 
 	tctx = lookup_task_ctx(p);
 	if (!tctx)
@@ -196,6 +283,21 @@ void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 		tctx->force_local = false;
 		__sync_fetch_and_add(&nr_ddsp_from_select, 1);
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, enq_flags);
+		return;
+	}
+
+	if (enq_flags & SCX_ENQ_REENQ) {
+		enqueue_reenqueued(p, enq_flags);
+		return;
+	}
+
+	/*
+	 * Nice 19 user tasks wait in LOWPRI_DSQ, which dispatch never drains:
+	 * they run only when lowpri_timerfn() hands them back.
+	 */
+	if (is_lowpri(p)) {
+		__sync_fetch_and_add(&nr_lowpri_queued, 1);
+		scx_bpf_dsq_insert(p, LOWPRI_DSQ, slice_ns, enq_flags);
 		return;
 	}
 
@@ -375,9 +477,40 @@ void BPF_STRUCT_OPS(qmap_dump_task, struct scx_dump_ctx *dctx,
 		     tctx->force_local, tctx->core_sched_seq);
 }
 
+/*
+ * Every 10 ms, ask the kernel to hand the parked low-priority tasks back
+ * through ops.enqueue (reason KFUNC), where they go to an idle CPU or the
+ * shared DSQ: nice 19 tasks run, but only in the gaps.
+ */
+static int lowpri_timerfn(void *map, int *key, struct bpf_timer *timer)
+{
+	if (scx_bpf_dsq_nr_queued(LOWPRI_DSQ) > 0) {
+		scx_bpf_dsq_reenq(LOWPRI_DSQ, 0);
+		__sync_fetch_and_add(&lowpri_reenq_requests, 1);
+	}
+	bpf_timer_start(timer, LOWPRI_INTV_NS, 0);
+	return 0;
+}
+
 s32 BPF_STRUCT_OPS_SLEEPABLE(qmap_init)
 {
-	return scx_bpf_create_dsq(SHARED_DSQ, -1);
+	struct bpf_timer *timer;
+	u32 key = 0;
+	s32 ret;
+
+	ret = scx_bpf_create_dsq(SHARED_DSQ, -1);
+	if (ret)
+		return ret;
+	ret = scx_bpf_create_dsq(LOWPRI_DSQ, -1);
+	if (ret)
+		return ret;
+
+	timer = bpf_map_lookup_elem(&lowpri_timer, &key);
+	if (!timer)
+		return -ESRCH;
+	bpf_timer_init(timer, &lowpri_timer, CLOCK_MONOTONIC);
+	bpf_timer_set_callback(timer, lowpri_timerfn);
+	return bpf_timer_start(timer, LOWPRI_INTV_NS, 0);
 }
 
 void BPF_STRUCT_OPS(qmap_exit, struct scx_exit_info *ei)

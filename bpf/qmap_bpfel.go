@@ -27,6 +27,7 @@ type qmapExitInfo struct {
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
 	qmapMapCpuCtxStor                 = "cpu_ctx_stor"
+	qmapMapLowpriTimer                = "lowpri_timer"
 	qmapMapQmapOps                    = "qmap_ops"
 	qmapMapQueue0                     = "queue0"
 	qmapMapQueue1                     = "queue1"
@@ -58,13 +59,22 @@ const (
 	qmapVarCoreSchedTailSeqs          = "core_sched_tail_seqs"
 	qmapVarDisallowTgid               = "disallow_tgid"
 	qmapVarDspBatch                   = "dsp_batch"
+	qmapVarLowpriReenqRequests        = "lowpri_reenq_requests"
 	qmapVarNrCoreSchedExeced          = "nr_core_sched_execed"
 	qmapVarNrDdspFromEnq              = "nr_ddsp_from_enq"
 	qmapVarNrDdspFromSelect           = "nr_ddsp_from_select"
 	qmapVarNrDequeued                 = "nr_dequeued"
 	qmapVarNrDispatched               = "nr_dispatched"
 	qmapVarNrEnqueued                 = "nr_enqueued"
+	qmapVarNrLowpriQueued             = "nr_lowpri_queued"
 	qmapVarNrOverflow                 = "nr_overflow"
+	qmapVarReenqCap                   = "reenq_cap"
+	qmapVarReenqCpu0                  = "reenq_cpu0"
+	qmapVarReenqImmed                 = "reenq_immed"
+	qmapVarReenqKfunc                 = "reenq_kfunc"
+	qmapVarReenqOther                 = "reenq_other"
+	qmapVarReenqPreempted             = "reenq_preempted"
+	qmapVarReenqTotal                 = "reenq_total"
 	qmapVarSliceNs                    = "slice_ns"
 	qmapVarSuppressDump               = "suppress_dump"
 	qmapVarUei                        = "uei"
@@ -131,6 +141,7 @@ type qmapProgramSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type qmapMapSpecs struct {
 	CpuCtxStor  *ebpf.MapSpec `ebpf:"cpu_ctx_stor"`
+	LowpriTimer *ebpf.MapSpec `ebpf:"lowpri_timer"`
 	QmapOps     *ebpf.MapSpec `ebpf:"qmap_ops"`
 	Queue0      *ebpf.MapSpec `ebpf:"queue0"`
 	Queue1      *ebpf.MapSpec `ebpf:"queue1"`
@@ -158,13 +169,22 @@ type qmapVariableSpecs struct {
 	CoreSchedTailSeqs          *ebpf.VariableSpec `ebpf:"core_sched_tail_seqs"`
 	DisallowTgid               *ebpf.VariableSpec `ebpf:"disallow_tgid"`
 	DspBatch                   *ebpf.VariableSpec `ebpf:"dsp_batch"`
+	LowpriReenqRequests        *ebpf.VariableSpec `ebpf:"lowpri_reenq_requests"`
 	NrCoreSchedExeced          *ebpf.VariableSpec `ebpf:"nr_core_sched_execed"`
 	NrDdspFromEnq              *ebpf.VariableSpec `ebpf:"nr_ddsp_from_enq"`
 	NrDdspFromSelect           *ebpf.VariableSpec `ebpf:"nr_ddsp_from_select"`
 	NrDequeued                 *ebpf.VariableSpec `ebpf:"nr_dequeued"`
 	NrDispatched               *ebpf.VariableSpec `ebpf:"nr_dispatched"`
 	NrEnqueued                 *ebpf.VariableSpec `ebpf:"nr_enqueued"`
+	NrLowpriQueued             *ebpf.VariableSpec `ebpf:"nr_lowpri_queued"`
 	NrOverflow                 *ebpf.VariableSpec `ebpf:"nr_overflow"`
+	ReenqCap                   *ebpf.VariableSpec `ebpf:"reenq_cap"`
+	ReenqCpu0                  *ebpf.VariableSpec `ebpf:"reenq_cpu0"`
+	ReenqImmed                 *ebpf.VariableSpec `ebpf:"reenq_immed"`
+	ReenqKfunc                 *ebpf.VariableSpec `ebpf:"reenq_kfunc"`
+	ReenqOther                 *ebpf.VariableSpec `ebpf:"reenq_other"`
+	ReenqPreempted             *ebpf.VariableSpec `ebpf:"reenq_preempted"`
+	ReenqTotal                 *ebpf.VariableSpec `ebpf:"reenq_total"`
 	SliceNs                    *ebpf.VariableSpec `ebpf:"slice_ns"`
 	SuppressDump               *ebpf.VariableSpec `ebpf:"suppress_dump"`
 	Uei                        *ebpf.VariableSpec `ebpf:"uei"`
@@ -193,6 +213,7 @@ func (o *qmapObjects) Close() error {
 // It can be passed to loadQmapObjects or ebpf.CollectionSpec.LoadAndAssign.
 type qmapMaps struct {
 	CpuCtxStor  *ebpf.Map `ebpf:"cpu_ctx_stor"`
+	LowpriTimer *ebpf.Map `ebpf:"lowpri_timer"`
 	QmapOps     *ebpf.Map `ebpf:"qmap_ops"`
 	Queue0      *ebpf.Map `ebpf:"queue0"`
 	Queue1      *ebpf.Map `ebpf:"queue1"`
@@ -206,6 +227,7 @@ type qmapMaps struct {
 func (m *qmapMaps) Close() error {
 	return _QmapClose(
 		m.CpuCtxStor,
+		m.LowpriTimer,
 		m.QmapOps,
 		m.Queue0,
 		m.Queue1,
@@ -234,13 +256,22 @@ type qmapVariables struct {
 	CoreSchedTailSeqs          *ebpf.Variable `ebpf:"core_sched_tail_seqs"`
 	DisallowTgid               *ebpf.Variable `ebpf:"disallow_tgid"`
 	DspBatch                   *ebpf.Variable `ebpf:"dsp_batch"`
+	LowpriReenqRequests        *ebpf.Variable `ebpf:"lowpri_reenq_requests"`
 	NrCoreSchedExeced          *ebpf.Variable `ebpf:"nr_core_sched_execed"`
 	NrDdspFromEnq              *ebpf.Variable `ebpf:"nr_ddsp_from_enq"`
 	NrDdspFromSelect           *ebpf.Variable `ebpf:"nr_ddsp_from_select"`
 	NrDequeued                 *ebpf.Variable `ebpf:"nr_dequeued"`
 	NrDispatched               *ebpf.Variable `ebpf:"nr_dispatched"`
 	NrEnqueued                 *ebpf.Variable `ebpf:"nr_enqueued"`
+	NrLowpriQueued             *ebpf.Variable `ebpf:"nr_lowpri_queued"`
 	NrOverflow                 *ebpf.Variable `ebpf:"nr_overflow"`
+	ReenqCap                   *ebpf.Variable `ebpf:"reenq_cap"`
+	ReenqCpu0                  *ebpf.Variable `ebpf:"reenq_cpu0"`
+	ReenqImmed                 *ebpf.Variable `ebpf:"reenq_immed"`
+	ReenqKfunc                 *ebpf.Variable `ebpf:"reenq_kfunc"`
+	ReenqOther                 *ebpf.Variable `ebpf:"reenq_other"`
+	ReenqPreempted             *ebpf.Variable `ebpf:"reenq_preempted"`
+	ReenqTotal                 *ebpf.Variable `ebpf:"reenq_total"`
 	SliceNs                    *ebpf.Variable `ebpf:"slice_ns"`
 	SuppressDump               *ebpf.Variable `ebpf:"suppress_dump"`
 	Uei                        *ebpf.Variable `ebpf:"uei"`

@@ -26,6 +26,14 @@ var Counters = []Counter{
 	{"ddsp_enq", "nr_ddsp_from_enq", "tasks sent straight to an idle CPU found by ops.enqueue"},
 	{"overflow", "nr_overflow", "enqueues that found their FIFO full and used the shared DSQ"},
 	{"core", "nr_core_sched_execed", "dequeues forced by core scheduling"},
+	{"lowpri", "nr_lowpri_queued", "nice 19 user tasks parked in the low-priority DSQ"},
+	{"reenq_total", "reenq_total", "tasks the kernel handed back to ops.enqueue (SCX_ENQ_REENQ)"},
+	{"reenq_cpu0", "reenq_cpu0", "reenqueues of tasks on CPU 0"},
+	{"reenq_kfunc", "reenq_kfunc", "reenqueues asked for by scx_bpf_dsq_reenq()"},
+	{"reenq_immed", "reenq_immed", "reenqueues of SCX_ENQ_IMMED inserts that could not run at once"},
+	{"reenq_preempted", "reenq_preempted", "reenqueues of IMMED tasks preempted by a higher class"},
+	{"reenq_cap", "reenq_cap", "reenqueues for a missing sub-scheduler capability (7.3+)"},
+	{"lowpri_reenq_requests", "lowpri_reenq_requests", "scx_bpf_dsq_reenq() calls on the low-priority DSQ"},
 }
 
 // Source reads a counter by its BPF name.

@@ -144,6 +144,22 @@ func dumpOnFailure(t *testing.T, dir string) {
 	}
 }
 
+// totalsLine parses the loader's final "totals: name=value ..." line.
+func totalsLine(log string) map[string]uint64 {
+	totals := map[string]uint64{}
+	for line := range strings.SplitSeq(log, "\n") {
+		rest, ok := strings.CutPrefix(line, "totals: ")
+		if !ok {
+			continue
+		}
+		for _, field := range strings.Fields(rest) {
+			name, value, _ := strings.Cut(field, "=")
+			totals[name], _ = strconv.ParseUint(value, 10, 64)
+		}
+	}
+	return totals
+}
+
 func readFile(t *testing.T, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
@@ -171,6 +187,7 @@ func TestBasic(t *testing.T) {
 				{"workload_ext", "1"},
 				{"stress_rc", "0"},
 				{"hackbench_rc", "0"},
+				{"lowpri_rc", "0"},
 				{"second_rc", strconv.Itoa(int(loader.ExitBusy))},
 				{"still_enabled", "enabled"},
 				{"nonroot_rc", strconv.Itoa(int(loader.ExitNotRoot))},
@@ -209,6 +226,20 @@ func TestBasic(t *testing.T) {
 				if last[i] <= first[i] {
 					t.Errorf("%s did not rise under load: %d -> %d", name, first[i], last[i])
 				}
+			}
+			totals := totalsLine(run)
+			t.Logf("totals: %v", totals)
+			for _, name := range []string{"lowpri", "reenq_total", "reenq_kfunc", "lowpri_reenq_requests"} {
+				if totals[name] == 0 {
+					t.Errorf("%s = 0 after nice 19 load, want > 0", name)
+				}
+			}
+			if totals["reenq_kfunc"] > totals["reenq_total"] {
+				t.Errorf("reenq_kfunc %d > reenq_total %d", totals["reenq_kfunc"], totals["reenq_total"])
+			}
+			t.Logf("nice 19 stress-ng bogo ops beside nice 0 hogs: %s", r["lowpri_bogo_ops"])
+			if n, _ := strconv.Atoi(r["lowpri_bogo_ops"]); n <= 0 {
+				t.Errorf("nice 19 hogs made no progress: bogo ops %q", r["lowpri_bogo_ops"])
 			}
 			if !strings.Contains(run, "EXIT: UNREG (kind 64)") {
 				t.Errorf("no unregister exit report in the loader's output:\n%s", run)

@@ -44,6 +44,15 @@ wait $work
 res stress_rc $?
 timeout 180 hackbench -g 4 -f 10 -l 400 >"$OUT/hackbench.log" 2>&1
 res hackbench_rc $?
+
+# Nice 19 hogs park in the low-priority DSQ and run when the 10 ms timer
+# reenqueues them; they must still make progress beside nice 0 hogs.
+timeout 120 nice -n 19 stress-ng --cpu 2 --timeout 6 --metrics-brief >"$OUT/lowpri.log" 2>&1 &
+lowpri=$!
+timeout 120 stress-ng --cpu 2 --timeout 6 --quiet
+wait $lowpri
+res lowpri_rc $?
+res lowpri_bogo_ops "$(awk '/metrc:.* cpu / {print $5}' "$OUT/lowpri.log")"
 sleep 1.5 # one more stats line after the workload
 
 # sysrq-D emits the kernel's debug dump, with the scheduler's ops.dump and
