@@ -43,7 +43,7 @@ type Result struct {
 	Output   string        // the command's stdout and stderr
 	Console  string        // the guest kernel's console log
 	Elapsed  time.Duration // wall time of the boot
-	Attempts int           // 2 when the first boot died before the command started
+	Attempts int           // boots it took (a failed KVM boot or a boot that died early adds one)
 }
 
 // ErrTimeout means the guest hit Config.Timeout and was killed.
@@ -96,12 +96,13 @@ func useKVM() bool {
 }
 
 // Run boots the guest and runs @command (a shell command line) in it. A boot
-// that dies before the command starts is retried once, under TCG if KVM was
-// what failed.
+// that dies before the command starts is retried once; a boot that failed in
+// QEMU's KVM code is retried under TCG without counting as that retry.
 func Run(ctx context.Context, cfg Config, command string) (*Result, error) {
 	var res *Result
 	var err error
-	for attempt := 1; attempt <= 2; attempt++ {
+	retried := false
+	for attempt := 1; ; attempt++ {
 		kvm := useKVM()
 		res, err = runOnce(ctx, cfg, command, kvm)
 		if res != nil {
@@ -112,7 +113,12 @@ func Run(ctx context.Context, cfg Config, command string) (*Result, error) {
 		}
 		if kvm && strings.Contains(strings.ToLower(res.Console), "kvm") {
 			kvmBroken.Store(true)
+			continue
 		}
+		if retried {
+			break
+		}
+		retried = true
 	}
 	return res, fmt.Errorf("guest died twice before running the command (exit %d); console tail:\n%s",
 		res.ExitCode, tail(res.Console, 20))
