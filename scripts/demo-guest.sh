@@ -20,11 +20,11 @@ for ((i = 0; i < 300; i++)); do
 	sleep 0.1
 done
 
-# Demo workload: CPU hogs, forks and a message-passing storm, niced apart so
-# the weighted FIFOs have something to tell apart.
+# Demo workload: CPU hogs and forks at nice 0, and a message-passing storm at
+# nice 19, which the scheduler parks in its low-priority DSQ and reenqueues.
 stress-ng --cpu "$(nproc)" --fork 1 --timeout "$SECS" --quiet &
 load1=$!
-nice -n 10 bash -c "end=\$((SECONDS + $SECS)); while [ \$SECONDS -lt \$end ]; do hackbench -g 2 -l 200 >/dev/null; done" &
+nice -n 19 bash -c "end=\$((SECONDS + $SECS)); while [ \$SECONDS -lt \$end ]; do hackbench -g 2 -l 200 >/dev/null; done" &
 load2=$!
 
 wait $sched
