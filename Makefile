@@ -31,17 +31,26 @@ vmlinux:
 	bash scripts/vmlinux.sh 7.2 vmlinux.h
 
 # Regenerates vmlinux.h and the bpf2go output and fails if they differ from
-# the committed ones; the committed files are restored either way.
+# the committed ones; the committed files are restored either way. vmlinux.h
+# is compared only when the cached 7.2 kernel is the one it was made from:
+# sid moves on, and a newer point release is not a reason to fail.
 check-generated:
 	@tmp=$$(mktemp -d) && trap 'rm -rf $$tmp' EXIT && \
 	for f in $(GENERATED); do mkdir -p $$tmp/$$(dirname $$f) && cp -p $$f $$tmp/$$f; done && \
 	status=0 && \
-	{ bash scripts/vmlinux.sh 7.2 vmlinux.h >/dev/null && $(GO) generate ./bpf || status=1; } && \
+	made_from=$$(sed -n '1s/.*BTF of Linux \([^ ]*\)\. .*/\1/p' vmlinux.h) && \
+	cached=$$(basename "$$(readlink -f $${KERNEL_CACHE:-/var/cache/scx-qmap-go/kernels}/7.2)") && \
+	if [ "$$made_from" = "$$cached" ]; then \
+		bash scripts/vmlinux.sh 7.2 vmlinux.h >/dev/null || status=1; \
+	else \
+		echo "check-generated: vmlinux.h is from $$made_from, the cache has $$cached: not comparing it (make vmlinux to move)"; \
+	fi && \
+	{ $(GO) generate ./bpf || status=1; } && \
 	for f in $(GENERATED); do \
 		if ! cmp -s $$f $$tmp/$$f; then echo "check-generated: $$f differs from a fresh regeneration (run make vmlinux generate and commit)"; status=1; fi; \
 		cp -p $$tmp/$$f $$f; \
 	done && \
-	if [ $$status -eq 0 ]; then echo "check-generated: vmlinux.h and bpf2go output match a fresh regeneration"; fi && \
+	if [ $$status -eq 0 ]; then echo "check-generated: generated files match a fresh regeneration"; fi && \
 	exit $$status
 
 test-unit:

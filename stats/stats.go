@@ -33,6 +33,7 @@ var Counters = []Counter{
 	{"reenq_immed", "reenq_immed", "reenqueues of SCX_ENQ_IMMED inserts that could not run at once"},
 	{"reenq_preempted", "reenq_preempted", "reenqueues of IMMED tasks preempted by a higher class"},
 	{"reenq_cap", "reenq_cap", "reenqueues for a missing sub-scheduler capability (7.3+)"},
+	{"reenq_other", "reenq_other", "reenqueues with a reason this build does not know"},
 	{"lowpri_reenq_requests", "lowpri_reenq_requests", "scx_bpf_dsq_reenq() calls on the low-priority DSQ"},
 }
 
