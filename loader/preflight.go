@@ -3,11 +3,13 @@
 package loader
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/cilium/ebpf/btf"
 )
@@ -73,4 +75,20 @@ func Preflight(h Host) (*Kernel, error) {
 			"kernel too old: it lacks the scx_bpf_dsq_reenq() kfunc this scheduler needs; boot Linux 7.1 or newer")
 	}
 	return k, nil
+}
+
+// WaitDisabled polls sched_ext's state until it reads "disabled", @timeout
+// passes or @ctx is done, and reports whether it got there.
+func WaitDisabled(ctx context.Context, h Host, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for {
+		state, err := fs.ReadFile(h.Sysfs, "state")
+		if err == nil && strings.TrimSpace(string(state)) == "disabled" {
+			return true
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

@@ -3,10 +3,12 @@
 package loader
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/cilium/ebpf/btf"
 )
@@ -83,5 +85,21 @@ func TestExitCodesDistinct(t *testing.T) {
 			t.Errorf("exit code %d used twice", c)
 		}
 		seen[c] = true
+	}
+}
+
+func TestWaitDisabled(t *testing.T) {
+	tests := []struct {
+		state string
+		want  bool
+	}{
+		{"disabled\n", true},
+		{"disabling\n", false},
+	}
+	for _, tt := range tests {
+		h := Host{Sysfs: fstest.MapFS{"state": {Data: []byte(tt.state)}}}
+		if got := WaitDisabled(context.Background(), h, 100*time.Millisecond); got != tt.want {
+			t.Errorf("WaitDisabled(%q) = %v, want %v", tt.state, got, tt.want)
+		}
 	}
 }

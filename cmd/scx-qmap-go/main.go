@@ -145,6 +145,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, host load
 		fmt.Fprint(stdout, ei.Report())
 		if ei.Restart() && ctx.Err() == nil {
 			fmt.Fprintln(stdout, "scx-qmap-go: the kernel asked for a restart; loading again")
+			// The old instance may still be disabling; preflight would call it busy.
+			loader.WaitDisabled(ctx, host, 10*time.Second)
 			continue
 		}
 		if ei.Kind.IsError() {
