@@ -22,7 +22,13 @@ enum consts {
 	NR_QUEUES	= 5,
 	QUEUE_DEPTH	= 4096,
 	SHARED_DSQ	= 0,
+	HIGHPRI_DSQ	= 1,
 	LOWPRI_DSQ	= 2,
+	/* Weight of nice -20: tasks at least this heavy are boosted with -H. */
+	HIGHPRI_WEIGHT	= 8668,
+	ONE_SEC_IN_NS	= 1000 * 1000 * 1000,
+	/* Shared-DSQ pids the monitor snapshots for -P. */
+	NR_DSQ_SNAPSHOT	= 16,
 	/* How often the low-priority DSQ is handed back through ops.enqueue. */
 	LOWPRI_INTV_NS	= 10 * 1000 * 1000,
 	/* Weight below which a user task is parked in LOWPRI_DSQ (nice 19 is 1). */
@@ -41,6 +47,28 @@ const volatile u32 dsp_batch;
 const volatile s32 disallow_tgid;
 /* Leave the debug dump callbacks quiet. */
 const volatile bool suppress_dump;
+/* -H: move nice -20 tasks ahead through HIGHPRI_DSQ, with preemption. */
+const volatile bool highpri_boosting;
+/* -P: snapshot the shared DSQ every second for the loader to print. */
+const volatile bool print_dsqs_and_events;
+/* -M: bpf_printk() cgroup and CPU hotplug events to the trace buffer. */
+const volatile bool print_msgs;
+/* -F: every Nth enqueue goes to the task's own CPU even when it is busy. */
+const volatile u32 immed_stress_nth;
+/* --remote-reenq: reenqueue a CPU's local DSQ when an RT/DL task takes it. */
+const volatile bool remote_reenq;
+
+/*
+ * Fault injection, to exercise the kernel's safety nets. Each is off at 0.
+ * -e: scx_bpf_error() on the Nth enqueue.
+ * -t/-T: drop every Nth user/kernel task on the floor, so the watchdog ejects
+ *        the scheduler for a runnable task stall.
+ * -l: after N dispatches, keep dispatching kthreadd so ops.dispatch loops.
+ */
+const volatile u32 error_after_enq;
+const volatile u32 stall_user_nth;
+const volatile u32 stall_kernel_nth;
+const volatile u32 dsp_inf_loop_after;
 
 /*
  * Counters, read by the loader through the mmapped .bss. Updated with atomic
@@ -54,6 +82,28 @@ u64 nr_ddsp_from_select; /* direct dispatches decided in ops.select_cpu */
 u64 nr_overflow;	/* FIFO full: task went to the shared DSQ instead */
 u64 nr_core_sched_execed; /* dequeues forced by core scheduling */
 u64 nr_lowpri_queued;	/* nice 19 user tasks parked in LOWPRI_DSQ */
+u64 nr_enqueue_calls;	/* every ops.enqueue call, for -e */
+u64 nr_immed_stress;	/* -F inserts into a possibly busy local DSQ */
+u64 nr_highpri_queued;	/* -H tasks in the FIFOs, not yet popped */
+u64 nr_expedited_local;	/* -H tasks moved to this CPU's local DSQ */
+u64 nr_expedited_remote; /* -H tasks moved to another CPU's local DSQ */
+u64 nr_expedited_from_timer; /* of those, moved by the monitor timer */
+u64 nr_expedited_lost;	/* -H moves that lost a race with the task */
+u64 nr_cpu_online;	/* ops.cpu_online calls */
+u64 nr_cpu_offline;	/* ops.cpu_offline calls */
+
+/*
+ * cpuperf, refreshed by the monitor timer every second: the current
+ * performance level of the CPUs (min/avg/max, in SCX_CPUPERF_ONE units,
+ * the average weighted by capacity) and the targets ops.tick set from the
+ * running tasks' weights.
+ */
+u64 cpuperf_min, cpuperf_avg, cpuperf_max;
+u64 cpuperf_target_min, cpuperf_target_avg, cpuperf_target_max;
+
+/* -P: the shared DSQ's length and first pids, as of the last monitor tick. */
+s32 shared_dsq_nr;
+s32 shared_dsq_pids[NR_DSQ_SNAPSHOT];
 
 /*
  * Reenqueues: tasks the kernel handed back to ops.enqueue with SCX_ENQ_REENQ,
@@ -69,6 +119,8 @@ u64 reenq_cap;		/* a sub-scheduler capability was missing (7.3+) */
 u64 reenq_other;	/* a reason this build does not know */
 /* scx_bpf_dsq_reenq() calls on LOWPRI_DSQ by the 10 ms timer. */
 u64 lowpri_reenq_requests;
+/* scx_bpf_dsq_reenq() calls on a CPU's local DSQ (--remote-reenq). */
+u64 remote_reenq_requests;
 
 /*
  * Core-scheduling order: each FIFO hands out a sequence number per enqueue
@@ -102,6 +154,7 @@ struct {
 /* Per-task state. */
 struct task_ctx {
 	bool force_local;	/* select_cpu found an idle CPU: dispatch there */
+	bool highpri;		/* -H: queued as a nice -20 task, not yet popped */
 	u64 core_sched_seq;	/* position in its FIFO, for core_sched_before */
 };
 
@@ -112,22 +165,33 @@ struct {
 	__type(value, struct task_ctx);
 } task_ctx_stor SEC(".maps");
 
-/* Drives the low-priority reenqueues. */
-struct lowpri_timer {
+struct timer_wrap {
 	struct bpf_timer timer;
 };
 
+/* Drives the low-priority reenqueues every 10 ms. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, u32);
-	__type(value, struct lowpri_timer);
+	__type(value, struct timer_wrap);
 } lowpri_timer SEC(".maps");
 
-/* Per-CPU dispatch cursor: which FIFO, and how many more to take from it. */
+/* The 1 s monitor: -H expedites, cpuperf aggregation, -P snapshots. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, u32);
+	__type(value, struct timer_wrap);
+} monitor_timer SEC(".maps");
+
+/* Per-CPU state. */
 struct cpu_ctx {
-	u64 dsp_idx;
-	u64 dsp_cnt;
+	u64 dsp_idx;		/* the FIFO dispatch is taking from */
+	u64 dsp_cnt;		/* how many more to take from it */
+	u32 avg_weight;		/* running average of the weights ticking here */
+	u32 cpuperf_target;	/* performance level asked for this CPU */
+	bool rt_busy;		/* an RT/DL task took the CPU (--remote-reenq) */
 };
 
 struct {
@@ -193,8 +257,11 @@ s32 BPF_STRUCT_OPS(qmap_select_cpu, struct task_struct *p, s32 prev_cpu,
 	return cpu;
 }
 
-/* Queue @p on a FIFO; falls back to the shared DSQ when the FIFO is full. */
-static void fifo_enqueue(struct task_struct *p, int idx, u64 enq_flags)
+/*
+ * Queue @p on a FIFO; falls back to the shared DSQ when the FIFO is full.
+ * Returns whether @p went onto the FIFO.
+ */
+static bool fifo_enqueue(struct task_struct *p, int idx, u64 enq_flags)
 {
 	u32 pid = p->pid;
 	void *fifo;
@@ -202,16 +269,17 @@ static void fifo_enqueue(struct task_struct *p, int idx, u64 enq_flags)
 	fifo = bpf_map_lookup_elem(&queue_arr, &idx);
 	if (!fifo) {
 		scx_bpf_error("failed to find FIFO %d", idx);
-		return;
+		return false;
 	}
 
 	if (bpf_map_push_elem(fifo, &pid, 0)) {
 		__sync_fetch_and_add(&nr_overflow, 1);
 		scx_bpf_dsq_insert(p, SHARED_DSQ, slice_ns, enq_flags);
-		return;
+		return false;
 	}
 
 	__sync_fetch_and_add(&nr_enqueued, 1);
+	return true;
 }
 
 /* Count a reenqueue by the reason the kernel gave in p->scx.flags. */
@@ -263,6 +331,33 @@ static bool is_lowpri(struct task_struct *p)
 	return p->scx.weight < LOWPRI_WEIGHT && !(p->flags & PF_KTHREAD);
 }
 
+/* -t/-T: whether to lose this task, leaving it runnable but never queued. */
+static bool inject_stall(struct task_struct *p)
+{
+	static u32 user_cnt, kernel_cnt;
+
+	if (p->flags & PF_KTHREAD)
+		return stall_kernel_nth && !(++kernel_cnt % stall_kernel_nth);
+	return stall_user_nth && !(++user_cnt % stall_user_nth);
+}
+
+/* -F: every Nth (non-reenqueue) enqueue is inserted into its own CPU. */
+static bool immed_stress(struct task_struct *p, struct task_ctx *tctx, u64 enq_flags)
+{
+	static u32 cnt;
+
+	if (!immed_stress_nth || (enq_flags & SCX_ENQ_REENQ))
+		return false;
+	if (++cnt % immed_stress_nth)
+		return false;
+
+	tctx->force_local = false;
+	__sync_fetch_and_add(&nr_immed_stress, 1);
+	scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | scx_bpf_task_cpu(p), slice_ns,
+			   enq_flags);
+	return true;
+}
+
 void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 {
 	int idx = weight_to_idx(p->scx.weight);
@@ -272,12 +367,22 @@ void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 	if (enq_flags & SCX_ENQ_REENQ)
 		account_reenq(p);
 
+	if (inject_stall(p))
+		return;
+
+	if (error_after_enq &&
+	    __sync_add_and_fetch(&nr_enqueue_calls, 1) == error_after_enq)
+		scx_bpf_error("-e: error injected after %u enqueues", error_after_enq);
+
 	tctx = lookup_task_ctx(p);
 	if (!tctx)
 		return;
 
 	/* Every enqueue takes a place in its FIFO's core-sched order. */
 	tctx->core_sched_seq = core_sched_tail_seqs[idx]++;
+
+	if (immed_stress(p, tctx, enq_flags))
+		return;
 
 	if (tctx->force_local) {
 		tctx->force_local = false;
@@ -312,7 +417,12 @@ void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 		}
 	}
 
-	fifo_enqueue(p, idx, enq_flags);
+	if (!fifo_enqueue(p, idx, enq_flags))
+		return;
+	if (highpri_boosting && p->scx.weight >= HIGHPRI_WEIGHT && !tctx->highpri) {
+		tctx->highpri = true;
+		__sync_fetch_and_add(&nr_highpri_queued, 1);
+	}
 }
 
 void BPF_STRUCT_OPS(qmap_dequeue, struct task_struct *p, u64 deq_flags)
@@ -336,8 +446,9 @@ static void update_core_sched_head_seq(struct task_struct *p)
  * Move up to @batch tasks from FIFO @idx to the shared DSQ, charging them to
  * @cpuc's round-robin budget. Returns how many were moved.
  */
-static u32 drain_fifo(struct cpu_ctx *cpuc, int idx, u32 batch)
+static u32 drain_fifo(struct cpu_ctx *cpuc, int idx, u32 batch, s32 this_cpu)
 {
+	struct task_ctx *tctx;
 	struct task_struct *p;
 	u32 moved = 0, pid;
 	void *fifo;
@@ -359,14 +470,94 @@ static u32 drain_fifo(struct cpu_ctx *cpuc, int idx, u32 batch)
 		if (!p)
 			continue;
 
+		tctx = bpf_task_storage_get(&task_ctx_stor, p, 0, 0);
+		if (tctx && tctx->highpri) {
+			tctx->highpri = false;
+			__sync_fetch_and_sub(&nr_highpri_queued, 1);
+		}
+
 		update_core_sched_head_seq(p);
 		__sync_fetch_and_add(&nr_dispatched, 1);
 		scx_bpf_dsq_insert(p, SHARED_DSQ, slice_ns, 0);
+
+		/*
+		 * The FIFOs are global: a task popped here may not be allowed
+		 * on this CPU, and would wait in the shared DSQ until a CPU it
+		 * may use dispatches. Kick its CPU so that happens now.
+		 */
+		if (!bpf_cpumask_test_cpu(this_cpu, p->cpus_ptr))
+			scx_bpf_kick_cpu(scx_bpf_task_cpu(p), 0);
 		bpf_task_release(p);
 		moved++;
 		cpuc->dsp_cnt--;
 	}
 	return moved;
+}
+
+/*
+ * -H: pull nice -20 tasks out of the shared DSQ into HIGHPRI_DSQ (ordered by
+ * arrival), then move them to a local DSQ with SCX_ENQ_PREEMPT: this CPU's
+ * when they may run here, else any CPU they may use. Called from dispatch
+ * and from the monitor timer. Returns whether a task now waits on this CPU.
+ */
+static bool dispatch_highpri(bool from_timer)
+{
+	static u64 highpri_seq;
+	s32 this_cpu = bpf_get_smp_processor_id(), cpu;
+	struct task_ctx *tctx;
+	struct task_struct *p;
+	bool here;
+
+	bpf_for_each(scx_dsq, p, SHARED_DSQ, 0) {
+		tctx = bpf_task_storage_get(&task_ctx_stor, p, 0, 0);
+		if (!tctx || p->scx.weight < HIGHPRI_WEIGHT)
+			continue;
+		scx_bpf_dsq_move_set_slice(BPF_FOR_EACH_ITER, slice_ns * 2);
+		scx_bpf_dsq_move_set_vtime(BPF_FOR_EACH_ITER, highpri_seq++);
+		scx_bpf_dsq_move_vtime(BPF_FOR_EACH_ITER, p, HIGHPRI_DSQ, 0);
+	}
+
+	bpf_for_each(scx_dsq, p, HIGHPRI_DSQ, 0) {
+		here = bpf_cpumask_test_cpu(this_cpu, p->cpus_ptr);
+		cpu = here ? this_cpu : scx_bpf_pick_any_cpu(p->cpus_ptr, 0);
+		if (cpu < 0)
+			continue;
+
+		if (!scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL_ON | cpu,
+				      SCX_ENQ_PREEMPT)) {
+			__sync_fetch_and_add(&nr_expedited_lost, 1);
+			continue;
+		}
+		if (from_timer)
+			__sync_fetch_and_add(&nr_expedited_from_timer, 1);
+		if (cpu != this_cpu) {
+			__sync_fetch_and_add(&nr_expedited_remote, 1);
+			continue;
+		}
+		__sync_fetch_and_add(&nr_expedited_local, 1);
+		return true;
+	}
+	return false;
+}
+
+/*
+ * -l: keep handing kthreadd (PID 2, almost always idle and so off the
+ * scheduler) to the local DSQ, which the kernel ignores, so dispatch is
+ * called again and again until the kernel gives up on the scheduler.
+ */
+static bool dispatch_inf_loop(void)
+{
+	struct task_struct *p;
+
+	if (!dsp_inf_loop_after || nr_dispatched <= dsp_inf_loop_after)
+		return false;
+
+	p = bpf_task_from_pid(2);
+	if (!p)
+		return false;
+	scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, 0);
+	bpf_task_release(p);
+	return true;
 }
 
 void BPF_STRUCT_OPS(qmap_dispatch, s32 cpu, struct task_struct *prev)
@@ -376,7 +567,14 @@ void BPF_STRUCT_OPS(qmap_dispatch, s32 cpu, struct task_struct *prev)
 	struct cpu_ctx *cpuc;
 	int i;
 
-	if (scx_bpf_dsq_move_to_local(SHARED_DSQ))
+	if (highpri_boosting && dispatch_highpri(false))
+		return;
+
+	/* While boosted tasks wait in the FIFOs, pop them first. */
+	if (!nr_highpri_queued && scx_bpf_dsq_move_to_local(SHARED_DSQ))
+		return;
+
+	if (dispatch_inf_loop())
 		return;
 
 	cpuc = bpf_map_lookup_elem(&cpu_ctx_stor, &zero);
@@ -392,14 +590,20 @@ void BPF_STRUCT_OPS(qmap_dispatch, s32 cpu, struct task_struct *prev)
 			cpuc->dsp_cnt = 1 << cpuc->dsp_idx;
 		}
 
-		moved = drain_fifo(cpuc, cpuc->dsp_idx, batch);
+		moved = drain_fifo(cpuc, cpuc->dsp_idx, batch, cpu);
 		if (moved) {
+			if (highpri_boosting && dispatch_highpri(false))
+				return;
 			scx_bpf_dsq_move_to_local(SHARED_DSQ);
 			return;
 		}
 		/* This FIFO is empty: give up its remaining budget. */
 		cpuc->dsp_cnt = 0;
 	}
+
+	/* The FIFOs are empty; anything left in the shared DSQ goes now. */
+	if (scx_bpf_dsq_move_to_local(SHARED_DSQ))
+		return;
 
 	/*
 	 * Nothing queued: @prev keeps running. Give it a new place in its
@@ -413,7 +617,44 @@ void BPF_STRUCT_OPS(qmap_dispatch, s32 cpu, struct task_struct *prev)
 			core_sched_tail_seqs[weight_to_idx(prev->scx.weight)]++;
 }
 
-/* How long @p has waited in its FIFO, in enqueues since it was queued. */
+/* Performance level for each FIFO's weights: 0, 1/4, ... of full speed. */
+static const u32 idx_to_cpuperf_target[NR_QUEUES] = {
+	SCX_CPUPERF_ONE * 0 / 4,
+	SCX_CPUPERF_ONE * 1 / 4,
+	SCX_CPUPERF_ONE * 2 / 4,
+	SCX_CPUPERF_ONE * 3 / 4,
+	SCX_CPUPERF_ONE * 4 / 4,
+};
+
+/*
+ * cpuperf demonstration: ask for a CPU speed that follows the running
+ * average of the weights of the tasks that run there.
+ */
+void BPF_STRUCT_OPS(qmap_tick, struct task_struct *p)
+{
+	struct cpu_ctx *cpuc;
+	u32 zero = 0;
+	int idx;
+
+	cpuc = bpf_map_lookup_elem(&cpu_ctx_stor, &zero);
+	if (!cpuc) {
+		scx_bpf_error("failed to look up cpu_ctx");
+		return;
+	}
+
+	cpuc->avg_weight = cpuc->avg_weight * 3 / 4 + p->scx.weight / 4;
+	idx = weight_to_idx(cpuc->avg_weight);
+	if (idx < 0 || idx >= NR_QUEUES)
+		return;
+	cpuc->cpuperf_target = idx_to_cpuperf_target[idx];
+	scx_bpf_cpuperf_set(scx_bpf_task_cpu(p), cpuc->cpuperf_target);
+}
+
+/*
+ * How far @p is from the head of its FIFO: lower means it has waited longer.
+ * Each FIFO up is dispatched twice as often, so distances are scaled by
+ * 2^(4 - idx) (or 2^idx when behind the head) to compare across FIFOs.
+ */
 static s64 task_qdist(struct task_struct *p)
 {
 	int idx = weight_to_idx(p->scx.weight);
@@ -425,17 +666,16 @@ static s64 task_qdist(struct task_struct *p)
 		return 0;
 
 	qdist = tctx->core_sched_seq - core_sched_head_seqs[idx];
-	/* Heavier queues are drained more often: scale their wait up. */
 	if (qdist >= 0)
-		return qdist * (NR_QUEUES - idx);
-	return qdist;
+		return qdist << (4 - idx);
+	return qdist << idx;
 }
 
-/* Core scheduling: the task that has waited longer in its FIFO goes first. */
+/* Core scheduling: of two tasks, the one closer to its FIFO's head goes first. */
 bool BPF_STRUCT_OPS(qmap_core_sched_before, struct task_struct *a,
 		    struct task_struct *b)
 {
-	return task_qdist(a) > task_qdist(b);
+	return task_qdist(a) < task_qdist(b);
 }
 
 s32 BPF_STRUCT_OPS(qmap_init_task, struct task_struct *p,
@@ -448,6 +688,58 @@ s32 BPF_STRUCT_OPS(qmap_init_task, struct task_struct *p,
 				  BPF_LOCAL_STORAGE_GET_F_CREATE))
 		return -ENOMEM;
 	return 0;
+}
+
+/* A task leaving with a -H mark still counts as queued: uncount it. */
+void BPF_STRUCT_OPS(qmap_exit_task, struct task_struct *p,
+		    struct scx_exit_task_args *args)
+{
+	struct task_ctx *tctx;
+
+	tctx = bpf_task_storage_get(&task_ctx_stor, p, 0, 0);
+	if (tctx && tctx->highpri) {
+		tctx->highpri = false;
+		__sync_fetch_and_sub(&nr_highpri_queued, 1);
+	}
+}
+
+s32 BPF_STRUCT_OPS(qmap_cgroup_init, struct cgroup *cgrp,
+		   struct scx_cgroup_init_args *args)
+{
+	if (print_msgs)
+		bpf_printk("CGRP INIT %llu weight=%u period=%lu quota=%ld burst=%lu",
+			   cgrp->kn->id, args->weight, args->bw_period_us,
+			   args->bw_quota_us, args->bw_burst_us);
+	return 0;
+}
+
+void BPF_STRUCT_OPS(qmap_cgroup_set_weight, struct cgroup *cgrp, u32 weight)
+{
+	if (print_msgs)
+		bpf_printk("CGRP SET %llu weight=%u", cgrp->kn->id, weight);
+}
+
+void BPF_STRUCT_OPS(qmap_cgroup_set_bandwidth, struct cgroup *cgrp,
+		    u64 period_us, u64 quota_us, u64 burst_us)
+{
+	if (print_msgs)
+		bpf_printk("CGRP SET %llu period=%lu quota=%ld burst=%lu",
+			   cgrp->kn->id, period_us, quota_us, burst_us);
+}
+
+/* Handling hotplug here keeps the kernel from asking for a restart. */
+void BPF_STRUCT_OPS(qmap_cpu_online, s32 cpu)
+{
+	__sync_fetch_and_add(&nr_cpu_online, 1);
+	if (print_msgs)
+		bpf_printk("CPU %d coming online", cpu);
+}
+
+void BPF_STRUCT_OPS(qmap_cpu_offline, s32 cpu)
+{
+	__sync_fetch_and_add(&nr_cpu_offline, 1);
+	if (print_msgs)
+		bpf_printk("CPU %d going offline", cpu);
 }
 
 void BPF_STRUCT_OPS(qmap_dump, struct scx_dump_ctx *dctx)
@@ -477,6 +769,69 @@ void BPF_STRUCT_OPS(qmap_dump_task, struct scx_dump_ctx *dctx,
 		     tctx->force_local, tctx->core_sched_seq);
 }
 
+/* Scheduling policies of the classes above sched_ext. */
+#define SCHED_FIFO	1
+#define SCHED_RR	2
+#define SCHED_DEADLINE	6
+
+static bool is_rt_or_dl(struct task_struct *p)
+{
+	return p->policy == SCHED_FIFO || p->policy == SCHED_RR ||
+	       p->policy == SCHED_DEADLINE;
+}
+
+/*
+ * --remote-reenq: ask the kernel to hand the tasks waiting in @cpu's local
+ * DSQ back through ops.enqueue (reason KFUNC), where they find another CPU.
+ */
+static void reenq_local_dsq(s32 cpu)
+{
+	if (scx_bpf_dsq_nr_queued(SCX_DSQ_LOCAL_ON | cpu) <= 0)
+		return;
+	scx_bpf_dsq_reenq(SCX_DSQ_LOCAL_ON | cpu, 0);
+	__sync_fetch_and_add(&remote_reenq_requests, 1);
+}
+
+/*
+ * Track which CPUs an RT/DL task holds. With --remote-reenq, the CPU's local
+ * DSQ is handed back right when such a task takes it, since its tasks would
+ * otherwise wait behind the RT task for as long as it runs.
+ */
+SEC("tp_btf/sched_switch")
+int BPF_PROG(qmap_sched_switch, bool preempt, struct task_struct *prev,
+	     struct task_struct *next, unsigned int prev_state)
+{
+	s32 cpu = bpf_get_smp_processor_id();
+	struct cpu_ctx *cpuc;
+	u32 zero = 0;
+
+	cpuc = bpf_map_lookup_elem(&cpu_ctx_stor, &zero);
+	if (!cpuc)
+		return 0;
+	cpuc->rt_busy = is_rt_or_dl(next);
+	if (remote_reenq && cpuc->rt_busy)
+		reenq_local_dsq(cpu);
+	return 0;
+}
+
+/*
+ * --remote-reenq, from the other side: tasks dispatched to a CPU's local DSQ
+ * after an RT task took it would wait there too. The 10 ms timer, running on
+ * whichever CPU, hands those back.
+ */
+static void reenq_rt_busy_cpus(void)
+{
+	u32 nr_cpus = scx_bpf_nr_cpu_ids(), zero = 0;
+	struct cpu_ctx *cpuc;
+	s32 cpu;
+
+	bpf_for(cpu, 0, nr_cpus) {
+		cpuc = bpf_map_lookup_percpu_elem(&cpu_ctx_stor, &zero, cpu);
+		if (cpuc && cpuc->rt_busy)
+			reenq_local_dsq(cpu);
+	}
+}
+
 /*
  * Every 10 ms, ask the kernel to hand the parked low-priority tasks back
  * through ops.enqueue (reason KFUNC), where they go to an idle CPU or the
@@ -488,29 +843,111 @@ static int lowpri_timerfn(void *map, int *key, struct bpf_timer *timer)
 		scx_bpf_dsq_reenq(LOWPRI_DSQ, 0);
 		__sync_fetch_and_add(&lowpri_reenq_requests, 1);
 	}
+	if (remote_reenq)
+		reenq_rt_busy_cpus();
 	bpf_timer_start(timer, LOWPRI_INTV_NS, 0);
 	return 0;
 }
 
-s32 BPF_STRUCT_OPS_SLEEPABLE(qmap_init)
+/* Aggregate the CPUs' current and target performance levels. */
+static void monitor_cpuperf(void)
+{
+	u64 cap_sum = 0, cur_sum = 0, cur_min = SCX_CPUPERF_ONE, cur_max = 0;
+	u64 target_sum = 0, target_min = SCX_CPUPERF_ONE, target_max = 0;
+	u32 nr_cpus = scx_bpf_nr_cpu_ids(), zero = 0;
+	struct cpu_ctx *cpuc;
+	s32 cpu;
+
+	bpf_for(cpu, 0, nr_cpus) {
+		u32 cap = scx_bpf_cpuperf_cap(cpu);
+		u32 cur = scx_bpf_cpuperf_cur(cpu);
+
+		cpuc = bpf_map_lookup_percpu_elem(&cpu_ctx_stor, &zero, cpu);
+		if (!cpuc)
+			continue;
+		cur_min = cur < cur_min ? cur : cur_min;
+		cur_max = cur > cur_max ? cur : cur_max;
+		cur_sum += (u64)cur * cap / SCX_CPUPERF_ONE;
+		cap_sum += cap;
+		target_sum += cpuc->cpuperf_target;
+		target_min = cpuc->cpuperf_target < target_min ? cpuc->cpuperf_target : target_min;
+		target_max = cpuc->cpuperf_target > target_max ? cpuc->cpuperf_target : target_max;
+	}
+	/* No per-CPU counter here: it would keep the verifier from converging. */
+	if (!nr_cpus || !cap_sum)
+		return;
+
+	cpuperf_min = cur_min;
+	cpuperf_avg = cur_sum * SCX_CPUPERF_ONE / cap_sum;
+	cpuperf_max = cur_max;
+	cpuperf_target_min = target_min;
+	cpuperf_target_avg = target_sum / nr_cpus;
+	cpuperf_target_max = target_max;
+}
+
+/* -P: record the shared DSQ's length and its first pids for the loader. */
+static void snapshot_shared_dsq(void)
+{
+	struct task_struct *p;
+	s32 i, n = 0;
+
+	shared_dsq_nr = scx_bpf_dsq_nr_queued(SHARED_DSQ);
+	bpf_for_each(scx_dsq, p, SHARED_DSQ, 0) {
+		if (n >= NR_DSQ_SNAPSHOT)
+			break;
+		shared_dsq_pids[n++] = p->pid;
+	}
+	bpf_for(i, n, NR_DSQ_SNAPSHOT)
+		shared_dsq_pids[i] = 0;
+}
+
+static int monitor_timerfn(void *map, int *key, struct bpf_timer *timer)
+{
+	bpf_rcu_read_lock();
+	if (highpri_boosting)
+		dispatch_highpri(true);
+	if (print_dsqs_and_events)
+		snapshot_shared_dsq();
+	bpf_rcu_read_unlock();
+
+	monitor_cpuperf();
+
+	bpf_timer_start(timer, ONE_SEC_IN_NS, 0);
+	return 0;
+}
+
+static s32 start_timer(void *map, int (*fn)(void *, int *, struct bpf_timer *),
+		       u64 nsecs)
 {
 	struct bpf_timer *timer;
 	u32 key = 0;
+
+	timer = bpf_map_lookup_elem(map, &key);
+	if (!timer)
+		return -ESRCH;
+	bpf_timer_init(timer, map, CLOCK_MONOTONIC);
+	bpf_timer_set_callback(timer, fn);
+	return bpf_timer_start(timer, nsecs, 0);
+}
+
+s32 BPF_STRUCT_OPS_SLEEPABLE(qmap_init)
+{
 	s32 ret;
 
 	ret = scx_bpf_create_dsq(SHARED_DSQ, -1);
+	if (ret)
+		return ret;
+	ret = scx_bpf_create_dsq(HIGHPRI_DSQ, -1);
 	if (ret)
 		return ret;
 	ret = scx_bpf_create_dsq(LOWPRI_DSQ, -1);
 	if (ret)
 		return ret;
 
-	timer = bpf_map_lookup_elem(&lowpri_timer, &key);
-	if (!timer)
-		return -ESRCH;
-	bpf_timer_init(timer, &lowpri_timer, CLOCK_MONOTONIC);
-	bpf_timer_set_callback(timer, lowpri_timerfn);
-	return bpf_timer_start(timer, LOWPRI_INTV_NS, 0);
+	ret = start_timer(&lowpri_timer, lowpri_timerfn, LOWPRI_INTV_NS);
+	if (ret)
+		return ret;
+	return start_timer(&monitor_timer, monitor_timerfn, ONE_SEC_IN_NS);
 }
 
 void BPF_STRUCT_OPS(qmap_exit, struct scx_exit_info *ei)
@@ -523,8 +960,15 @@ SCX_OPS_DEFINE(qmap_ops,
 	       .enqueue			= (void *)qmap_enqueue,
 	       .dequeue			= (void *)qmap_dequeue,
 	       .dispatch		= (void *)qmap_dispatch,
+	       .tick			= (void *)qmap_tick,
 	       .core_sched_before	= (void *)qmap_core_sched_before,
 	       .init_task		= (void *)qmap_init_task,
+	       .exit_task		= (void *)qmap_exit_task,
+	       .cgroup_init		= (void *)qmap_cgroup_init,
+	       .cgroup_set_weight	= (void *)qmap_cgroup_set_weight,
+	       .cgroup_set_bandwidth	= (void *)qmap_cgroup_set_bandwidth,
+	       .cpu_online		= (void *)qmap_cpu_online,
+	       .cpu_offline		= (void *)qmap_cpu_offline,
 	       .dump			= (void *)qmap_dump,
 	       .dump_task		= (void *)qmap_dump_task,
 	       .init			= (void *)qmap_init,

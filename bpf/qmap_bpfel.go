@@ -28,6 +28,7 @@ type qmapExitInfo struct {
 const (
 	qmapMapCpuCtxStor                 = "cpu_ctx_stor"
 	qmapMapLowpriTimer                = "lowpri_timer"
+	qmapMapMonitorTimer               = "monitor_timer"
 	qmapMapQmapOps                    = "qmap_ops"
 	qmapMapQueue0                     = "queue0"
 	qmapMapQueue1                     = "queue1"
@@ -36,16 +37,24 @@ const (
 	qmapMapQueue4                     = "queue4"
 	qmapMapQueueArr                   = "queue_arr"
 	qmapMapTaskCtxStor                = "task_ctx_stor"
+	qmapProgQmapCgroupInit            = "qmap_cgroup_init"
+	qmapProgQmapCgroupSetBandwidth    = "qmap_cgroup_set_bandwidth"
+	qmapProgQmapCgroupSetWeight       = "qmap_cgroup_set_weight"
 	qmapProgQmapCoreSchedBefore       = "qmap_core_sched_before"
+	qmapProgQmapCpuOffline            = "qmap_cpu_offline"
+	qmapProgQmapCpuOnline             = "qmap_cpu_online"
 	qmapProgQmapDequeue               = "qmap_dequeue"
 	qmapProgQmapDispatch              = "qmap_dispatch"
 	qmapProgQmapDump                  = "qmap_dump"
 	qmapProgQmapDumpTask              = "qmap_dump_task"
 	qmapProgQmapEnqueue               = "qmap_enqueue"
 	qmapProgQmapExit                  = "qmap_exit"
+	qmapProgQmapExitTask              = "qmap_exit_task"
 	qmapProgQmapInit                  = "qmap_init"
 	qmapProgQmapInitTask              = "qmap_init_task"
+	qmapProgQmapSchedSwitch           = "qmap_sched_switch"
 	qmapProgQmapSelectCpu             = "qmap_select_cpu"
+	qmapProgQmapTick                  = "qmap_tick"
 	qmapVarSCX_ENQ_CPU_SELECTED       = "__SCX_ENQ_CPU_SELECTED"
 	qmapVarSCX_ENQ_IMMED              = "__SCX_ENQ_IMMED"
 	qmapVarSCX_ENQ_REENQ              = "__SCX_ENQ_REENQ"
@@ -57,17 +66,38 @@ const (
 	qmapVarSCX_TASK_REENQ_REASON_MASK = "__SCX_TASK_REENQ_REASON_MASK"
 	qmapVarCoreSchedHeadSeqs          = "core_sched_head_seqs"
 	qmapVarCoreSchedTailSeqs          = "core_sched_tail_seqs"
+	qmapVarCpuperfAvg                 = "cpuperf_avg"
+	qmapVarCpuperfMax                 = "cpuperf_max"
+	qmapVarCpuperfMin                 = "cpuperf_min"
+	qmapVarCpuperfTargetAvg           = "cpuperf_target_avg"
+	qmapVarCpuperfTargetMax           = "cpuperf_target_max"
+	qmapVarCpuperfTargetMin           = "cpuperf_target_min"
 	qmapVarDisallowTgid               = "disallow_tgid"
 	qmapVarDspBatch                   = "dsp_batch"
+	qmapVarDspInfLoopAfter            = "dsp_inf_loop_after"
+	qmapVarErrorAfterEnq              = "error_after_enq"
+	qmapVarHighpriBoosting            = "highpri_boosting"
+	qmapVarImmedStressNth             = "immed_stress_nth"
 	qmapVarLowpriReenqRequests        = "lowpri_reenq_requests"
 	qmapVarNrCoreSchedExeced          = "nr_core_sched_execed"
+	qmapVarNrCpuOffline               = "nr_cpu_offline"
+	qmapVarNrCpuOnline                = "nr_cpu_online"
 	qmapVarNrDdspFromEnq              = "nr_ddsp_from_enq"
 	qmapVarNrDdspFromSelect           = "nr_ddsp_from_select"
 	qmapVarNrDequeued                 = "nr_dequeued"
 	qmapVarNrDispatched               = "nr_dispatched"
+	qmapVarNrEnqueueCalls             = "nr_enqueue_calls"
 	qmapVarNrEnqueued                 = "nr_enqueued"
+	qmapVarNrExpeditedFromTimer       = "nr_expedited_from_timer"
+	qmapVarNrExpeditedLocal           = "nr_expedited_local"
+	qmapVarNrExpeditedLost            = "nr_expedited_lost"
+	qmapVarNrExpeditedRemote          = "nr_expedited_remote"
+	qmapVarNrHighpriQueued            = "nr_highpri_queued"
+	qmapVarNrImmedStress              = "nr_immed_stress"
 	qmapVarNrLowpriQueued             = "nr_lowpri_queued"
 	qmapVarNrOverflow                 = "nr_overflow"
+	qmapVarPrintDsqsAndEvents         = "print_dsqs_and_events"
+	qmapVarPrintMsgs                  = "print_msgs"
 	qmapVarReenqCap                   = "reenq_cap"
 	qmapVarReenqCpu0                  = "reenq_cpu0"
 	qmapVarReenqImmed                 = "reenq_immed"
@@ -75,7 +105,13 @@ const (
 	qmapVarReenqOther                 = "reenq_other"
 	qmapVarReenqPreempted             = "reenq_preempted"
 	qmapVarReenqTotal                 = "reenq_total"
+	qmapVarRemoteReenq                = "remote_reenq"
+	qmapVarRemoteReenqRequests        = "remote_reenq_requests"
+	qmapVarSharedDsqNr                = "shared_dsq_nr"
+	qmapVarSharedDsqPids              = "shared_dsq_pids"
 	qmapVarSliceNs                    = "slice_ns"
+	qmapVarStallKernelNth             = "stall_kernel_nth"
+	qmapVarStallUserNth               = "stall_user_nth"
 	qmapVarSuppressDump               = "suppress_dump"
 	qmapVarUei                        = "uei"
 	qmapVarUeiDump                    = "uei_dump"
@@ -124,32 +160,41 @@ type qmapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type qmapProgramSpecs struct {
-	QmapCoreSchedBefore *ebpf.ProgramSpec `ebpf:"qmap_core_sched_before"`
-	QmapDequeue         *ebpf.ProgramSpec `ebpf:"qmap_dequeue"`
-	QmapDispatch        *ebpf.ProgramSpec `ebpf:"qmap_dispatch"`
-	QmapDump            *ebpf.ProgramSpec `ebpf:"qmap_dump"`
-	QmapDumpTask        *ebpf.ProgramSpec `ebpf:"qmap_dump_task"`
-	QmapEnqueue         *ebpf.ProgramSpec `ebpf:"qmap_enqueue"`
-	QmapExit            *ebpf.ProgramSpec `ebpf:"qmap_exit"`
-	QmapInit            *ebpf.ProgramSpec `ebpf:"qmap_init"`
-	QmapInitTask        *ebpf.ProgramSpec `ebpf:"qmap_init_task"`
-	QmapSelectCpu       *ebpf.ProgramSpec `ebpf:"qmap_select_cpu"`
+	QmapCgroupInit         *ebpf.ProgramSpec `ebpf:"qmap_cgroup_init"`
+	QmapCgroupSetBandwidth *ebpf.ProgramSpec `ebpf:"qmap_cgroup_set_bandwidth"`
+	QmapCgroupSetWeight    *ebpf.ProgramSpec `ebpf:"qmap_cgroup_set_weight"`
+	QmapCoreSchedBefore    *ebpf.ProgramSpec `ebpf:"qmap_core_sched_before"`
+	QmapCpuOffline         *ebpf.ProgramSpec `ebpf:"qmap_cpu_offline"`
+	QmapCpuOnline          *ebpf.ProgramSpec `ebpf:"qmap_cpu_online"`
+	QmapDequeue            *ebpf.ProgramSpec `ebpf:"qmap_dequeue"`
+	QmapDispatch           *ebpf.ProgramSpec `ebpf:"qmap_dispatch"`
+	QmapDump               *ebpf.ProgramSpec `ebpf:"qmap_dump"`
+	QmapDumpTask           *ebpf.ProgramSpec `ebpf:"qmap_dump_task"`
+	QmapEnqueue            *ebpf.ProgramSpec `ebpf:"qmap_enqueue"`
+	QmapExit               *ebpf.ProgramSpec `ebpf:"qmap_exit"`
+	QmapExitTask           *ebpf.ProgramSpec `ebpf:"qmap_exit_task"`
+	QmapInit               *ebpf.ProgramSpec `ebpf:"qmap_init"`
+	QmapInitTask           *ebpf.ProgramSpec `ebpf:"qmap_init_task"`
+	QmapSchedSwitch        *ebpf.ProgramSpec `ebpf:"qmap_sched_switch"`
+	QmapSelectCpu          *ebpf.ProgramSpec `ebpf:"qmap_select_cpu"`
+	QmapTick               *ebpf.ProgramSpec `ebpf:"qmap_tick"`
 }
 
 // qmapMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type qmapMapSpecs struct {
-	CpuCtxStor  *ebpf.MapSpec `ebpf:"cpu_ctx_stor"`
-	LowpriTimer *ebpf.MapSpec `ebpf:"lowpri_timer"`
-	QmapOps     *ebpf.MapSpec `ebpf:"qmap_ops"`
-	Queue0      *ebpf.MapSpec `ebpf:"queue0"`
-	Queue1      *ebpf.MapSpec `ebpf:"queue1"`
-	Queue2      *ebpf.MapSpec `ebpf:"queue2"`
-	Queue3      *ebpf.MapSpec `ebpf:"queue3"`
-	Queue4      *ebpf.MapSpec `ebpf:"queue4"`
-	QueueArr    *ebpf.MapSpec `ebpf:"queue_arr"`
-	TaskCtxStor *ebpf.MapSpec `ebpf:"task_ctx_stor"`
+	CpuCtxStor   *ebpf.MapSpec `ebpf:"cpu_ctx_stor"`
+	LowpriTimer  *ebpf.MapSpec `ebpf:"lowpri_timer"`
+	MonitorTimer *ebpf.MapSpec `ebpf:"monitor_timer"`
+	QmapOps      *ebpf.MapSpec `ebpf:"qmap_ops"`
+	Queue0       *ebpf.MapSpec `ebpf:"queue0"`
+	Queue1       *ebpf.MapSpec `ebpf:"queue1"`
+	Queue2       *ebpf.MapSpec `ebpf:"queue2"`
+	Queue3       *ebpf.MapSpec `ebpf:"queue3"`
+	Queue4       *ebpf.MapSpec `ebpf:"queue4"`
+	QueueArr     *ebpf.MapSpec `ebpf:"queue_arr"`
+	TaskCtxStor  *ebpf.MapSpec `ebpf:"task_ctx_stor"`
 }
 
 // qmapVariableSpecs contains global variables before they are loaded into the kernel.
@@ -167,17 +212,38 @@ type qmapVariableSpecs struct {
 	SCX_TASK_REENQ_REASON_MASK *ebpf.VariableSpec `ebpf:"__SCX_TASK_REENQ_REASON_MASK"`
 	CoreSchedHeadSeqs          *ebpf.VariableSpec `ebpf:"core_sched_head_seqs"`
 	CoreSchedTailSeqs          *ebpf.VariableSpec `ebpf:"core_sched_tail_seqs"`
+	CpuperfAvg                 *ebpf.VariableSpec `ebpf:"cpuperf_avg"`
+	CpuperfMax                 *ebpf.VariableSpec `ebpf:"cpuperf_max"`
+	CpuperfMin                 *ebpf.VariableSpec `ebpf:"cpuperf_min"`
+	CpuperfTargetAvg           *ebpf.VariableSpec `ebpf:"cpuperf_target_avg"`
+	CpuperfTargetMax           *ebpf.VariableSpec `ebpf:"cpuperf_target_max"`
+	CpuperfTargetMin           *ebpf.VariableSpec `ebpf:"cpuperf_target_min"`
 	DisallowTgid               *ebpf.VariableSpec `ebpf:"disallow_tgid"`
 	DspBatch                   *ebpf.VariableSpec `ebpf:"dsp_batch"`
+	DspInfLoopAfter            *ebpf.VariableSpec `ebpf:"dsp_inf_loop_after"`
+	ErrorAfterEnq              *ebpf.VariableSpec `ebpf:"error_after_enq"`
+	HighpriBoosting            *ebpf.VariableSpec `ebpf:"highpri_boosting"`
+	ImmedStressNth             *ebpf.VariableSpec `ebpf:"immed_stress_nth"`
 	LowpriReenqRequests        *ebpf.VariableSpec `ebpf:"lowpri_reenq_requests"`
 	NrCoreSchedExeced          *ebpf.VariableSpec `ebpf:"nr_core_sched_execed"`
+	NrCpuOffline               *ebpf.VariableSpec `ebpf:"nr_cpu_offline"`
+	NrCpuOnline                *ebpf.VariableSpec `ebpf:"nr_cpu_online"`
 	NrDdspFromEnq              *ebpf.VariableSpec `ebpf:"nr_ddsp_from_enq"`
 	NrDdspFromSelect           *ebpf.VariableSpec `ebpf:"nr_ddsp_from_select"`
 	NrDequeued                 *ebpf.VariableSpec `ebpf:"nr_dequeued"`
 	NrDispatched               *ebpf.VariableSpec `ebpf:"nr_dispatched"`
+	NrEnqueueCalls             *ebpf.VariableSpec `ebpf:"nr_enqueue_calls"`
 	NrEnqueued                 *ebpf.VariableSpec `ebpf:"nr_enqueued"`
+	NrExpeditedFromTimer       *ebpf.VariableSpec `ebpf:"nr_expedited_from_timer"`
+	NrExpeditedLocal           *ebpf.VariableSpec `ebpf:"nr_expedited_local"`
+	NrExpeditedLost            *ebpf.VariableSpec `ebpf:"nr_expedited_lost"`
+	NrExpeditedRemote          *ebpf.VariableSpec `ebpf:"nr_expedited_remote"`
+	NrHighpriQueued            *ebpf.VariableSpec `ebpf:"nr_highpri_queued"`
+	NrImmedStress              *ebpf.VariableSpec `ebpf:"nr_immed_stress"`
 	NrLowpriQueued             *ebpf.VariableSpec `ebpf:"nr_lowpri_queued"`
 	NrOverflow                 *ebpf.VariableSpec `ebpf:"nr_overflow"`
+	PrintDsqsAndEvents         *ebpf.VariableSpec `ebpf:"print_dsqs_and_events"`
+	PrintMsgs                  *ebpf.VariableSpec `ebpf:"print_msgs"`
 	ReenqCap                   *ebpf.VariableSpec `ebpf:"reenq_cap"`
 	ReenqCpu0                  *ebpf.VariableSpec `ebpf:"reenq_cpu0"`
 	ReenqImmed                 *ebpf.VariableSpec `ebpf:"reenq_immed"`
@@ -185,7 +251,13 @@ type qmapVariableSpecs struct {
 	ReenqOther                 *ebpf.VariableSpec `ebpf:"reenq_other"`
 	ReenqPreempted             *ebpf.VariableSpec `ebpf:"reenq_preempted"`
 	ReenqTotal                 *ebpf.VariableSpec `ebpf:"reenq_total"`
+	RemoteReenq                *ebpf.VariableSpec `ebpf:"remote_reenq"`
+	RemoteReenqRequests        *ebpf.VariableSpec `ebpf:"remote_reenq_requests"`
+	SharedDsqNr                *ebpf.VariableSpec `ebpf:"shared_dsq_nr"`
+	SharedDsqPids              *ebpf.VariableSpec `ebpf:"shared_dsq_pids"`
 	SliceNs                    *ebpf.VariableSpec `ebpf:"slice_ns"`
+	StallKernelNth             *ebpf.VariableSpec `ebpf:"stall_kernel_nth"`
+	StallUserNth               *ebpf.VariableSpec `ebpf:"stall_user_nth"`
 	SuppressDump               *ebpf.VariableSpec `ebpf:"suppress_dump"`
 	Uei                        *ebpf.VariableSpec `ebpf:"uei"`
 	UeiDump                    *ebpf.VariableSpec `ebpf:"uei_dump"`
@@ -212,22 +284,24 @@ func (o *qmapObjects) Close() error {
 //
 // It can be passed to loadQmapObjects or ebpf.CollectionSpec.LoadAndAssign.
 type qmapMaps struct {
-	CpuCtxStor  *ebpf.Map `ebpf:"cpu_ctx_stor"`
-	LowpriTimer *ebpf.Map `ebpf:"lowpri_timer"`
-	QmapOps     *ebpf.Map `ebpf:"qmap_ops"`
-	Queue0      *ebpf.Map `ebpf:"queue0"`
-	Queue1      *ebpf.Map `ebpf:"queue1"`
-	Queue2      *ebpf.Map `ebpf:"queue2"`
-	Queue3      *ebpf.Map `ebpf:"queue3"`
-	Queue4      *ebpf.Map `ebpf:"queue4"`
-	QueueArr    *ebpf.Map `ebpf:"queue_arr"`
-	TaskCtxStor *ebpf.Map `ebpf:"task_ctx_stor"`
+	CpuCtxStor   *ebpf.Map `ebpf:"cpu_ctx_stor"`
+	LowpriTimer  *ebpf.Map `ebpf:"lowpri_timer"`
+	MonitorTimer *ebpf.Map `ebpf:"monitor_timer"`
+	QmapOps      *ebpf.Map `ebpf:"qmap_ops"`
+	Queue0       *ebpf.Map `ebpf:"queue0"`
+	Queue1       *ebpf.Map `ebpf:"queue1"`
+	Queue2       *ebpf.Map `ebpf:"queue2"`
+	Queue3       *ebpf.Map `ebpf:"queue3"`
+	Queue4       *ebpf.Map `ebpf:"queue4"`
+	QueueArr     *ebpf.Map `ebpf:"queue_arr"`
+	TaskCtxStor  *ebpf.Map `ebpf:"task_ctx_stor"`
 }
 
 func (m *qmapMaps) Close() error {
 	return _QmapClose(
 		m.CpuCtxStor,
 		m.LowpriTimer,
+		m.MonitorTimer,
 		m.QmapOps,
 		m.Queue0,
 		m.Queue1,
@@ -254,17 +328,38 @@ type qmapVariables struct {
 	SCX_TASK_REENQ_REASON_MASK *ebpf.Variable `ebpf:"__SCX_TASK_REENQ_REASON_MASK"`
 	CoreSchedHeadSeqs          *ebpf.Variable `ebpf:"core_sched_head_seqs"`
 	CoreSchedTailSeqs          *ebpf.Variable `ebpf:"core_sched_tail_seqs"`
+	CpuperfAvg                 *ebpf.Variable `ebpf:"cpuperf_avg"`
+	CpuperfMax                 *ebpf.Variable `ebpf:"cpuperf_max"`
+	CpuperfMin                 *ebpf.Variable `ebpf:"cpuperf_min"`
+	CpuperfTargetAvg           *ebpf.Variable `ebpf:"cpuperf_target_avg"`
+	CpuperfTargetMax           *ebpf.Variable `ebpf:"cpuperf_target_max"`
+	CpuperfTargetMin           *ebpf.Variable `ebpf:"cpuperf_target_min"`
 	DisallowTgid               *ebpf.Variable `ebpf:"disallow_tgid"`
 	DspBatch                   *ebpf.Variable `ebpf:"dsp_batch"`
+	DspInfLoopAfter            *ebpf.Variable `ebpf:"dsp_inf_loop_after"`
+	ErrorAfterEnq              *ebpf.Variable `ebpf:"error_after_enq"`
+	HighpriBoosting            *ebpf.Variable `ebpf:"highpri_boosting"`
+	ImmedStressNth             *ebpf.Variable `ebpf:"immed_stress_nth"`
 	LowpriReenqRequests        *ebpf.Variable `ebpf:"lowpri_reenq_requests"`
 	NrCoreSchedExeced          *ebpf.Variable `ebpf:"nr_core_sched_execed"`
+	NrCpuOffline               *ebpf.Variable `ebpf:"nr_cpu_offline"`
+	NrCpuOnline                *ebpf.Variable `ebpf:"nr_cpu_online"`
 	NrDdspFromEnq              *ebpf.Variable `ebpf:"nr_ddsp_from_enq"`
 	NrDdspFromSelect           *ebpf.Variable `ebpf:"nr_ddsp_from_select"`
 	NrDequeued                 *ebpf.Variable `ebpf:"nr_dequeued"`
 	NrDispatched               *ebpf.Variable `ebpf:"nr_dispatched"`
+	NrEnqueueCalls             *ebpf.Variable `ebpf:"nr_enqueue_calls"`
 	NrEnqueued                 *ebpf.Variable `ebpf:"nr_enqueued"`
+	NrExpeditedFromTimer       *ebpf.Variable `ebpf:"nr_expedited_from_timer"`
+	NrExpeditedLocal           *ebpf.Variable `ebpf:"nr_expedited_local"`
+	NrExpeditedLost            *ebpf.Variable `ebpf:"nr_expedited_lost"`
+	NrExpeditedRemote          *ebpf.Variable `ebpf:"nr_expedited_remote"`
+	NrHighpriQueued            *ebpf.Variable `ebpf:"nr_highpri_queued"`
+	NrImmedStress              *ebpf.Variable `ebpf:"nr_immed_stress"`
 	NrLowpriQueued             *ebpf.Variable `ebpf:"nr_lowpri_queued"`
 	NrOverflow                 *ebpf.Variable `ebpf:"nr_overflow"`
+	PrintDsqsAndEvents         *ebpf.Variable `ebpf:"print_dsqs_and_events"`
+	PrintMsgs                  *ebpf.Variable `ebpf:"print_msgs"`
 	ReenqCap                   *ebpf.Variable `ebpf:"reenq_cap"`
 	ReenqCpu0                  *ebpf.Variable `ebpf:"reenq_cpu0"`
 	ReenqImmed                 *ebpf.Variable `ebpf:"reenq_immed"`
@@ -272,7 +367,13 @@ type qmapVariables struct {
 	ReenqOther                 *ebpf.Variable `ebpf:"reenq_other"`
 	ReenqPreempted             *ebpf.Variable `ebpf:"reenq_preempted"`
 	ReenqTotal                 *ebpf.Variable `ebpf:"reenq_total"`
+	RemoteReenq                *ebpf.Variable `ebpf:"remote_reenq"`
+	RemoteReenqRequests        *ebpf.Variable `ebpf:"remote_reenq_requests"`
+	SharedDsqNr                *ebpf.Variable `ebpf:"shared_dsq_nr"`
+	SharedDsqPids              *ebpf.Variable `ebpf:"shared_dsq_pids"`
 	SliceNs                    *ebpf.Variable `ebpf:"slice_ns"`
+	StallKernelNth             *ebpf.Variable `ebpf:"stall_kernel_nth"`
+	StallUserNth               *ebpf.Variable `ebpf:"stall_user_nth"`
 	SuppressDump               *ebpf.Variable `ebpf:"suppress_dump"`
 	Uei                        *ebpf.Variable `ebpf:"uei"`
 	UeiDump                    *ebpf.Variable `ebpf:"uei_dump"`
@@ -283,30 +384,46 @@ type qmapVariables struct {
 //
 // It can be passed to loadQmapObjects or ebpf.CollectionSpec.LoadAndAssign.
 type qmapPrograms struct {
-	QmapCoreSchedBefore *ebpf.Program `ebpf:"qmap_core_sched_before"`
-	QmapDequeue         *ebpf.Program `ebpf:"qmap_dequeue"`
-	QmapDispatch        *ebpf.Program `ebpf:"qmap_dispatch"`
-	QmapDump            *ebpf.Program `ebpf:"qmap_dump"`
-	QmapDumpTask        *ebpf.Program `ebpf:"qmap_dump_task"`
-	QmapEnqueue         *ebpf.Program `ebpf:"qmap_enqueue"`
-	QmapExit            *ebpf.Program `ebpf:"qmap_exit"`
-	QmapInit            *ebpf.Program `ebpf:"qmap_init"`
-	QmapInitTask        *ebpf.Program `ebpf:"qmap_init_task"`
-	QmapSelectCpu       *ebpf.Program `ebpf:"qmap_select_cpu"`
+	QmapCgroupInit         *ebpf.Program `ebpf:"qmap_cgroup_init"`
+	QmapCgroupSetBandwidth *ebpf.Program `ebpf:"qmap_cgroup_set_bandwidth"`
+	QmapCgroupSetWeight    *ebpf.Program `ebpf:"qmap_cgroup_set_weight"`
+	QmapCoreSchedBefore    *ebpf.Program `ebpf:"qmap_core_sched_before"`
+	QmapCpuOffline         *ebpf.Program `ebpf:"qmap_cpu_offline"`
+	QmapCpuOnline          *ebpf.Program `ebpf:"qmap_cpu_online"`
+	QmapDequeue            *ebpf.Program `ebpf:"qmap_dequeue"`
+	QmapDispatch           *ebpf.Program `ebpf:"qmap_dispatch"`
+	QmapDump               *ebpf.Program `ebpf:"qmap_dump"`
+	QmapDumpTask           *ebpf.Program `ebpf:"qmap_dump_task"`
+	QmapEnqueue            *ebpf.Program `ebpf:"qmap_enqueue"`
+	QmapExit               *ebpf.Program `ebpf:"qmap_exit"`
+	QmapExitTask           *ebpf.Program `ebpf:"qmap_exit_task"`
+	QmapInit               *ebpf.Program `ebpf:"qmap_init"`
+	QmapInitTask           *ebpf.Program `ebpf:"qmap_init_task"`
+	QmapSchedSwitch        *ebpf.Program `ebpf:"qmap_sched_switch"`
+	QmapSelectCpu          *ebpf.Program `ebpf:"qmap_select_cpu"`
+	QmapTick               *ebpf.Program `ebpf:"qmap_tick"`
 }
 
 func (p *qmapPrograms) Close() error {
 	return _QmapClose(
+		p.QmapCgroupInit,
+		p.QmapCgroupSetBandwidth,
+		p.QmapCgroupSetWeight,
 		p.QmapCoreSchedBefore,
+		p.QmapCpuOffline,
+		p.QmapCpuOnline,
 		p.QmapDequeue,
 		p.QmapDispatch,
 		p.QmapDump,
 		p.QmapDumpTask,
 		p.QmapEnqueue,
 		p.QmapExit,
+		p.QmapExitTask,
 		p.QmapInit,
 		p.QmapInitTask,
+		p.QmapSchedSwitch,
 		p.QmapSelectCpu,
+		p.QmapTick,
 	)
 }
 

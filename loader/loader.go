@@ -30,6 +30,19 @@ type Config struct {
 	PartialSwitch bool   // schedule only SCHED_EXT tasks
 	ExitDumpLen   uint32 // debug dump bytes kept on exit (0: none)
 	SuppressDump  bool   // keep the BPF dump callbacks quiet
+
+	HighpriBoost   bool   // -H: boost nice -20 tasks through HIGHPRI_DSQ
+	PrintDSQs      bool   // -P: snapshot the shared DSQ every second
+	PrintMsgs      bool   // -M: bpf_printk cgroup and hotplug events
+	AlwaysEnqImmed bool   // -I: SCX_OPS_ALWAYS_ENQ_IMMED
+	ImmedStressNth uint32 // -F: every Nth enqueue to the task's own busy CPU
+	RemoteReenq    bool   // --remote-reenq: reenqueue local DSQs behind RT/DL tasks
+
+	// Fault injection (0: off).
+	ErrorAfterEnq     uint32 // -e: scx_bpf_error() on the Nth enqueue
+	StallUserNth      uint32 // -t: lose every Nth user task
+	StallKernelNth    uint32 // -T: lose every Nth kernel task
+	DispatchLoopAfter uint32 // -l: loop in ops.dispatch after N dispatches
 }
 
 // MaxExitDumpLen is the size of the BPF side's dump buffer.
@@ -46,10 +59,14 @@ var requiredEnums = []string{
 
 // Scheduler is a loaded (and possibly attached) qmap instance.
 type Scheduler struct {
-	coll    *ebpf.Collection
-	link    link.Link
-	SliceNs uint64
+	coll     *ebpf.Collection
+	link     link.Link
+	switchTP link.Link // sched_switch tracepoint, with --remote-reenq
+	cfg      Config
+	SliceNs  uint64
 }
+
+const switchProgName = "qmap_sched_switch"
 
 // Validate checks the configuration without touching the kernel.
 func (c Config) Validate() error {
@@ -91,6 +108,16 @@ func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
 		"disallow_tgid": cfg.DisallowTgid,
 		"suppress_dump": cfg.SuppressDump,
 		"uei_dump_len":  cfg.ExitDumpLen,
+
+		"highpri_boosting":      cfg.HighpriBoost,
+		"print_dsqs_and_events": cfg.PrintDSQs,
+		"print_msgs":            cfg.PrintMsgs,
+		"immed_stress_nth":      cfg.ImmedStressNth,
+		"remote_reenq":          cfg.RemoteReenq,
+		"error_after_enq":       cfg.ErrorAfterEnq,
+		"stall_user_nth":        cfg.StallUserNth,
+		"stall_kernel_nth":      cfg.StallKernelNth,
+		"dsp_inf_loop_after":    cfg.DispatchLoopAfter,
 	}
 	for name, v := range tunables {
 		if err := setVar(spec, name, v); err != nil {
@@ -105,6 +132,13 @@ func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
 	flags := uint64(0)
 	if cfg.PartialSwitch {
 		flags |= enums["SCX_OPS_SWITCH_PARTIAL"]
+	}
+	if cfg.AlwaysEnqImmed {
+		immed, ok := enums["SCX_OPS_ALWAYS_ENQ_IMMED"]
+		if !ok {
+			return nil, newError(ExitKernelTooOld, nil, "-I needs SCX_OPS_ALWAYS_ENQ_IMMED, which this kernel lacks")
+		}
+		flags |= immed
 	}
 	if err := patchOps(spec, map[string]uint64{
 		"hotplug_seq":   hotplugSeq,
@@ -121,7 +155,7 @@ func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
 		}
 		return nil, newError(ExitLoad, err, "loading the BPF scheduler")
 	}
-	return &Scheduler{coll: coll, SliceNs: sliceNs}, nil
+	return &Scheduler{coll: coll, cfg: cfg, SliceNs: sliceNs}, nil
 }
 
 // fillEnums sets every "__SCX_*" placeholder from the kernel's enums.
@@ -238,6 +272,15 @@ func (s *Scheduler) Attach() error {
 		return newError(ExitAttach, err, "attaching the scheduler")
 	}
 	s.link = l
+	if s.cfg.RemoteReenq {
+		tp, err := link.AttachTracing(link.TracingOptions{Program: s.coll.Programs[switchProgName]})
+		if err != nil {
+			s.link.Close()
+			s.link = nil
+			return newError(ExitAttach, err, "attaching the sched_switch tracepoint for --remote-reenq")
+		}
+		s.switchTP = tp
+	}
 	return nil
 }
 
@@ -261,6 +304,10 @@ func (s *Scheduler) Wait(ctx context.Context) bool {
 // Detach unregisters the scheduler (if it still is attached) and returns the
 // exit record, waiting briefly for ops.exit to have written it.
 func (s *Scheduler) Detach() (ExitInfo, error) {
+	if s.switchTP != nil {
+		s.switchTP.Close()
+		s.switchTP = nil
+	}
 	if s.link != nil {
 		if err := s.link.Close(); err != nil {
 			return ExitInfo{}, fmt.Errorf("detaching: %w", err)
@@ -279,6 +326,10 @@ func (s *Scheduler) Detach() (ExitInfo, error) {
 
 // Close releases the BPF objects; it detaches first if still attached.
 func (s *Scheduler) Close() error {
+	if s.switchTP != nil {
+		s.switchTP.Close()
+		s.switchTP = nil
+	}
 	if s.link != nil {
 		s.link.Close()
 		s.link = nil
@@ -340,4 +391,24 @@ func (s *Scheduler) VerifiedInstructions() (map[string]uint32, error) {
 		counts[name] = n
 	}
 	return counts, nil
+}
+
+// SharedDSQ returns the shared DSQ's length and first pids as of the last
+// monitor tick (-P only; zero otherwise).
+func (s *Scheduler) SharedDSQ() (int32, []int32, error) {
+	var nr int32
+	if err := s.variable("shared_dsq_nr").Get(&nr); err != nil {
+		return 0, nil, fmt.Errorf("reading shared_dsq_nr: %w", err)
+	}
+	var pids [16]int32
+	if err := s.variable("shared_dsq_pids").Get(&pids); err != nil {
+		return 0, nil, fmt.Errorf("reading shared_dsq_pids: %w", err)
+	}
+	var out []int32
+	for _, p := range pids {
+		if p != 0 {
+			out = append(out, p)
+		}
+	}
+	return nr, out, nil
 }

@@ -10,31 +10,46 @@ import (
 	"time"
 )
 
-// Counter describes one of the scheduler's BPF counters.
+// Counter describes one of the scheduler's BPF values.
 type Counter struct {
-	Name string // the name in every output, e.g. "enq"
-	BPF  string // the BPF global it is read from
-	Help string
+	Name  string // the name in every output, e.g. "enq"
+	BPF   string // the BPF global it is read from
+	Help  string
+	Gauge bool // a level, not a running total: no rate is shown
 }
 
 // Counters lists the counters in display order.
 var Counters = []Counter{
-	{"enq", "nr_enqueued", "tasks queued on a FIFO by ops.enqueue"},
-	{"dsp", "nr_dispatched", "tasks moved from a FIFO to the shared DSQ by ops.dispatch"},
-	{"deq", "nr_dequeued", "tasks taken back from the scheduler (ops.dequeue)"},
-	{"ddsp_sel", "nr_ddsp_from_select", "wakeups sent straight to an idle CPU found by ops.select_cpu"},
-	{"ddsp_enq", "nr_ddsp_from_enq", "tasks sent straight to an idle CPU found by ops.enqueue"},
-	{"overflow", "nr_overflow", "enqueues that found their FIFO full and used the shared DSQ"},
-	{"core", "nr_core_sched_execed", "dequeues forced by core scheduling"},
-	{"lowpri", "nr_lowpri_queued", "nice 19 user tasks parked in the low-priority DSQ"},
-	{"reenq_total", "reenq_total", "tasks the kernel handed back to ops.enqueue (SCX_ENQ_REENQ)"},
-	{"reenq_cpu0", "reenq_cpu0", "reenqueues of tasks on CPU 0"},
-	{"reenq_kfunc", "reenq_kfunc", "reenqueues asked for by scx_bpf_dsq_reenq()"},
-	{"reenq_immed", "reenq_immed", "reenqueues of SCX_ENQ_IMMED inserts that could not run at once"},
-	{"reenq_preempted", "reenq_preempted", "reenqueues of IMMED tasks preempted by a higher class"},
-	{"reenq_cap", "reenq_cap", "reenqueues for a missing sub-scheduler capability (7.3+)"},
-	{"reenq_other", "reenq_other", "reenqueues with a reason this build does not know"},
-	{"lowpri_reenq_requests", "lowpri_reenq_requests", "scx_bpf_dsq_reenq() calls on the low-priority DSQ"},
+	{"enq", "nr_enqueued", "tasks queued on a FIFO by ops.enqueue", false},
+	{"dsp", "nr_dispatched", "tasks moved from a FIFO to the shared DSQ by ops.dispatch", false},
+	{"deq", "nr_dequeued", "tasks taken back from the scheduler (ops.dequeue)", false},
+	{"ddsp_sel", "nr_ddsp_from_select", "wakeups sent straight to an idle CPU found by ops.select_cpu", false},
+	{"ddsp_enq", "nr_ddsp_from_enq", "tasks sent straight to an idle CPU found by ops.enqueue", false},
+	{"overflow", "nr_overflow", "enqueues that found their FIFO full and used the shared DSQ", false},
+	{"core", "nr_core_sched_execed", "dequeues forced by core scheduling", false},
+	{"lowpri", "nr_lowpri_queued", "nice 19 user tasks parked in the low-priority DSQ", false},
+	{"reenq_total", "reenq_total", "tasks the kernel handed back to ops.enqueue (SCX_ENQ_REENQ)", false},
+	{"reenq_cpu0", "reenq_cpu0", "reenqueues of tasks on CPU 0", false},
+	{"reenq_kfunc", "reenq_kfunc", "reenqueues asked for by scx_bpf_dsq_reenq()", false},
+	{"reenq_immed", "reenq_immed", "reenqueues of SCX_ENQ_IMMED inserts that could not run at once", false},
+	{"reenq_preempted", "reenq_preempted", "reenqueues of IMMED tasks preempted by a higher class", false},
+	{"reenq_cap", "reenq_cap", "reenqueues for a missing sub-scheduler capability (7.3+)", false},
+	{"reenq_other", "reenq_other", "reenqueues with a reason this build does not know", false},
+	{"lowpri_reenq_requests", "lowpri_reenq_requests", "scx_bpf_dsq_reenq() calls on the low-priority DSQ", false},
+	{"remote_reenq_requests", "remote_reenq_requests", "scx_bpf_dsq_reenq() calls on a CPU's local DSQ behind an RT/DL task", false},
+	{"immed_stress", "nr_immed_stress", "-F inserts into the task's own, possibly busy, local DSQ", false},
+	{"exp_local", "nr_expedited_local", "-H tasks moved to the dispatching CPU's local DSQ", false},
+	{"exp_remote", "nr_expedited_remote", "-H tasks moved to another CPU's local DSQ", false},
+	{"exp_timer", "nr_expedited_from_timer", "-H moves made by the 1 s monitor timer", false},
+	{"exp_lost", "nr_expedited_lost", "-H moves that lost a race with the task", false},
+	{"cpu_online", "nr_cpu_online", "CPUs that came online while attached", false},
+	{"cpu_offline", "nr_cpu_offline", "CPUs that went offline while attached", false},
+	{"cpuperf_min", "cpuperf_min", "lowest current CPU performance level (1024 = full)", true},
+	{"cpuperf_avg", "cpuperf_avg", "capacity-weighted average current performance level", true},
+	{"cpuperf_max", "cpuperf_max", "highest current CPU performance level", true},
+	{"cpuperf_target_min", "cpuperf_target_min", "lowest performance target set by ops.tick", true},
+	{"cpuperf_target_avg", "cpuperf_target_avg", "average performance target set by ops.tick", true},
+	{"cpuperf_target_max", "cpuperf_target_max", "highest performance target set by ops.tick", true},
 }
 
 // Source reads a counter by its BPF name.
@@ -72,7 +87,7 @@ func Line(prev, cur Snapshot) string {
 		}
 		v := cur.Values[c.Name]
 		fmt.Fprintf(&b, "%s=%d", c.Name, v)
-		if prev.Values != nil && secs > 0 {
+		if prev.Values != nil && secs > 0 && !c.Gauge {
 			d := v - prev.Values[c.Name]
 			if v < prev.Values[c.Name] {
 				d = 0

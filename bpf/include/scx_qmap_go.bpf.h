@@ -42,6 +42,9 @@
 
 #define BPF_MAX_LOOPS (8 * 1024 * 1024)
 
+/* The iterator of the innermost bpf_for_each() (libbpf names it ___it). */
+#define BPF_FOR_EACH_ITER (&___it)
+
 #define likely(x)	__builtin_expect(!!(x), 1)
 #define unlikely(x)	__builtin_expect(!!(x), 0)
 

@@ -51,13 +51,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		set(short)
 		set(long)
 	}
-	var sliceUs, batch, dumpLen uint64
+	var sliceUs, batch, dumpLen, errAfter, stallUser, stallKernel, loopAfter, immedNth uint64
 	var tgid int64
 	both("s", "slice-us", func(n string) {
 		fs.Uint64Var(&sliceUs, n, 0, "task slice in microseconds (default: the kernel's SCX_SLICE_DFL, 20000)")
 	})
 	both("b", "batch", func(n string) { fs.Uint64Var(&batch, n, 1, "tasks one dispatch call moves out of the FIFOs") })
-	both("d", "disallow-tgid", func(n string) { fs.Int64Var(&tgid, n, 0, "refuse to schedule the tasks of this process (tgid)") })
+	both("d", "disallow-tgid", func(n string) {
+		fs.Int64Var(&tgid, n, 0, "refuse to schedule the tasks of this process (tgid; -1: this loader)")
+	})
 	both("p", "partial", func(n string) {
 		fs.BoolVar(&o.cfg.PartialSwitch, n, false, "schedule only tasks set to SCHED_EXT; others stay on the fair class")
 	})
@@ -66,6 +68,32 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	})
 	both("S", "suppress-dump", func(n string) {
 		fs.BoolVar(&o.cfg.SuppressDump, n, false, "leave the scheduler's own lines out of the debug dump")
+	})
+	both("H", "highpri-boost", func(n string) {
+		fs.BoolVar(&o.cfg.HighpriBoost, n, false, "boost nice -20 tasks: move them to a CPU's local DSQ with preemption (use with -b)")
+	})
+	both("P", "print-dsqs-events", func(n string) {
+		fs.BoolVar(&o.cfg.PrintDSQs, n, false, "print the shared DSQ and the kernel's event counters every interval")
+	})
+	both("M", "print-msgs", func(n string) {
+		fs.BoolVar(&o.cfg.PrintMsgs, n, false, "log cgroup and CPU hotplug events to the trace buffer (/sys/kernel/tracing/trace_pipe)")
+	})
+	both("I", "always-enq-immed", func(n string) {
+		fs.BoolVar(&o.cfg.AlwaysEnqImmed, n, false, "set SCX_OPS_ALWAYS_ENQ_IMMED: local inserts that cannot run at once come back (IMMED/PREEMPTED reenqueues)")
+	})
+	both("F", "immed-stress-nth", func(n string) {
+		fs.Uint64Var(&immedNth, n, 0, "insert every Nth enqueue into its own CPU's local DSQ even when busy (use with -I)")
+	})
+	fs.BoolVar(&o.cfg.RemoteReenq, "remote-reenq", false, "when an RT/DL task takes a CPU, reenqueue the tasks waiting in its local DSQ")
+	both("e", "error-after", func(n string) { fs.Uint64Var(&errAfter, n, 0, "fault injection: scx_bpf_error() on the Nth enqueue") })
+	both("t", "stall-user-nth", func(n string) {
+		fs.Uint64Var(&stallUser, n, 0, "fault injection: never queue every Nth user task (the watchdog ejects the scheduler)")
+	})
+	both("T", "stall-kernel-nth", func(n string) {
+		fs.Uint64Var(&stallKernel, n, 0, "fault injection: never queue every Nth kernel task")
+	})
+	both("l", "dispatch-loop-after", func(n string) {
+		fs.Uint64Var(&loopAfter, n, 0, "fault injection: make ops.dispatch loop after N dispatches")
 	})
 	both("v", "verbose", func(n string) {
 		fs.BoolVar(&o.verbose, n, false, "print the verifier log on load failure, and more detail")
@@ -90,9 +118,32 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if dumpLen > loader.MaxExitDumpLen {
 		return o, fmt.Errorf("-D/--exit-dump-len %d out of range: use 0..%d", dumpLen, loader.MaxExitDumpLen)
 	}
-	if tgid < 0 || tgid > 1<<22 {
-		return o, fmt.Errorf("-d/--disallow-tgid %d out of range: use a pid from 1 to %d", tgid, 1<<22)
+	if tgid == -1 {
+		tgid = int64(os.Getpid())
 	}
+	if tgid < 0 || tgid > 1<<22 {
+		return o, fmt.Errorf("-d/--disallow-tgid %d out of range: use a pid from 1 to %d, or -1 for the loader itself", tgid, 1<<22)
+	}
+	for _, c := range []struct {
+		name string
+		v    uint64
+	}{
+		{"-e/--error-after", errAfter}, {"-t/--stall-user-nth", stallUser},
+		{"-T/--stall-kernel-nth", stallKernel}, {"-l/--dispatch-loop-after", loopAfter},
+		{"-F/--immed-stress-nth", immedNth},
+	} {
+		if c.v > 1<<31 {
+			return o, fmt.Errorf("%s %d out of range: use 0..%d", c.name, c.v, uint64(1)<<31)
+		}
+	}
+	if immedNth > 0 && !o.cfg.AlwaysEnqImmed {
+		return o, fmt.Errorf("-F/--immed-stress-nth needs -I/--always-enq-immed")
+	}
+	o.cfg.ErrorAfterEnq = uint32(errAfter)
+	o.cfg.StallUserNth = uint32(stallUser)
+	o.cfg.StallKernelNth = uint32(stallKernel)
+	o.cfg.DispatchLoopAfter = uint32(loopAfter)
+	o.cfg.ImmedStressNth = uint32(immedNth)
 	if o.statsInterval < 10*time.Millisecond || o.statsInterval > time.Hour {
 		return o, fmt.Errorf("--stats-interval %v out of range: use 10ms..1h", o.statsInterval)
 	}
@@ -185,7 +236,7 @@ func runOnce(ctx context.Context, o options, stdout, stderr io.Writer, host load
 	go func() {
 		defer close(done)
 		if !o.quiet {
-			printStats(statsCtx, sched, o.statsInterval, stdout, stderr)
+			printStats(statsCtx, sched, o, host, stdout, stderr)
 		}
 	}()
 	sched.Wait(ctx)
@@ -202,24 +253,44 @@ func runOnce(ctx context.Context, o options, stdout, stderr io.Writer, host load
 	return ei, nil
 }
 
-func printStats(ctx context.Context, src stats.Source, every time.Duration, stdout, stderr io.Writer) {
-	tick := time.NewTicker(every)
+func printStats(ctx context.Context, sched *loader.Scheduler, o options, host loader.Host, stdout, stderr io.Writer) {
+	tick := time.NewTicker(o.statsInterval)
 	defer tick.Stop()
-	prev, _ := stats.Take(src, time.Now())
+	prev, _ := stats.Take(sched, time.Now())
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
-			cur, err := stats.Take(src, now)
+			cur, err := stats.Take(sched, now)
 			if err != nil {
 				fmt.Fprintf(stderr, "scx-qmap-go: %v\n", err)
 				continue
 			}
 			fmt.Fprintln(stdout, stats.Line(prev, cur))
 			prev = cur
+			if o.cfg.PrintDSQs {
+				printDSQsAndEvents(sched, host, stdout, stderr)
+			}
 		}
 	}
+}
+
+// printDSQsAndEvents is -P: the shared DSQ as the BPF monitor last saw it,
+// and the kernel's own event counters.
+func printDSQsAndEvents(sched *loader.Scheduler, host loader.Host, stdout, stderr io.Writer) {
+	nr, pids, err := sched.SharedDSQ()
+	if err != nil {
+		fmt.Fprintf(stderr, "scx-qmap-go: %v\n", err)
+		return
+	}
+	fmt.Fprintf(stdout, "shared_dsq: nr=%d pids=%v\n", nr, pids)
+	events, err := stats.ReadEvents(host.Sysfs)
+	if err != nil {
+		fmt.Fprintf(stderr, "scx-qmap-go: %v\n", err)
+		return
+	}
+	fmt.Fprintf(stdout, "events: %s\n", stats.EventsLine(events))
 }
 
 // printVerified lists each program's verified instruction count.

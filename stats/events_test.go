@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package stats
+
+import (
+	"testing"
+)
+
+func TestParseEvents(t *testing.T) {
+	tests := []struct {
+		name    string
+		text    string
+		want    []Event
+		wantErr bool
+	}{
+		{
+			name: "7.2 style",
+			text: "SCX_EV_SELECT_CPU_FALLBACK 12\nSCX_EV_REENQ_LOCAL_REPEAT 0\n",
+			want: []Event{{"SCX_EV_SELECT_CPU_FALLBACK", 12}, {"SCX_EV_REENQ_LOCAL_REPEAT", 0}},
+		},
+		{
+			name: "padded with colon",
+			text: "   SCX_EV_BYPASS_DURATION:   32223721\n",
+			want: []Event{{"SCX_EV_BYPASS_DURATION", 32223721}},
+		},
+		{name: "empty", text: "", want: nil},
+		{name: "not a number", text: "SCX_EV_X abc\n", wantErr: true},
+		{name: "three fields", text: "SCX_EV_X 1 2\n", wantErr: true},
+		{name: "foreign name", text: "nr_running 3\n", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ParseEvents(tt.text)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("ParseEvents() error = %v, wantErr %v", err, tt.wantErr)
+			}
+			if len(got) != len(tt.want) {
+				t.Fatalf("ParseEvents() = %v, want %v", got, tt.want)
+			}
+			for i := range got {
+				if got[i] != tt.want[i] {
+					t.Errorf("event %d = %v, want %v", i, got[i], tt.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestEventsLine(t *testing.T) {
+	got := EventsLine([]Event{{"SCX_EV_A", 1}, {"SCX_EV_B", -2}})
+	if got != "A=1 B=-2" {
+		t.Errorf("EventsLine() = %q", got)
+	}
+}
+
+func FuzzParseEvents(f *testing.F) {
+	f.Add("SCX_EV_SELECT_CPU_FALLBACK 12\n")
+	f.Add("SCX_EV_X: 1\n\nSCX_EV_Y 99999999999999999999\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		events, err := ParseEvents(text)
+		if err != nil {
+			return
+		}
+		for _, e := range events {
+			if len(e.Name) <= len("SCX_EV_") {
+				t.Errorf("accepted a bare prefix: %q", e.Name)
+			}
+		}
+	})
+}
