@@ -57,6 +57,8 @@ const volatile bool print_msgs;
 const volatile u32 immed_stress_nth;
 /* --remote-reenq: reenqueue a CPU's local DSQ when an RT/DL task takes it. */
 const volatile bool remote_reenq;
+/* -I: SCX_OPS_ALWAYS_ENQ_IMMED is set, so a local insert must run at once. */
+const volatile bool always_enq_immed;
 
 /*
  * Fault injection, to exercise the kernel's safety nets. Each is off at 0.
@@ -225,13 +227,20 @@ static int weight_to_idx(u32 weight)
 	return 4;
 }
 
-/* An idle CPU @p can run on right away, preferring @prev_cpu; -1 if none. */
+/*
+ * An idle CPU @p can run on right away, preferring @prev_cpu; -1 if none.
+ * A task pinned to one CPU goes to that CPU even when it is busy, as it could
+ * run nowhere else, except with -I: there a busy local DSQ hands the task
+ * straight back (IMMED), and the two would loop.
+ */
 static s32 pick_direct_dispatch_cpu(struct task_struct *p, s32 prev_cpu)
 {
 	s32 cpu;
 
-	if (p->nr_cpus_allowed == 1 || scx_bpf_test_and_clear_cpu_idle(prev_cpu))
+	if (scx_bpf_test_and_clear_cpu_idle(prev_cpu))
 		return prev_cpu;
+	if (p->nr_cpus_allowed == 1)
+		return always_enq_immed ? -1 : prev_cpu;
 
 	cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
 	if (cpu >= 0)
@@ -681,7 +690,8 @@ bool BPF_STRUCT_OPS(qmap_core_sched_before, struct task_struct *a,
 s32 BPF_STRUCT_OPS(qmap_init_task, struct task_struct *p,
 		   struct scx_init_task_args *args)
 {
-	if (disallow_tgid && p->tgid == disallow_tgid)
+	/* The kernel accepts disallow only while it loads the scheduler. */
+	if (disallow_tgid && p->tgid == disallow_tgid && !args->fork)
 		p->scx.disallow = true;
 
 	if (!bpf_task_storage_get(&task_ctx_stor, p, 0,

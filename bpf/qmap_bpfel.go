@@ -64,6 +64,7 @@ const (
 	qmapVarSCX_TASK_REENQ_KFUNC       = "__SCX_TASK_REENQ_KFUNC"
 	qmapVarSCX_TASK_REENQ_PREEMPTED   = "__SCX_TASK_REENQ_PREEMPTED"
 	qmapVarSCX_TASK_REENQ_REASON_MASK = "__SCX_TASK_REENQ_REASON_MASK"
+	qmapVarAlwaysEnqImmed             = "always_enq_immed"
 	qmapVarCoreSchedHeadSeqs          = "core_sched_head_seqs"
 	qmapVarCoreSchedTailSeqs          = "core_sched_tail_seqs"
 	qmapVarCpuperfAvg                 = "cpuperf_avg"
@@ -210,6 +211,7 @@ type qmapVariableSpecs struct {
 	SCX_TASK_REENQ_KFUNC       *ebpf.VariableSpec `ebpf:"__SCX_TASK_REENQ_KFUNC"`
 	SCX_TASK_REENQ_PREEMPTED   *ebpf.VariableSpec `ebpf:"__SCX_TASK_REENQ_PREEMPTED"`
 	SCX_TASK_REENQ_REASON_MASK *ebpf.VariableSpec `ebpf:"__SCX_TASK_REENQ_REASON_MASK"`
+	AlwaysEnqImmed             *ebpf.VariableSpec `ebpf:"always_enq_immed"`
 	CoreSchedHeadSeqs          *ebpf.VariableSpec `ebpf:"core_sched_head_seqs"`
 	CoreSchedTailSeqs          *ebpf.VariableSpec `ebpf:"core_sched_tail_seqs"`
 	CpuperfAvg                 *ebpf.VariableSpec `ebpf:"cpuperf_avg"`
@@ -326,6 +328,7 @@ type qmapVariables struct {
 	SCX_TASK_REENQ_KFUNC       *ebpf.Variable `ebpf:"__SCX_TASK_REENQ_KFUNC"`
 	SCX_TASK_REENQ_PREEMPTED   *ebpf.Variable `ebpf:"__SCX_TASK_REENQ_PREEMPTED"`
 	SCX_TASK_REENQ_REASON_MASK *ebpf.Variable `ebpf:"__SCX_TASK_REENQ_REASON_MASK"`
+	AlwaysEnqImmed             *ebpf.Variable `ebpf:"always_enq_immed"`
 	CoreSchedHeadSeqs          *ebpf.Variable `ebpf:"core_sched_head_seqs"`
 	CoreSchedTailSeqs          *ebpf.Variable `ebpf:"core_sched_tail_seqs"`
 	CpuperfAvg                 *ebpf.Variable `ebpf:"cpuperf_avg"`

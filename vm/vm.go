@@ -214,6 +214,9 @@ func tail(s string, n int) string {
 }
 
 var (
+	// A kernel log line on the console: "[   12.345678] ...". The command's
+	// own output can reach the console too, and is not judged.
+	kernelLineRE = regexp.MustCompile(`^\s*\[\s*\d+\.\d+\]`)
 	// Kernel log lines that mean the guest kernel is unhealthy.
 	problemRE = regexp.MustCompile(`BUG:|WARNING:|blocked for more than|hung_task|Kernel panic|Oops`)
 	// sched_ext's line when a scheduler is disabled; the reason is in brackets.
@@ -230,6 +233,9 @@ var (
 func (r *Result) Problems(allowEjection bool) []string {
 	var found []string
 	for line := range strings.SplitSeq(r.Console, "\n") {
+		if !kernelLineRE.MatchString(line) {
+			continue
+		}
 		if problemRE.MatchString(line) && !isBenign(line) {
 			found = append(found, strings.TrimSpace(line))
 			continue

@@ -23,6 +23,7 @@ func TestProblems(t *testing.T) {
 		{"stall ejection", "[ 9.1] sched_ext: BPF scheduler \"qmap\" disabled (runnable task stall)\n", false, 1},
 		{"stall ejection allowed", "[ 9.1] sched_ext: BPF scheduler \"qmap\" disabled (runnable task stall)\n", true, 0},
 		{"command line echo", "[ 0.1] Kernel command line: panic=-1 BUG: no\n", false, 0},
+		{"command output", "stress-ng: warn:  [1544] fork: WARNING: finished prematurely\n", false, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

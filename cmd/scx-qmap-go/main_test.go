@@ -35,6 +35,27 @@ func TestParseFlags(t *testing.T) {
 					t.Errorf("cfg = %+v", c)
 				}
 			}},
+		{name: "qmap feature flags", args: []string{"-H", "-P", "-M", "-I", "-F", "4", "--remote-reenq"},
+			check: func(t *testing.T, o options) {
+				c := o.cfg
+				if !c.HighpriBoost || !c.PrintDSQs || !c.PrintMsgs || !c.AlwaysEnqImmed || c.ImmedStressNth != 4 || !c.RemoteReenq {
+					t.Errorf("cfg = %+v", c)
+				}
+			}},
+		{name: "fault injection", args: []string{"-e", "10", "--stall-user-nth", "3", "-T", "4", "-l", "50"},
+			check: func(t *testing.T, o options) {
+				c := o.cfg
+				if c.ErrorAfterEnq != 10 || c.StallUserNth != 3 || c.StallKernelNth != 4 || c.DispatchLoopAfter != 50 {
+					t.Errorf("cfg = %+v", c)
+				}
+			}},
+		{name: "disallow self", args: []string{"-d", "-1"}, check: func(t *testing.T, o options) {
+			if o.cfg.DisallowTgid != int32(os.Getpid()) {
+				t.Errorf("-d -1 = %d, want the loader's pid %d", o.cfg.DisallowTgid, os.Getpid())
+			}
+		}},
+		{name: "immed stress without -I", args: []string{"-F", "4"}, wantErr: "needs -I"},
+		{name: "huge error count", args: []string{"-e", "99999999999"}, wantErr: "-e/--error-after 99999999999 out of range"},
 		{name: "batch zero", args: []string{"-b", "0"}, wantErr: "-b/--batch 0 out of range"},
 		{name: "negative slice", args: []string{"-s", "-5"}, wantErr: "invalid value"},
 		{name: "huge slice", args: []string{"-s", "99999999999"}, wantErr: "too long"},
@@ -98,7 +119,9 @@ func TestHelpAndVersion(t *testing.T) {
 	if got := run(context.Background(), []string{"--help"}, &stdout, &stderr, loader.Host{}); got != loader.ExitOK {
 		t.Errorf("--help exit = %d, want 0", got)
 	}
-	for _, flag := range []string{"-slice-us", "-batch", "-partial", "-exit-dump-len", "-stats-interval"} {
+	for _, flag := range []string{"-slice-us", "-batch", "-partial", "-exit-dump-len", "-stats-interval",
+		"-highpri-boost", "-print-dsqs-events", "-print-msgs", "-always-enq-immed", "-immed-stress-nth",
+		"-remote-reenq", "-error-after", "-stall-user-nth", "-stall-kernel-nth", "-dispatch-loop-after"} {
 		if !strings.Contains(stderr.String(), flag) {
 			t.Errorf("--help does not list %s", flag)
 		}

@@ -7,22 +7,8 @@
 set -u
 BIN=$1
 OUT=$2
-SYS=/sys/kernel/sched_ext
-cd /tmp # the guest sees the host read-only; /tmp is a writable overlay
-
-res() { local k=$1; shift; echo "RESULT $k $*"; }
-
-# wait_state STATE SECONDS: poll sched_ext's state until it is STATE.
-wait_state() {
-	local i
-	for ((i = 0; i < $2 * 10; i++)); do
-		[ "$(cat $SYS/state)" = "$1" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
-mount -t bpf bpf /sys/fs/bpf 2>/dev/null
+. "$(dirname "$0")/lib.sh"
+setup_guest
 res kernel "$(uname -r)"
 res pinned_before "$(ls /sys/fs/bpf | wc -l)"
 
@@ -57,8 +43,6 @@ sleep 1.5 # one more stats line after the workload
 
 # sysrq-D emits the kernel's debug dump, with the scheduler's ops.dump and
 # ops.dump_task lines, through the sched_ext_dump tracepoint.
-T=/sys/kernel/tracing
-mountpoint -q $T || mount -t tracefs tracefs $T
 echo 1 >$T/events/sched_ext/sched_ext_dump/enable
 echo D >/proc/sysrq-trigger
 sleep 1
