@@ -169,101 +169,110 @@ func readFile(t *testing.T, path string) string {
 	return string(b)
 }
 
-// TestBasic: the scheduler attaches, schedules a real workload, refuses a
-// second instance and a non-root caller, and detaches on SIGINT.
-func TestBasic(t *testing.T) {
+// forEachKernel boots @script once per kernel, as a subtest, with the CLI
+// built once and a fresh output directory, and hands the results to @check.
+func forEachKernel(t *testing.T, script string, check func(t *testing.T, r map[string]string, boot *vm.Result, out string)) {
+	t.Helper()
 	requireVM(t)
 	bin := buildBinary(t)
 	for _, kernel := range kernels() {
 		t.Run(kernel, func(t *testing.T) {
 			out := outDir(t)
 			defer dumpOnFailure(t, out)
-			r, boot := bootScript(t, kernel, "basic.sh", bin, out)
-			run := readFile(t, filepath.Join(out, "run.log"))
-
-			checks := []struct{ key, want string }{
-				{"attach_state", "enabled"},
-				{"ops", "qmap"},
-				{"workload_ext", "1"},
-				{"stress_rc", "0"},
-				{"hackbench_rc", "0"},
-				{"lowpri_rc", "0"},
-				{"second_rc", strconv.Itoa(int(loader.ExitBusy))},
-				{"still_enabled", "enabled"},
-				{"nonroot_rc", strconv.Itoa(int(loader.ExitNotRoot))},
-				{"sigint_rc", "0"},
-				{"detach_state", "disabled"},
-				{"pinned_after", r["pinned_before"]},
-				{"struct_ops_after", "0"},
-				{"sysrq_attach", "enabled"},
-				{"sysrq_rc", "0"},
-				{"sysrq_state", "disabled"},
-			}
-			for _, c := range checks {
-				if got := r[c.key]; got != c.want {
-					t.Errorf("%s = %q, want %q", c.key, got, c.want)
-				}
-			}
-			t.Logf("kernel %s, exec to enabled %ss", r["kernel"], r["attach_secs"])
-
-			verified := 0
-			for line := range strings.SplitSeq(run, "\n") {
-				if strings.HasPrefix(line, "verified: ") {
-					t.Log(line)
-					verified++
-				}
-			}
-			if verified == 0 {
-				t.Errorf("-v printed no verified instruction counts")
-			}
-
-			rows := statsLines(t, run)
-			if len(rows) < 3 {
-				t.Fatalf("want at least 3 stats lines, got %d:\n%s", len(rows), run)
-			}
-			first, last := rows[0], rows[len(rows)-1]
-			for i, name := range []string{"enq", "dsp", "deq"} {
-				if last[i] <= first[i] {
-					t.Errorf("%s did not rise under load: %d -> %d", name, first[i], last[i])
-				}
-			}
-			totals := totalsLine(run)
-			t.Logf("totals: %v", totals)
-			for _, name := range []string{"lowpri", "reenq_total", "reenq_kfunc", "lowpri_reenq_requests"} {
-				if totals[name] == 0 {
-					t.Errorf("%s = 0 after nice 19 load, want > 0", name)
-				}
-			}
-			if totals["reenq_kfunc"] > totals["reenq_total"] {
-				t.Errorf("reenq_kfunc %d > reenq_total %d", totals["reenq_kfunc"], totals["reenq_total"])
-			}
-			t.Logf("nice 19 stress-ng bogo ops beside nice 0 hogs: %s", r["lowpri_bogo_ops"])
-			if n, _ := strconv.Atoi(r["lowpri_bogo_ops"]); n <= 0 {
-				t.Errorf("nice 19 hogs made no progress: bogo ops %q", r["lowpri_bogo_ops"])
-			}
-			if !strings.Contains(run, "EXIT: UNREG (kind 64)") {
-				t.Errorf("no unregister exit report in the loader's output:\n%s", run)
-			}
-			second := readFile(t, filepath.Join(out, "second.log"))
-			if !strings.Contains(second, "another sched_ext scheduler is active") || strings.Contains(second, "goroutine") {
-				t.Errorf("second instance: want one clear line, got:\n%s", second)
-			}
-			nonroot := readFile(t, filepath.Join(out, "nonroot.log"))
-			if !strings.Contains(nonroot, "must run as root") {
-				t.Errorf("non-root: want a clear refusal, got:\n%s", nonroot)
-			}
-			if sysrq := readFile(t, filepath.Join(out, "sysrq.log")); !strings.Contains(sysrq, "EXIT: SYSRQ (kind 67): disabled by sysrq-S") {
-				t.Errorf("sysrq-S: want a SYSRQ exit report, got:\n%s", sysrq)
-			}
-			if r["dump_fifo_lines"] != "5" {
-				t.Errorf("sysrq-D dump: %q ops.dump FIFO lines, want 5", r["dump_fifo_lines"])
-			}
-			if n, _ := strconv.Atoi(r["dump_task_lines"]); n < 1 {
-				t.Errorf("sysrq-D dump: no ops.dump_task lines")
-			}
-			if p := boot.Problems(false); len(p) > 0 {
-				t.Errorf("guest kernel log shows problems:\n%s", strings.Join(p, "\n"))
-			}
+			r, boot := bootScript(t, kernel, script, bin, out)
+			check(t, r, boot, out)
 		})
 	}
+}
+
+// TestBasic: the scheduler attaches, schedules a real workload, refuses a
+// second instance and a non-root caller, and detaches on SIGINT.
+func TestBasic(t *testing.T) {
+	forEachKernel(t, "basic.sh", func(t *testing.T, r map[string]string, boot *vm.Result, out string) {
+		run := readFile(t, filepath.Join(out, "run.log"))
+
+		checks := []struct{ key, want string }{
+			{"attach_state", "enabled"},
+			{"ops", "qmap"},
+			{"workload_ext", "1"},
+			{"stress_rc", "0"},
+			{"hackbench_rc", "0"},
+			{"lowpri_rc", "0"},
+			{"second_rc", strconv.Itoa(int(loader.ExitBusy))},
+			{"still_enabled", "enabled"},
+			{"nonroot_rc", strconv.Itoa(int(loader.ExitNotRoot))},
+			{"sigint_rc", "0"},
+			{"detach_state", "disabled"},
+			{"pinned_after", r["pinned_before"]},
+			{"struct_ops_after", "0"},
+			{"sysrq_attach", "enabled"},
+			{"sysrq_rc", "0"},
+			{"sysrq_state", "disabled"},
+		}
+		for _, c := range checks {
+			if got := r[c.key]; got != c.want {
+				t.Errorf("%s = %q, want %q", c.key, got, c.want)
+			}
+		}
+		t.Logf("kernel %s, exec to enabled %ss", r["kernel"], r["attach_secs"])
+
+		verified := 0
+		for line := range strings.SplitSeq(run, "\n") {
+			if strings.HasPrefix(line, "verified: ") {
+				t.Log(line)
+				verified++
+			}
+		}
+		if verified == 0 {
+			t.Errorf("-v printed no verified instruction counts")
+		}
+
+		rows := statsLines(t, run)
+		if len(rows) < 3 {
+			t.Fatalf("want at least 3 stats lines, got %d:\n%s", len(rows), run)
+		}
+		first, last := rows[0], rows[len(rows)-1]
+		for i, name := range []string{"enq", "dsp", "deq"} {
+			if last[i] <= first[i] {
+				t.Errorf("%s did not rise under load: %d -> %d", name, first[i], last[i])
+			}
+		}
+		totals := totalsLine(run)
+		t.Logf("totals: %v", totals)
+		for _, name := range []string{"lowpri", "reenq_total", "reenq_kfunc", "lowpri_reenq_requests"} {
+			if totals[name] == 0 {
+				t.Errorf("%s = 0 after nice 19 load, want > 0", name)
+			}
+		}
+		if totals["reenq_kfunc"] > totals["reenq_total"] {
+			t.Errorf("reenq_kfunc %d > reenq_total %d", totals["reenq_kfunc"], totals["reenq_total"])
+		}
+		t.Logf("nice 19 stress-ng bogo ops beside nice 0 hogs: %s", r["lowpri_bogo_ops"])
+		if n, _ := strconv.Atoi(r["lowpri_bogo_ops"]); n <= 0 {
+			t.Errorf("nice 19 hogs made no progress: bogo ops %q", r["lowpri_bogo_ops"])
+		}
+		if !strings.Contains(run, "EXIT: UNREG (kind 64)") {
+			t.Errorf("no unregister exit report in the loader's output:\n%s", run)
+		}
+		second := readFile(t, filepath.Join(out, "second.log"))
+		if !strings.Contains(second, "another sched_ext scheduler is active") || strings.Contains(second, "goroutine") {
+			t.Errorf("second instance: want one clear line, got:\n%s", second)
+		}
+		nonroot := readFile(t, filepath.Join(out, "nonroot.log"))
+		if !strings.Contains(nonroot, "must run as root") {
+			t.Errorf("non-root: want a clear refusal, got:\n%s", nonroot)
+		}
+		if sysrq := readFile(t, filepath.Join(out, "sysrq.log")); !strings.Contains(sysrq, "EXIT: SYSRQ (kind 67): disabled by sysrq-S") {
+			t.Errorf("sysrq-S: want a SYSRQ exit report, got:\n%s", sysrq)
+		}
+		if r["dump_fifo_lines"] != "5" {
+			t.Errorf("sysrq-D dump: %q ops.dump FIFO lines, want 5", r["dump_fifo_lines"])
+		}
+		if n, _ := strconv.Atoi(r["dump_task_lines"]); n < 1 {
+			t.Errorf("sysrq-D dump: no ops.dump_task lines")
+		}
+		if p := boot.Problems(false); len(p) > 0 {
+			t.Errorf("guest kernel log shows problems:\n%s", strings.Join(p, "\n"))
+		}
+	})
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/scx-qmap-go/scx-qmap-go/loader"
+	"github.com/scx-qmap-go/scx-qmap-go/vm"
 )
 
 // atLeast fails the test unless the RESULT @key is a number >= @min.
@@ -31,131 +32,117 @@ func equal(t *testing.T, r map[string]string, key, want string) {
 // TestFeatures: every scheduler flag shows its effect in the counters or in
 // the kernel's view.
 func TestFeatures(t *testing.T) {
-	requireVM(t)
-	bin := buildBinary(t)
-	for _, kernel := range kernels() {
-		t.Run(kernel, func(t *testing.T) {
-			out := outDir(t)
-			defer dumpOnFailure(t, out)
-			r, boot := bootScript(t, kernel, "features.sh", bin, out)
-			t.Logf("kernel %s", r["kernel"])
+	forEachKernel(t, "features.sh", func(t *testing.T, r map[string]string, boot *vm.Result, out string) {
+		t.Logf("kernel %s", r["kernel"])
 
-			for _, rc := range []string{"highpri_rc", "immed_rc", "print_rc", "msgs_rc", "partial_rc", "suppress_rc"} {
-				equal(t, r, rc, "0")
-			}
+		for _, rc := range []string{"highpri_rc", "immed_rc", "print_rc", "msgs_rc", "partial_rc", "suppress_rc"} {
+			equal(t, r, rc, "0")
+		}
 
-			// -H
-			exp, _ := strconv.ParseInt(r["exp_local"], 10, 64)
-			remote, _ := strconv.ParseInt(r["exp_remote"], 10, 64)
-			if exp+remote == 0 {
-				t.Errorf("-H: no expedited nice -20 tasks (exp_local %q, exp_remote %q)", r["exp_local"], r["exp_remote"])
-			}
-			t.Logf("-H: exp_local=%s exp_remote=%s exp_timer=%s", r["exp_local"], r["exp_remote"], r["exp_timer"])
-			// cpuperf: targets follow the weights; the current level is known.
-			atLeast(t, r, "cpuperf_target_max", 1)
-			atLeast(t, r, "cpuperf_avg", 1)
+		// -H
+		exp, _ := strconv.ParseInt(r["exp_local"], 10, 64)
+		remote, _ := strconv.ParseInt(r["exp_remote"], 10, 64)
+		if exp+remote == 0 {
+			t.Errorf("-H: no expedited nice -20 tasks (exp_local %q, exp_remote %q)", r["exp_local"], r["exp_remote"])
+		}
+		t.Logf("-H: exp_local=%s exp_remote=%s exp_timer=%s", r["exp_local"], r["exp_remote"], r["exp_timer"])
+		// cpuperf: targets follow the weights; the current level is known.
+		atLeast(t, r, "cpuperf_target_max", 1)
+		atLeast(t, r, "cpuperf_avg", 1)
 
-			// -I -F
-			atLeast(t, r, "immed_stress", 1)
-			immed, _ := strconv.ParseInt(r["reenq_immed"], 10, 64)
-			preempted, _ := strconv.ParseInt(r["reenq_preempted"], 10, 64)
-			if immed+preempted == 0 {
-				t.Errorf("-I -F: no IMMED or PREEMPTED reenqueues")
-			}
-			t.Logf("-I -F: immed_stress=%s reenq_immed=%s reenq_preempted=%s", r["immed_stress"], r["reenq_immed"], r["reenq_preempted"])
+		// -I -F
+		atLeast(t, r, "immed_stress", 1)
+		immed, _ := strconv.ParseInt(r["reenq_immed"], 10, 64)
+		preempted, _ := strconv.ParseInt(r["reenq_preempted"], 10, 64)
+		if immed+preempted == 0 {
+			t.Errorf("-I -F: no IMMED or PREEMPTED reenqueues")
+		}
+		t.Logf("-I -F: immed_stress=%s reenq_immed=%s reenq_preempted=%s", r["immed_stress"], r["reenq_immed"], r["reenq_preempted"])
 
-			// --remote-reenq
-			atLeast(t, r, "remote_reenq_requests", 1)
-			atLeast(t, r, "remote_reenq_kfunc", 1)
-			t.Logf("--remote-reenq with an RT hog on CPU 1: job %s ms without, %s ms with (%s requests)",
-				r["rt_off_ms"], r["rt_on_ms"], r["remote_reenq_requests"])
+		// --remote-reenq
+		atLeast(t, r, "remote_reenq_requests", 1)
+		atLeast(t, r, "remote_reenq_kfunc", 1)
+		t.Logf("--remote-reenq with an RT hog on CPU 1: job %s ms without, %s ms with (%s requests)",
+			r["rt_off_ms"], r["rt_on_ms"], r["remote_reenq_requests"])
 
-			// -P
-			atLeast(t, r, "print_dsq_lines", 2)
-			atLeast(t, r, "print_event_lines", 2)
+		// -P
+		atLeast(t, r, "print_dsq_lines", 2)
+		atLeast(t, r, "print_event_lines", 2)
 
-			// -M, hotplug
-			atLeast(t, r, "cgrp_init_lines", 1)
-			atLeast(t, r, "cgrp_set_lines", 2)
-			equal(t, r, "hotplug_state", "enabled")
-			atLeast(t, r, "cpu_offline", 1)
-			atLeast(t, r, "cpu_online", 1)
+		// -M, hotplug
+		atLeast(t, r, "cgrp_init_lines", 1)
+		atLeast(t, r, "cgrp_set_lines", 2)
+		equal(t, r, "hotplug_state", "enabled")
+		atLeast(t, r, "cpu_offline", 1)
+		atLeast(t, r, "cpu_online", 1)
 
-			// -p
-			equal(t, r, "partial_switch_all", "0")
-			equal(t, r, "partial_normal_ext", "0")
-			equal(t, r, "partial_ext_ext", "1")
-			// -d
-			equal(t, r, "disallowed_ext", "0")
-			equal(t, r, "disallowed_policy", "0")
-			atLeast(t, r, "rejected", 1)
+		// -p
+		equal(t, r, "partial_switch_all", "0")
+		equal(t, r, "partial_normal_ext", "0")
+		equal(t, r, "partial_ext_ext", "1")
+		// -d
+		equal(t, r, "disallowed_ext", "0")
+		equal(t, r, "disallowed_policy", "0")
+		atLeast(t, r, "rejected", 1)
 
-			// -S
-			equal(t, r, "suppress_dump_lines", "0")
-			atLeast(t, r, "suppress_kernel_lines", 1)
+		// -S
+		equal(t, r, "suppress_dump_lines", "0")
+		atLeast(t, r, "suppress_kernel_lines", 1)
 
-			if p := boot.Problems(false); len(p) > 0 {
-				t.Errorf("guest kernel log shows problems:\n%s", strings.Join(p, "\n"))
-			}
-		})
-	}
+		if p := boot.Problems(false); len(p) > 0 {
+			t.Errorf("guest kernel log shows problems:\n%s", strings.Join(p, "\n"))
+		}
+	})
 }
 
 // TestFaults: each injected fault ejects the scheduler with the expected
 // exit kind and a readable report; the loader says it was ejected; the
 // machine recovers.
 func TestFaults(t *testing.T) {
-	requireVM(t)
-	bin := buildBinary(t)
 	ejected := strconv.Itoa(int(loader.ExitEjected))
-	for _, kernel := range kernels() {
-		t.Run(kernel, func(t *testing.T) {
-			out := outDir(t)
-			defer dumpOnFailure(t, out)
-			r, boot := bootScript(t, kernel, "faults.sh", bin, out)
+	forEachKernel(t, "faults.sh", func(t *testing.T, r map[string]string, boot *vm.Result, out string) {
 
-			tests := []struct {
-				name, kind, msg string
-			}{
-				{"error", "ERROR_BPF", "-e: error injected after 200 enqueues"},
-				{"stall_user", "ERROR_STALL", "runnable task stall"},
-				{"stall_kernel", "ERROR_STALL", "runnable task stall"},
-				{"dispatch_loop", "", ""},
-			}
-			for _, tt := range tests {
-				t.Run(tt.name, func(t *testing.T) {
-					log := readFile(t, filepath.Join(out, tt.name+".log"))
-					t.Logf("%s: exit kind %s after %ss", tt.name, r[tt.name+"_kind"], r[tt.name+"_secs"])
-					t.Logf("report:\n%s", lastLines(log, 12))
-					equal(t, r, tt.name+"_rc", ejected)
-					equal(t, r, tt.name+"_state", "disabled")
-					if tt.kind != "" {
-						equal(t, r, tt.name+"_kind", tt.kind)
-					} else if r[tt.name+"_kind"] == "" || !strings.HasPrefix(r[tt.name+"_kind"], "ERROR") {
-						t.Errorf("%s: want an ERROR* exit kind, got %q", tt.name, r[tt.name+"_kind"])
-					}
-					if tt.msg != "" && !strings.Contains(log, tt.msg) {
-						t.Errorf("%s: report does not say %q", tt.name, tt.msg)
-					}
-					if strings.Contains(log, "goroutine ") {
-						t.Errorf("%s: Go stack trace in the report", tt.name)
-					}
-				})
-			}
-			// -D 512 caps the dump the report carries.
-			errLog := readFile(t, filepath.Join(out, "error.log"))
-			if _, dump, ok := strings.Cut(errLog, "debug dump:\n"); !ok {
-				t.Errorf("-e: the report has no debug dump")
-			} else if len(dump) > 600 {
-				t.Errorf("-D 512: dump is %d bytes", len(dump))
-			}
+		tests := []struct {
+			name, kind, msg string
+		}{
+			{"error", "ERROR_BPF", "-e: error injected after 200 enqueues"},
+			{"stall_user", "ERROR_STALL", "runnable task stall"},
+			{"stall_kernel", "ERROR_STALL", "runnable task stall"},
+			{"dispatch_loop", "", ""},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				log := readFile(t, filepath.Join(out, tt.name+".log"))
+				t.Logf("%s: exit kind %s after %ss", tt.name, r[tt.name+"_kind"], r[tt.name+"_secs"])
+				t.Logf("report:\n%s", lastLines(log, 12))
+				equal(t, r, tt.name+"_rc", ejected)
+				equal(t, r, tt.name+"_state", "disabled")
+				if tt.kind != "" {
+					equal(t, r, tt.name+"_kind", tt.kind)
+				} else if r[tt.name+"_kind"] == "" || !strings.HasPrefix(r[tt.name+"_kind"], "ERROR") {
+					t.Errorf("%s: want an ERROR* exit kind, got %q", tt.name, r[tt.name+"_kind"])
+				}
+				if tt.msg != "" && !strings.Contains(log, tt.msg) {
+					t.Errorf("%s: report does not say %q", tt.name, tt.msg)
+				}
+				if strings.Contains(log, "goroutine ") {
+					t.Errorf("%s: Go stack trace in the report", tt.name)
+				}
+			})
+		}
+		// -D 512 caps the dump the report carries.
+		errLog := readFile(t, filepath.Join(out, "error.log"))
+		if _, dump, ok := strings.Cut(errLog, "debug dump:\n"); !ok {
+			t.Errorf("-e: the report has no debug dump")
+		} else if len(dump) > 600 {
+			t.Errorf("-D 512: dump is %d bytes", len(dump))
+		}
 
-			equal(t, r, "after_state", "enabled")
-			equal(t, r, "after_hackbench_rc", "0")
-			equal(t, r, "after_rc", "0")
-			if p := boot.Problems(true); len(p) > 0 {
-				t.Errorf("guest kernel log shows problems:\n%s", strings.Join(p, "\n"))
-			}
-		})
-	}
+		equal(t, r, "after_state", "enabled")
+		equal(t, r, "after_hackbench_rc", "0")
+		equal(t, r, "after_rc", "0")
+		if p := boot.Problems(true); len(p) > 0 {
+			t.Errorf("guest kernel log shows problems:\n%s", strings.Join(p, "\n"))
+		}
+	})
 }

@@ -9,7 +9,6 @@ BIN=$1
 OUT=$2
 . "$(dirname "$0")/lib.sh"
 setup_guest
-res kernel "$(uname -r)"
 res pinned_before "$(ls /sys/fs/bpf | wc -l)"
 
 # Attach, and check the kernel's view.

@@ -9,7 +9,6 @@ BIN=$1
 OUT=$2
 . "$(dirname "$0")/lib.sh"
 setup_guest
-res kernel "$(uname -r)"
 
 # fault NAME FLAGS...: run the scheduler with FLAGS under a small workload
 # until the kernel ejects it (bounded), then report how it ended.

@@ -8,7 +8,6 @@ BIN=$1
 OUT=$2
 . "$(dirname "$0")/lib.sh"
 setup_guest
-res kernel "$(uname -r)"
 
 # -H: nice -20 tasks are expedited to a local DSQ with SCX_ENQ_PREEMPT.
 "$BIN" -H -b 8 --stats-interval 1s >"$OUT/highpri.log" 2>&1 &

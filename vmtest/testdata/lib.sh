@@ -56,4 +56,5 @@ setup_guest() {
 	cd /tmp || exit 1 # the guest sees the host read-only; /tmp is writable
 	mount -t bpf bpf /sys/fs/bpf 2>/dev/null
 	mountpoint -q $T || mount -t tracefs tracefs $T
+	res kernel "$(uname -r)"
 }
