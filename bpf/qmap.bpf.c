@@ -441,16 +441,6 @@ void BPF_STRUCT_OPS(qmap_dequeue, struct task_struct *p, u64 deq_flags)
 		__sync_fetch_and_add(&nr_core_sched_execed, 1);
 }
 
-static void update_core_sched_head_seq(struct task_struct *p)
-{
-	int idx = weight_to_idx(p->scx.weight);
-	struct task_ctx *tctx;
-
-	tctx = bpf_task_storage_get(&task_ctx_stor, p, 0, 0);
-	if (tctx)
-		core_sched_head_seqs[idx] = tctx->core_sched_seq;
-}
-
 /*
  * Move up to @batch tasks from FIFO @idx to the shared DSQ, charging them to
  * @cpuc's round-robin budget. Returns how many were moved.
@@ -480,12 +470,16 @@ static u32 drain_fifo(struct cpu_ctx *cpuc, int idx, u32 batch, s32 this_cpu)
 			continue;
 
 		tctx = bpf_task_storage_get(&task_ctx_stor, p, 0, 0);
-		if (tctx && tctx->highpri) {
-			tctx->highpri = false;
-			__sync_fetch_and_sub(&nr_highpri_queued, 1);
+		if (tctx) {
+			/* Its FIFO's head has moved up to it. */
+			core_sched_head_seqs[weight_to_idx(p->scx.weight)] =
+				tctx->core_sched_seq;
+			if (tctx->highpri) {
+				tctx->highpri = false;
+				__sync_fetch_and_sub(&nr_highpri_queued, 1);
+			}
 		}
 
-		update_core_sched_head_seq(p);
 		__sync_fetch_and_add(&nr_dispatched, 1);
 		scx_bpf_dsq_insert(p, SHARED_DSQ, slice_ns, 0);
 

@@ -121,7 +121,7 @@ func Run(ctx context.Context, cfg Config, command string) (*Result, error) {
 		retried = true
 	}
 	return res, fmt.Errorf("guest died twice before running the command (exit %d); console tail:\n%s",
-		res.ExitCode, tail(res.Console, 20))
+		res.ExitCode, Tail(res.Console, 20))
 }
 
 func runOnce(ctx context.Context, cfg Config, command string, kvm bool) (*Result, error) {
@@ -189,7 +189,7 @@ func runOnce(ctx context.Context, cfg Config, command string, kvm bool) (*Result
 	}
 	if timedOut {
 		return res, fmt.Errorf("%w after %v (limit %v); console tail:\n%s", ErrTimeout,
-			res.Elapsed.Round(time.Second), timeout, tail(res.Console, 20))
+			res.Elapsed.Round(time.Second), timeout, Tail(res.Console, 20))
 	}
 	var exitErr *exec.ExitError
 	if werr != nil && !errors.As(werr, &exitErr) {
@@ -205,7 +205,8 @@ func tee(buf *bytes.Buffer, w io.Writer) io.Writer {
 	return io.MultiWriter(buf, w)
 }
 
-func tail(s string, n int) string {
+// Tail returns the last @n lines of @s.
+func Tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]

@@ -49,13 +49,6 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-// outDir makes a host directory the guest may write; t.TempDir is 0700 and
-// that is fine, the guest runs as root.
-func outDir(t *testing.T) string {
-	t.Helper()
-	return t.TempDir()
-}
-
 // bootScript runs a testdata script in a guest and returns its RESULT lines.
 func bootScript(t *testing.T, kernel, script string, args ...string) (map[string]string, *vm.Result) {
 	t.Helper()
@@ -88,7 +81,7 @@ func bootScript(t *testing.T, kernel, script string, args ...string) (map[string
 	}
 	if results["done"] != "1" {
 		t.Fatalf("guest script did not finish (exit %d); output:\n%s\nconsole tail:\n%s",
-			res.ExitCode, res.Output, lastLines(res.Console, 40))
+			res.ExitCode, res.Output, vm.Tail(res.Console, 40))
 	}
 	return results, res
 }
@@ -101,14 +94,6 @@ func rwDirs(args []string) []string {
 		}
 	}
 	return dirs
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 var statsRE = regexp.MustCompile(`^enq=(\d+)\S* dsp=(\d+)\S* deq=(\d+)`)
@@ -140,7 +125,7 @@ func dumpOnFailure(t *testing.T, dir string) {
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
 		b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
-		t.Logf("--- %s:\n%s", e.Name(), lastLines(string(b), 60))
+		t.Logf("--- %s:\n%s", e.Name(), vm.Tail(string(b), 60))
 	}
 }
 
@@ -177,7 +162,7 @@ func forEachKernel(t *testing.T, script string, check func(t *testing.T, r map[s
 	bin := buildBinary(t)
 	for _, kernel := range kernels() {
 		t.Run(kernel, func(t *testing.T) {
-			out := outDir(t)
+			out := t.TempDir() // the guest runs as root: 0700 is fine
 			defer dumpOnFailure(t, out)
 			r, boot := bootScript(t, kernel, script, bin, out)
 			check(t, r, boot, out)

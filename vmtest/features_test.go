@@ -114,7 +114,7 @@ func TestFaults(t *testing.T) {
 			t.Run(tt.name, func(t *testing.T) {
 				log := readFile(t, filepath.Join(out, tt.name+".log"))
 				t.Logf("%s: exit kind %s after %ss", tt.name, r[tt.name+"_kind"], r[tt.name+"_secs"])
-				t.Logf("report:\n%s", lastLines(log, 12))
+				t.Logf("report:\n%s", vm.Tail(log, 12))
 				equal(t, r, tt.name+"_rc", ejected)
 				equal(t, r, tt.name+"_state", "disabled")
 				if tt.kind != "" {
