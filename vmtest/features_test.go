@@ -21,6 +21,16 @@ func atLeast(t *testing.T, r map[string]string, key string, min int64) {
 	}
 }
 
+// number is the RESULT @key as a number; the test fails if it is not one.
+func number(t *testing.T, r map[string]string, key string) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(r[key], 10, 64)
+	if err != nil {
+		t.Errorf("%s = %q, want a number", key, r[key])
+	}
+	return n
+}
+
 // equal fails the test unless the RESULT @key is @want.
 func equal(t *testing.T, r map[string]string, key, want string) {
 	t.Helper()
@@ -62,8 +72,23 @@ func TestFeatures(t *testing.T) {
 		// --remote-reenq
 		atLeast(t, r, "remote_reenq_requests", 1)
 		atLeast(t, r, "remote_reenq_kfunc", 1)
-		t.Logf("--remote-reenq with an RT hog on CPU 1: job %s ms without, %s ms with (%s requests)",
-			r["rt_off_ms"], r["rt_on_ms"], r["remote_reenq_requests"])
+		equal(t, r, "remote_off_requests", "0")
+		t.Logf("--remote-reenq, RT task on CPU 1 80%% of the time: 2-worker job median %s ms without (runs%s), %s ms with (runs%s); %s requests",
+			r["rt_off_ms"], r["rt_off_runs"], r["rt_on_ms"], r["rt_on_runs"], r["remote_reenq_requests"])
+
+		// -s: the kernel never holds a slice longer than -s; by default it does.
+		if n := number(t, r, "slice_2ms_max"); n <= 0 || n > 2_000_000 {
+			t.Errorf("-s 2000: largest slice in the kernel's dump %d ns, want 1..2000000", n)
+		}
+		if n := number(t, r, "slice_default_max"); n <= 2_000_000 {
+			t.Errorf("default slice: largest slice in the kernel's dump %d ns, want > 2000000", n)
+		}
+		// -b: a bigger batch fills the shared DSQ deeper.
+		if b1, b16 := number(t, r, "batch1_depth"), number(t, r, "batch16_depth"); b16 <= b1 {
+			t.Errorf("-b: deepest shared DSQ %d with -b 16, %d with -b 1; want deeper with -b 16", b16, b1)
+		}
+		t.Logf("-s/-b: largest slice %s ns by default, %s with -s 2000; shared DSQ depth %s with -b 1, %s with -b 16",
+			r["slice_default_max"], r["slice_2ms_max"], r["batch1_depth"], r["batch16_depth"])
 
 		// -P
 		atLeast(t, r, "print_dsq_lines", 2)

@@ -38,25 +38,85 @@ res immed_stress "$(total "$OUT/immed.log" immed_stress)"
 res reenq_immed "$(total "$OUT/immed.log" reenq_immed)"
 res reenq_preempted "$(total "$OUT/immed.log" reenq_preempted)"
 
-# --remote-reenq: an RT hog on CPU 1; time a CPU-bound job with and without.
-rt_job() { # FLAGS...: prints the job's wall time in ms
-	"$BIN" "$@" >"$OUT/rt$*.log" 2>&1 &
-	local s=$! hog start end
+# --remote-reenq: an RT task on CPU 1 that runs 80 ms of every 100 ms takes
+# the CPU from whatever ext task runs there, which then waits at the head of
+# CPU 1's local DSQ. Time a two-worker CPU-bound job with and without the
+# flag, alternating, three rounds each; report the medians.
+rt_hog() { # SECONDS: start the hog, print its pid
+	taskset -c 1 chrt -f 50 bash -c '
+		stop=$((${EPOCHREALTIME/./} + $1 * 1000000))
+		while ((${EPOCHREALTIME/./} < stop)); do
+			busy=$((${EPOCHREALTIME/./} + 80000))
+			while ((${EPOCHREALTIME/./} < busy)); do :; done
+			sleep 0.02
+		done' rt_hog "$1" >/dev/null 2>&1 &
+	echo $!
+}
+rt_job() { # LOG FLAGS...: print the job's wall time in ms
+	local log=$1 s hog start end
+	shift
+	"$BIN" --quiet "$@" >>"$log" 2>&1 &
+	s=$!
 	wait_state enabled 60
-	timeout 60 taskset -c 1 chrt -f 50 bash -c 'end=$((SECONDS + 8)); while [ $SECONDS -lt $end ]; do :; done' &
-	hog=$!
-	sleep 0.5
+	hog=$(rt_hog 20)
+	sleep 0.3
 	start=$(date +%s%N)
-	timeout 60 stress-ng --cpu 4 --cpu-ops 400 --quiet
+	timeout 60 stress-ng --cpu 2 --cpu-ops 300 --quiet
 	end=$(date +%s%N)
-	wait_pid $hog 30 >/dev/null
+	kill $hog
+	wait_pid $hog 10
 	stop_sched $s >/dev/null
 	echo $(((end - start) / 1000000))
 }
-res rt_off_ms "$(rt_job)"
-res rt_on_ms "$(rt_job --remote-reenq)"
-res remote_reenq_requests "$(total "$OUT/rt--remote-reenq.log" remote_reenq_requests)"
-res remote_reenq_kfunc "$(total "$OUT/rt--remote-reenq.log" reenq_kfunc)"
+median() { tr ' ' '\n' | sort -n | sed -n 2p; }
+off="" on=""
+for round in 1 2 3; do
+	off="$off $(rt_job "$OUT/rt-off.log")"
+	on="$on $(rt_job "$OUT/rt-on.log" --remote-reenq)"
+done
+res rt_off_runs $off
+res rt_on_runs $on
+res rt_off_ms "$(echo $off | median)"
+res rt_on_ms "$(echo $on | median)"
+res remote_reenq_requests "$(total "$OUT/rt-on.log" remote_reenq_requests | awk '{s += $1} END {print s}')"
+res remote_reenq_kfunc "$(total "$OUT/rt-on.log" reenq_kfunc | awk '{s += $1} END {print s}')"
+res remote_off_requests "$(total "$OUT/rt-off.log" remote_reenq_requests | awk '{s += $1} END {print s}')"
+
+# -s: the slice the kernel holds for each task (slice= in its sysrq-D dump)
+# never exceeds -s; by default it reaches SCX_SLICE_DFL's 20 ms.
+max_slice() { # FLAGS...: the largest slice= in a dump taken under load
+	local s w
+	"$BIN" --quiet "$@" >"$OUT/slice$*.log" 2>&1 &
+	s=$!
+	wait_state enabled 60
+	timeout 60 stress-ng --cpu 4 --timeout 4 --quiet &
+	w=$!
+	sleep 1.5
+	echo >$T/trace
+	echo 1 >$T/events/sched_ext/sched_ext_dump/enable
+	echo D >/proc/sysrq-trigger
+	sleep 1
+	echo 0 >$T/events/sched_ext/sched_ext_dump/enable
+	wait_pid $w 60
+	stop_sched $s >/dev/null
+	grep -o ' slice=[0-9]*' $T/trace | cut -d= -f2 | sort -n | tail -1
+}
+res slice_default_max "$(max_slice)"
+res slice_2ms_max "$(max_slice -s 2000)"
+
+# -b: dispatch moves up to -b tasks from a FIFO to the shared DSQ at once,
+# so the shared DSQ the monitor samples is deeper with a bigger batch.
+dsq_depth() { # BATCH: the deepest shared DSQ sampled under load
+	local s
+	"$BIN" -P -b "$1" >"$OUT/batch$1.log" 2>&1 &
+	s=$!
+	wait_state enabled 60
+	timeout 60 stress-ng --cpu 16 --timeout 6 --quiet
+	stop_sched $s >/dev/null
+	grep -o '^shared_dsq: nr=[0-9]*' "$OUT/batch$1.log" | cut -d= -f2 | sort -n | tail -1
+}
+res batch1_depth "$(dsq_depth 1)"
+res batch16_depth "$(dsq_depth 16)"
 
 # -P: the shared DSQ and the kernel's event counters every interval.
 "$BIN" -P -b 8 --stats-interval 1s >"$OUT/print.log" 2>&1 &
