@@ -5,7 +5,9 @@
 package stats
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 	"time"
 )
@@ -57,10 +59,12 @@ type Source interface {
 	Counter(bpfName string) (uint64, error)
 }
 
-// Snapshot is the value of every counter at one moment.
+// Snapshot is the value of every counter at one moment. Once published
+// (Cache.Publish) it is shared by readers and must not be changed.
 type Snapshot struct {
 	Time   time.Time
 	Values map[string]uint64 // by Counter.Name
+	Events []Event           // the kernel's event counters; nil when unknown
 }
 
 // Take reads every counter from @src.
@@ -73,6 +77,24 @@ func Take(src Source, now time.Time) (Snapshot, error) {
 		}
 		s.Values[c.Name] = v
 	}
+	return s, nil
+}
+
+// WithEvents returns @s with the kernel's event counters from @sysfs (rooted
+// at /sys/kernel/sched_ext). A kernel without the events file yields none.
+// On error @s is returned unchanged: the counters stay usable.
+func (s Snapshot) WithEvents(sysfs fs.FS) (Snapshot, error) {
+	if sysfs == nil {
+		return s, nil
+	}
+	events, err := ReadEvents(sysfs)
+	if errors.Is(err, fs.ErrNotExist) {
+		return s, nil
+	}
+	if err != nil {
+		return s, err
+	}
+	s.Events = events
 	return s, nil
 }
 

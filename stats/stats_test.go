@@ -4,8 +4,10 @@ package stats
 
 import (
 	"errors"
+	"io/fs"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 )
 
@@ -82,6 +84,32 @@ func TestLine(t *testing.T) {
 				if strings.Contains(got, w) {
 					t.Errorf("Line() = %q, want no %q", got, w)
 				}
+			}
+		})
+	}
+}
+
+func TestWithEvents(t *testing.T) {
+	tests := []struct {
+		name    string
+		sysfs   fs.FS
+		want    int
+		wantErr bool
+	}{
+		{name: "no sysfs", sysfs: nil},
+		{name: "kernel without events", sysfs: fstest.MapFS{}},
+		{name: "two events", sysfs: fstest.MapFS{"root/events": {Data: []byte("SCX_EV_A 1\nSCX_EV_B 2\n")}}, want: 2},
+		{name: "garbage", sysfs: fstest.MapFS{"root/events": {Data: []byte("what\n")}}, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := Snapshot{Values: map[string]uint64{"enq": 3}}
+			got, err := s.WithEvents(tt.sysfs)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("WithEvents() error = %v, wantErr %v", err, tt.wantErr)
+			}
+			if len(got.Events) != tt.want || got.Values["enq"] != 3 {
+				t.Errorf("WithEvents() = %+v, want %d events and the counters kept", got, tt.want)
 			}
 		})
 	}

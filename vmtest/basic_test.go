@@ -96,7 +96,7 @@ func rwDirs(args []string) []string {
 	return dirs
 }
 
-var statsRE = regexp.MustCompile(`^enq=(\d+)\S* dsp=(\d+)\S* deq=(\d+)`)
+var statsRE = regexp.MustCompile(`^enq=(\d+)\b.*? dsp=(\d+)\b.*? deq=(\d+)\b`)
 
 // statsLines returns the enq/dsp/deq totals of every periodic stats line.
 func statsLines(t *testing.T, log string) [][3]uint64 {
@@ -200,6 +200,7 @@ func TestBasic(t *testing.T) {
 			}
 		}
 		t.Logf("kernel %s, exec to enabled %ss", r["kernel"], r["attach_secs"])
+		checkStats(t, r, out)
 
 		verified := 0
 		for line := range strings.SplitSeq(run, "\n") {

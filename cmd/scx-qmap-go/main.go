@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"maps"
 	"os"
 	"os/signal"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/scx-qmap-go/scx-qmap-go/loader"
 	"github.com/scx-qmap-go/scx-qmap-go/stats"
+	"github.com/scx-qmap-go/scx-qmap-go/stats/metrics"
 )
 
 var version = "dev"
@@ -36,6 +38,9 @@ func main() {
 type options struct {
 	cfg           loader.Config
 	statsInterval time.Duration
+	statsSocket   string // "" disables the stats server
+	socketChosen  bool   // --stats-socket given: failing to serve it is fatal
+	metricsAddr   string // "" disables Prometheus metrics
 	quiet         bool
 	verbose       bool
 	version       bool
@@ -99,10 +104,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		fs.BoolVar(&o.verbose, n, false, "print the verifier log on load failure, and more detail")
 	})
 	both("V", "version", func(n string) { fs.BoolVar(&o.version, n, false, "print the version and exit") })
-	fs.DurationVar(&o.statsInterval, "stats-interval", time.Second, "how often to print the stats line")
-	fs.BoolVar(&o.quiet, "quiet", false, "do not print the periodic stats line")
+	fs.DurationVar(&o.statsInterval, "stats-interval", time.Second, "how often to take (and print) a stats snapshot")
+	fs.BoolVar(&o.quiet, "quiet", false, "do not print the periodic stats block (the socket and metrics still update)")
+	fs.StringVar(&o.statsSocket, "stats-socket", stats.DefaultSocket, "serve stats (scx_stats JSON protocol) on the unix socket `PATH`; empty: off")
+	fs.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://`ADDR`/metrics; \":9090\" binds 127.0.0.1 (default: off)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: scx-qmap-go [flags]\n\nRuns the qmap sched_ext scheduler until SIGINT/SIGTERM or until the kernel ejects it.\n\nFlags (each also as --long-name):\n")
+		fmt.Fprintf(stderr, "Usage: scx-qmap-go [flags]\n       scx-qmap-go stats [--socket PATH] [--watch SECS] [--json]\n\n"+
+			"Runs the qmap sched_ext scheduler until SIGINT/SIGTERM or until the kernel ejects it.\n"+
+			"\"scx-qmap-go stats\" prints the running scheduler's stats (see scx-qmap-go stats --help).\n\n"+
+			"Flags (each also as --long-name):\n")
 		fs.PrintDefaults()
 	}
 
@@ -112,6 +122,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	fs.Visit(func(f *flag.Flag) { o.socketChosen = o.socketChosen || f.Name == "stats-socket" })
 	if batch < 1 || batch > 1<<16 {
 		return o, fmt.Errorf("-b/--batch %d out of range: use 1..65536", batch)
 	}
@@ -147,6 +158,15 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	if o.statsInterval < 10*time.Millisecond || o.statsInterval > time.Hour {
 		return o, fmt.Errorf("--stats-interval %v out of range: use 10ms..1h", o.statsInterval)
 	}
+	// sun_path holds 108 bytes with the terminating NUL.
+	if len(o.statsSocket) > 107 {
+		return o, fmt.Errorf("--stats-socket path is %d bytes long: unix sockets allow at most 107", len(o.statsSocket))
+	}
+	if o.metricsAddr != "" {
+		if _, err := metrics.ResolveAddr(o.metricsAddr); err != nil {
+			return o, fmt.Errorf("--metrics-addr: %w", err)
+		}
+	}
 	o.cfg.SliceUs = sliceUs
 	o.cfg.DispatchBatch = uint32(batch)
 	o.cfg.ExitDumpLen = uint32(dumpLen)
@@ -171,6 +191,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, host load
 		return loader.ExitInternal
 	}
 
+	if len(args) > 0 && args[0] == "stats" {
+		return runStats(ctx, args[1:], stdout, stderr)
+	}
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return loader.ExitOK
@@ -213,6 +236,16 @@ func runOnce(ctx context.Context, o options, stdout, stderr io.Writer, host load
 	if err != nil {
 		return loader.ExitInfo{}, err
 	}
+	// After preflight, so a second instance it refuses never touches this
+	// one's socket; before the load, so a taken socket or port is refused
+	// with nothing loaded. Stopped on every return below.
+	cache := &stats.Cache{}
+	stopServices, served, err := startServices(o, cache, stderr)
+	if err != nil {
+		return loader.ExitInfo{}, err
+	}
+	defer stopServices()
+
 	sched, err := loader.Load(host, kernel, o.cfg)
 	if err != nil {
 		var verr *ebpf.VerifierError
@@ -230,14 +263,19 @@ func runOnce(ctx context.Context, o options, stdout, stderr io.Writer, host load
 		return loader.ExitInfo{}, err
 	}
 	fmt.Fprintf(stdout, "scx-qmap-go: attached (slice %d us, batch %d)\n", sched.SliceNs/1000, o.cfg.DispatchBatch)
+	for _, s := range served {
+		fmt.Fprintf(stdout, "scx-qmap-go: %s\n", s)
+	}
 
 	statsCtx, stopStats := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if !o.quiet {
-			printStats(statsCtx, sched, o, host, stdout, stderr)
+		var extra func()
+		if o.cfg.PrintDSQs {
+			extra = func() { printDSQsAndEvents(sched, host, stdout, stderr) }
 		}
+		statsLoop(statsCtx, sched, host.Sysfs, cache, o, stdout, stderr, extra)
 	}()
 	sched.Wait(ctx)
 	stopStats()
@@ -253,25 +291,91 @@ func runOnce(ctx context.Context, o options, stdout, stderr io.Writer, host load
 	return ei, nil
 }
 
-func printStats(ctx context.Context, sched *loader.Scheduler, o options, host loader.Host, stdout, stderr io.Writer) {
+// startServices starts the stats socket and the metrics endpoint that
+// @o asks for, both reading @cache. The returned stop closes them (removing
+// the socket file); on error nothing is left running. The default socket
+// path failing (say, a read-only /run) only warns: stats are not worth
+// refusing to schedule for, unless the user asked for them explicitly.
+func startServices(o options, cache *stats.Cache, stderr io.Writer) (stop func(), served []string, err error) {
+	var closers []func()
+	stop = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	if o.statsSocket != "" {
+		srv, err := stats.StartServer(stats.ServerConfig{Path: o.statsSocket}, cache)
+		if errors.Is(err, stats.ErrInUse) {
+			return nil, nil, &loader.Error{Code: loader.ExitBusy, Msg: fmt.Sprintf(
+				"another scx-qmap-go instance is serving stats on %s: stop it, or pass --stats-socket PATH", o.statsSocket)}
+		}
+		switch {
+		case err != nil && o.socketChosen:
+			return nil, nil, &loader.Error{Code: loader.ExitInternal, Err: err,
+				Msg: "cannot serve stats (pass --stats-socket PATH for another path, or --stats-socket \"\" for none)"}
+		case err != nil:
+			fmt.Fprintf(stderr, "scx-qmap-go: warning: running without the stats socket: %v\n", err)
+		default:
+			closers = append(closers, func() { srv.Close() })
+			served = append(served, "stats on "+srv.Path())
+		}
+	}
+	if o.metricsAddr != "" {
+		ms, err := metrics.Listen(o.metricsAddr, cache)
+		if err != nil {
+			stop()
+			return nil, nil, &loader.Error{Code: loader.ExitInternal, Err: err,
+				Msg: fmt.Sprintf("cannot serve metrics on --metrics-addr %s", o.metricsAddr)}
+		}
+		closers = append(closers, func() { ms.Close() })
+		served = append(served, "metrics on http://"+ms.Addr()+"/metrics")
+	}
+	return stop, served, nil
+}
+
+// statsLoop takes a snapshot every interval and publishes it for the socket
+// and metrics; unless --quiet it prints the block, then calls @extra (-P).
+func statsLoop(ctx context.Context, src stats.Source, sysfs fs.FS, cache *stats.Cache, o options,
+	stdout, stderr io.Writer, extra func()) {
+	var lastErr string
+	warn := func(err error) { // once per distinct error, not every second
+		if msg := err.Error(); msg != lastErr {
+			lastErr = msg
+			fmt.Fprintf(stderr, "scx-qmap-go: %v\n", err)
+		}
+	}
+	sample := func(now time.Time) (stats.Snapshot, bool) {
+		s, err := stats.Take(src, now)
+		if err != nil {
+			warn(err)
+			return s, false
+		}
+		if s, err = s.WithEvents(sysfs); err != nil {
+			warn(err)
+		}
+		cache.Publish(s)
+		return s, true
+	}
+
+	prev, _ := sample(time.Now())
 	tick := time.NewTicker(o.statsInterval)
 	defer tick.Stop()
-	prev, _ := stats.Take(sched, time.Now())
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
-			cur, err := stats.Take(sched, now)
-			if err != nil {
-				fmt.Fprintf(stderr, "scx-qmap-go: %v\n", err)
+			cur, ok := sample(now)
+			if !ok {
 				continue
 			}
-			fmt.Fprintln(stdout, stats.Line(prev, cur))
-			prev = cur
-			if o.cfg.PrintDSQs {
-				printDSQsAndEvents(sched, host, stdout, stderr)
+			if !o.quiet {
+				fmt.Fprint(stdout, stats.Render(prev, cur))
+				if extra != nil {
+					extra()
+				}
 			}
+			prev = cur
 		}
 	}
 }

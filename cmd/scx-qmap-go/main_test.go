@@ -10,10 +10,12 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/cilium/ebpf/btf"
 
 	"github.com/scx-qmap-go/scx-qmap-go/loader"
+	"github.com/scx-qmap-go/scx-qmap-go/stats"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -27,7 +29,18 @@ func TestParseFlags(t *testing.T) {
 			if o.cfg.DispatchBatch != 1 || o.cfg.SliceUs != 0 || o.cfg.ExitDumpLen != loader.MaxExitDumpLen {
 				t.Errorf("defaults = %+v", o.cfg)
 			}
+			if o.statsSocket != stats.DefaultSocket || o.socketChosen || o.metricsAddr != "" || o.statsInterval != time.Second || o.quiet {
+				t.Errorf("stats defaults = %+v", o)
+			}
 		}},
+		{name: "stats services", args: []string{"--stats-socket", "", "--metrics-addr", ":9090", "--quiet"},
+			check: func(t *testing.T, o options) {
+				if o.statsSocket != "" || !o.socketChosen || o.metricsAddr != ":9090" || !o.quiet {
+					t.Errorf("options = %+v", o)
+				}
+			}},
+		{name: "bad metrics address", args: []string{"--metrics-addr", "9090"}, wantErr: "--metrics-addr"},
+		{name: "socket path too long", args: []string{"--stats-socket", "/" + strings.Repeat("x", 120)}, wantErr: "at most 107"},
 		{name: "short and long forms", args: []string{"-s", "5000", "--batch", "8", "-p", "--disallow-tgid=42", "-S"},
 			check: func(t *testing.T, o options) {
 				c := o.cfg
@@ -121,7 +134,8 @@ func TestHelpAndVersion(t *testing.T) {
 	}
 	for _, flag := range []string{"-slice-us", "-batch", "-partial", "-exit-dump-len", "-stats-interval",
 		"-highpri-boost", "-print-dsqs-events", "-print-msgs", "-always-enq-immed", "-immed-stress-nth",
-		"-remote-reenq", "-error-after", "-stall-user-nth", "-stall-kernel-nth", "-dispatch-loop-after"} {
+		"-remote-reenq", "-error-after", "-stall-user-nth", "-stall-kernel-nth", "-dispatch-loop-after",
+		"-stats-socket", "-metrics-addr", "-quiet", "scx-qmap-go stats"} {
 		if !strings.Contains(stderr.String(), flag) {
 			t.Errorf("--help does not list %s", flag)
 		}

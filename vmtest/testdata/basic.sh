@@ -13,7 +13,7 @@ res pinned_before "$(ls /sys/fs/bpf | wc -l)"
 
 # Attach, and check the kernel's view.
 start=$(date +%s.%N)
-"$BIN" -v --stats-interval 1s >"$OUT/run.log" 2>&1 &
+"$BIN" -v --stats-interval 1s --metrics-addr 127.0.0.1:9464 >"$OUT/run.log" 2>&1 &
 sched=$!
 wait_state enabled 60
 res attach_state "$(cat $SYS/state)"
@@ -25,6 +25,26 @@ timeout 120 stress-ng --cpu 2 --fork 2 --timeout 8 --metrics-brief >"$OUT/stress
 work=$!
 sleep 2
 res workload_ext "$(awk '/^ext.enabled/ {print $3}' /proc/$work/sched)"
+# Stats from a second process while the workload runs: two JSON samples
+# 2 s apart, the socket's mode, a non-root client, and a metrics scrape taken
+# between two socket samples of the same snapshot (same at_ms) so the Go
+# side can check they agree.
+SOCK=/run/scx-qmap-go/stats.sock
+timeout 10 "$BIN" stats --json >"$OUT/stats1.json" 2>"$OUT/stats1.err"
+res stats_json_rc $?
+sleep 2
+timeout 10 "$BIN" stats --json >"$OUT/stats2.json" 2>&1
+res socket_mode "$(stat -c '%a %U' $SOCK)"
+timeout 10 setpriv --reuid=65534 --regid=65534 --clear-groups "$BIN" stats >"$OUT/stats-nonroot.log" 2>&1
+res stats_nonroot_rc $?
+for try in 1 2 3 4 5; do
+	timeout 10 "$BIN" stats --json >"$OUT/pair-before.json" 2>&1
+	timeout 10 curl -s http://127.0.0.1:9464/metrics >"$OUT/metrics.txt"
+	timeout 10 "$BIN" stats --json >"$OUT/pair-after.json" 2>&1
+	before=$(grep -o '"at_ms":[0-9]*' "$OUT/pair-before.json")
+	[ -n "$before" ] && [ "$before" = "$(grep -o '"at_ms":[0-9]*' "$OUT/pair-after.json")" ] && break
+done
+res metrics_tries $try
 wait $work
 res stress_rc $?
 timeout 180 hackbench -g 4 -f 10 -l 400 >"$OUT/hackbench.log" 2>&1
@@ -66,6 +86,9 @@ wait $sched
 res sigint_rc $?
 wait_state disabled 30
 res detach_state "$(cat $SYS/state)"
+res socket_after "$(ls $SOCK 2>/dev/null | wc -l)"
+timeout 10 "$BIN" stats >"$OUT/stats-none.log" 2>&1
+res stats_none_rc $?
 res pinned_after "$(ls /sys/fs/bpf | wc -l)"
 res struct_ops_after "$(bpftool struct_ops list 2>/dev/null | wc -l)"
 

@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"syscall"
+	"time"
+
+	"github.com/scx-qmap-go/scx-qmap-go/loader"
+	"github.com/scx-qmap-go/scx-qmap-go/stats"
+)
+
+// statsTimeout bounds connecting and each request; the server answers from
+// a cache, so anything slower is a hung process.
+const statsTimeout = 5 * time.Second
+
+// runStats is "scx-qmap-go stats": print the running scheduler's stats
+// from its socket, once or every --watch seconds.
+func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) loader.ExitCode {
+	fs := flag.NewFlagSet("scx-qmap-go stats", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	socket := fs.String("socket", stats.DefaultSocket, "the running scheduler's stats socket `PATH` (its --stats-socket)")
+	watch := fs.Float64("watch", 0, "print a sample every `SECS` seconds, with the change since the previous one, until interrupted (0: once)")
+	asJSON := fs.Bool("json", false, "print each sample as one JSON object per line, with the socket's field names (at_ms is the snapshot time)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: scx-qmap-go stats [--socket PATH] [--watch SECS] [--json]\n\n"+
+			"Prints the running scx-qmap-go scheduler's counters and the kernel's sched_ext events.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return loader.ExitOK
+		}
+		return loader.ExitUsage // flag already printed the error and usage
+	}
+	usage := func(format string, a ...any) loader.ExitCode {
+		fmt.Fprintf(stderr, "scx-qmap-go stats: "+format+" (see --help)\n", a...)
+		return loader.ExitUsage
+	}
+	if fs.NArg() > 0 {
+		return usage("unexpected argument %q", fs.Arg(0))
+	}
+	if math.IsNaN(*watch) || *watch < 0 || *watch > 3600 || (*watch > 0 && *watch < 0.01) {
+		return usage("--watch %v out of range: use 0 (once) or 0.01..3600 seconds", *watch)
+	}
+	if *socket == "" {
+		return usage("--socket needs a path")
+	}
+
+	c, err := stats.Dial(*socket, statsTimeout)
+	if err != nil {
+		return statsFailure(err, *socket, stderr)
+	}
+	defer func() {
+		if c != nil {
+			c.Close()
+		}
+	}()
+
+	interval := time.Duration(*watch * float64(time.Second))
+	var prev stats.Snapshot
+	for {
+		s, raw, err := c.Top()
+		var remote *stats.RemoteError
+		if err != nil && interval > 0 && !errors.As(err, &remote) {
+			// The server drops idle connections; one fresh try.
+			c.Close()
+			if c, err = stats.Dial(*socket, statsTimeout); err == nil { // c is nil on error
+				s, raw, err = c.Top()
+			}
+		}
+		if err != nil {
+			return statsFailure(err, *socket, stderr)
+		}
+		if *asJSON {
+			fmt.Fprintf(stdout, "%s\n", raw)
+		} else {
+			fmt.Fprint(stdout, stats.Render(prev, s))
+		}
+		if interval == 0 {
+			return loader.ExitOK
+		}
+		prev = s
+		select {
+		case <-ctx.Done():
+			return loader.ExitOK
+		case <-time.After(interval):
+		}
+	}
+}
+
+// statsFailure prints one line naming the cause and picks the exit code:
+// loader.ExitNoInstance, ExitNotRoot for a permission problem, else ExitInternal.
+func statsFailure(err error, path string, stderr io.Writer) loader.ExitCode {
+	var remote *stats.RemoteError
+	switch {
+	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ENOTDIR):
+		fmt.Fprintf(stderr, "scx-qmap-go: no scx-qmap-go instance is running (no stats socket at %s)\n", path)
+		return loader.ExitNoInstance
+	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
+		fmt.Fprintf(stderr, "scx-qmap-go: permission denied on %s: run as root\n", path)
+		return loader.ExitNotRoot
+	case errors.As(err, &remote) && remote.Errno == int(syscall.EAGAIN):
+		fmt.Fprintf(stderr, "scx-qmap-go: the scheduler is starting and has no stats yet: try again in a second\n")
+		return loader.ExitInternal
+	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		fmt.Fprintf(stderr, "scx-qmap-go: the scx-qmap-go instance at %s stopped\n", path)
+		return loader.ExitNoInstance
+	default:
+		fmt.Fprintf(stderr, "scx-qmap-go: reading stats from %s: %v\n", path, err)
+		return loader.ExitInternal
+	}
+}
