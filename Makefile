@@ -3,6 +3,7 @@
 # make deps     install the toolchain and cache the 7.2/7.3 kernels (root)
 # make run      run the scheduler (here, or in a 7.2 VM when this kernel lacks sched_ext)
 # make test     unit tests, generated-file check, and the VM suite
+# make stress   the scx CI load gate, 10 runs each on 2 and 4 vCPUs
 # make generate rebuild the BPF object and Go bindings (bpf2go, clang-19)
 # make vmlinux  regenerate vmlinux.h from the cached 7.2 kernel's BTF
 
@@ -13,7 +14,7 @@ export CGO_ENABLED := 0
 VM_KERNELS ?= 7.2 7.3
 GENERATED := vmlinux.h bpf/qmap_bpfel.go bpf/qmap_bpfel.o
 
-.PHONY: all build deps generate vmlinux check-generated test test-unit test-vm run clean
+.PHONY: all build deps generate vmlinux check-generated test test-unit test-vm run stress bench clean
 
 all: build
 
@@ -58,12 +59,24 @@ test-unit:
 	$(GO) test -count=1 ./...
 
 test-vm: build
-	SCX_VM_TESTS=1 SCX_VM_KERNELS="$(VM_KERNELS)" $(GO) test -count=1 -v -timeout 25m ./vmtest
+	SCX_VM_TESTS=1 SCX_VM_KERNELS="$(VM_KERNELS)" $(GO) test -count=1 -v -timeout 45m ./vmtest
 
 test: test-unit check-generated test-vm
 
 run: build
 	bash scripts/run.sh
+
+# The scx CI load gate only, GATE_RUNS times per vCPU count (2 and 4) on
+# the first of VM_KERNELS; make test runs it twice per count.
+stress: build
+	SCX_VM_TESTS=1 SCX_VM_KERNELS="$(VM_KERNELS)" SCX_GATE_RUNS=$(or $(GATE_RUNS),10) \
+		$(GO) test -count=1 -v -timeout 90m -run TestStressGate ./vmtest
+
+# EEVDF vs scx-qmap-go in one 7.2 guest, ROUNDS interleaved rounds on CPUS
+# vCPUs; results in bench/results (see bench/guest.sh).
+bench: build
+	$(GO) build -o bin/scx-bench ./cmd/scx-bench
+	bin/scx-bench -cpus $(or $(CPUS),2) -rounds $(or $(ROUNDS),5)
 
 clean:
 	rm -rf bin

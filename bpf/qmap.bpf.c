@@ -57,8 +57,6 @@ const volatile bool print_msgs;
 const volatile u32 immed_stress_nth;
 /* --remote-reenq: reenqueue a CPU's local DSQ when an RT/DL task takes it. */
 const volatile bool remote_reenq;
-/* -I: SCX_OPS_ALWAYS_ENQ_IMMED is set, so a local insert must run at once. */
-const volatile bool always_enq_immed;
 
 /*
  * Fault injection, to exercise the kernel's safety nets. Each is off at 0.
@@ -82,6 +80,7 @@ u64 nr_dequeued;	/* ops.dequeue calls: tasks taken back from us */
 u64 nr_ddsp_from_enq;	/* direct dispatches decided in ops.enqueue */
 u64 nr_ddsp_from_select; /* direct dispatches decided in ops.select_cpu */
 u64 nr_overflow;	/* FIFO full: task went to the shared DSQ instead */
+u64 nr_exiting;		/* exiting tasks queued on the shared DSQ, not a FIFO */
 u64 nr_core_sched_execed; /* dequeues forced by core scheduling */
 u64 nr_lowpri_queued;	/* nice 19 user tasks parked in LOWPRI_DSQ */
 u64 nr_enqueue_calls;	/* every ops.enqueue call, for -e */
@@ -229,9 +228,13 @@ static int weight_to_idx(u32 weight)
 
 /*
  * An idle CPU @p can run on right away, preferring @prev_cpu; -1 if none.
- * A task pinned to one CPU goes to that CPU even when it is busy, as it could
- * run nowhere else, except with -I: there a busy local DSQ hands the task
- * straight back (IMMED), and the two would loop.
+ *
+ * Upstream qmap also sends a task pinned to one CPU straight to that CPU's
+ * local DSQ when it is busy. We do not: a CPU runs its local DSQ before it
+ * calls ops.dispatch, so a stream of pinned tasks (stress-ng --affinity-pin,
+ * per-CPU kworkers) keeps it from ever draining the FIFOs, and the tasks
+ * there starve until the watchdog ejects the scheduler. Pinned tasks take
+ * their turn in the FIFOs; drain_fifo() kicks their CPU when another pops them.
  */
 static s32 pick_direct_dispatch_cpu(struct task_struct *p, s32 prev_cpu)
 {
@@ -240,7 +243,7 @@ static s32 pick_direct_dispatch_cpu(struct task_struct *p, s32 prev_cpu)
 	if (scx_bpf_test_and_clear_cpu_idle(prev_cpu))
 		return prev_cpu;
 	if (p->nr_cpus_allowed == 1)
-		return always_enq_immed ? -1 : prev_cpu;
+		return -1;
 
 	cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
 	if (cpu >= 0)
@@ -424,6 +427,18 @@ void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 					   enq_flags);
 			return;
 		}
+	}
+
+	/*
+	 * The FIFOs hold PIDs. An exiting task can be reaped, and its PID
+	 * freed, while it still has to run once more to finish exiting: popped
+	 * then, its PID would find no task and it would be lost until the
+	 * watchdog ejects us. The shared DSQ holds the task itself.
+	 */
+	if (p->flags & PF_EXITING) {
+		__sync_fetch_and_add(&nr_exiting, 1);
+		scx_bpf_dsq_insert(p, SHARED_DSQ, slice_ns, enq_flags);
+		return;
 	}
 
 	if (!fifo_enqueue(p, idx, enq_flags))

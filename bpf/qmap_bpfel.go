@@ -64,7 +64,6 @@ const (
 	qmapVarSCX_TASK_REENQ_KFUNC       = "__SCX_TASK_REENQ_KFUNC"
 	qmapVarSCX_TASK_REENQ_PREEMPTED   = "__SCX_TASK_REENQ_PREEMPTED"
 	qmapVarSCX_TASK_REENQ_REASON_MASK = "__SCX_TASK_REENQ_REASON_MASK"
-	qmapVarAlwaysEnqImmed             = "always_enq_immed"
 	qmapVarCoreSchedHeadSeqs          = "core_sched_head_seqs"
 	qmapVarCoreSchedTailSeqs          = "core_sched_tail_seqs"
 	qmapVarCpuperfAvg                 = "cpuperf_avg"
@@ -89,6 +88,7 @@ const (
 	qmapVarNrDispatched               = "nr_dispatched"
 	qmapVarNrEnqueueCalls             = "nr_enqueue_calls"
 	qmapVarNrEnqueued                 = "nr_enqueued"
+	qmapVarNrExiting                  = "nr_exiting"
 	qmapVarNrExpeditedFromTimer       = "nr_expedited_from_timer"
 	qmapVarNrExpeditedLocal           = "nr_expedited_local"
 	qmapVarNrExpeditedLost            = "nr_expedited_lost"
@@ -211,7 +211,6 @@ type qmapVariableSpecs struct {
 	SCX_TASK_REENQ_KFUNC       *ebpf.VariableSpec `ebpf:"__SCX_TASK_REENQ_KFUNC"`
 	SCX_TASK_REENQ_PREEMPTED   *ebpf.VariableSpec `ebpf:"__SCX_TASK_REENQ_PREEMPTED"`
 	SCX_TASK_REENQ_REASON_MASK *ebpf.VariableSpec `ebpf:"__SCX_TASK_REENQ_REASON_MASK"`
-	AlwaysEnqImmed             *ebpf.VariableSpec `ebpf:"always_enq_immed"`
 	CoreSchedHeadSeqs          *ebpf.VariableSpec `ebpf:"core_sched_head_seqs"`
 	CoreSchedTailSeqs          *ebpf.VariableSpec `ebpf:"core_sched_tail_seqs"`
 	CpuperfAvg                 *ebpf.VariableSpec `ebpf:"cpuperf_avg"`
@@ -236,6 +235,7 @@ type qmapVariableSpecs struct {
 	NrDispatched               *ebpf.VariableSpec `ebpf:"nr_dispatched"`
 	NrEnqueueCalls             *ebpf.VariableSpec `ebpf:"nr_enqueue_calls"`
 	NrEnqueued                 *ebpf.VariableSpec `ebpf:"nr_enqueued"`
+	NrExiting                  *ebpf.VariableSpec `ebpf:"nr_exiting"`
 	NrExpeditedFromTimer       *ebpf.VariableSpec `ebpf:"nr_expedited_from_timer"`
 	NrExpeditedLocal           *ebpf.VariableSpec `ebpf:"nr_expedited_local"`
 	NrExpeditedLost            *ebpf.VariableSpec `ebpf:"nr_expedited_lost"`
@@ -328,7 +328,6 @@ type qmapVariables struct {
 	SCX_TASK_REENQ_KFUNC       *ebpf.Variable `ebpf:"__SCX_TASK_REENQ_KFUNC"`
 	SCX_TASK_REENQ_PREEMPTED   *ebpf.Variable `ebpf:"__SCX_TASK_REENQ_PREEMPTED"`
 	SCX_TASK_REENQ_REASON_MASK *ebpf.Variable `ebpf:"__SCX_TASK_REENQ_REASON_MASK"`
-	AlwaysEnqImmed             *ebpf.Variable `ebpf:"always_enq_immed"`
 	CoreSchedHeadSeqs          *ebpf.Variable `ebpf:"core_sched_head_seqs"`
 	CoreSchedTailSeqs          *ebpf.Variable `ebpf:"core_sched_tail_seqs"`
 	CpuperfAvg                 *ebpf.Variable `ebpf:"cpuperf_avg"`
@@ -353,6 +352,7 @@ type qmapVariables struct {
 	NrDispatched               *ebpf.Variable `ebpf:"nr_dispatched"`
 	NrEnqueueCalls             *ebpf.Variable `ebpf:"nr_enqueue_calls"`
 	NrEnqueued                 *ebpf.Variable `ebpf:"nr_enqueued"`
+	NrExiting                  *ebpf.Variable `ebpf:"nr_exiting"`
 	NrExpeditedFromTimer       *ebpf.Variable `ebpf:"nr_expedited_from_timer"`
 	NrExpeditedLocal           *ebpf.Variable `ebpf:"nr_expedited_local"`
 	NrExpeditedLost            *ebpf.Variable `ebpf:"nr_expedited_lost"`

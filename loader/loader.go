@@ -114,7 +114,6 @@ func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
 		"print_msgs":            cfg.PrintMsgs,
 		"immed_stress_nth":      cfg.ImmedStressNth,
 		"remote_reenq":          cfg.RemoteReenq,
-		"always_enq_immed":      cfg.AlwaysEnqImmed,
 		"error_after_enq":       cfg.ErrorAfterEnq,
 		"stall_user_nth":        cfg.StallUserNth,
 		"stall_kernel_nth":      cfg.StallKernelNth,

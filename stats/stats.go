@@ -28,6 +28,7 @@ var Counters = []Counter{
 	{"ddsp_sel", "nr_ddsp_from_select", "wakeups sent straight to an idle CPU found by ops.select_cpu", false},
 	{"ddsp_enq", "nr_ddsp_from_enq", "tasks sent straight to an idle CPU found by ops.enqueue", false},
 	{"overflow", "nr_overflow", "enqueues that found their FIFO full and used the shared DSQ", false},
+	{"exiting", "nr_exiting", "exiting tasks queued on the shared DSQ, as their PID may be gone before they last run", false},
 	{"core", "nr_core_sched_execed", "dequeues forced by core scheduling", false},
 	{"lowpri", "nr_lowpri_queued", "nice 19 user tasks parked in the low-priority DSQ", false},
 	{"reenq_total", "reenq_total", "tasks the kernel handed back to ops.enqueue (SCX_ENQ_REENQ)", false},

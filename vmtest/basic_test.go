@@ -49,8 +49,15 @@ func buildBinary(t *testing.T) string {
 	return bin
 }
 
-// bootScript runs a testdata script in a guest and returns its RESULT lines.
+// bootScript runs a testdata script in a 2-vCPU guest and returns its
+// RESULT lines.
 func bootScript(t *testing.T, kernel, script string, args ...string) (map[string]string, *vm.Result) {
+	t.Helper()
+	return bootScriptCPUs(t, kernel, 2, script, args...)
+}
+
+// bootScriptCPUs is bootScript with @cpus vCPUs.
+func bootScriptCPUs(t *testing.T, kernel string, cpus int, script string, args ...string) (map[string]string, *vm.Result) {
 	t.Helper()
 	path, err := filepath.Abs(filepath.Join("testdata", script))
 	if err != nil {
@@ -62,7 +69,7 @@ func bootScript(t *testing.T, kernel, script string, args ...string) (map[string
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
 	defer cancel()
-	res, err := vm.Run(ctx, vm.Config{Kernel: kernel, Timeout: 10 * time.Minute, RWDirs: rwDirs(args)}, cmdline)
+	res, err := vm.Run(ctx, vm.Config{Kernel: kernel, CPUs: cpus, Timeout: 10 * time.Minute, RWDirs: rwDirs(args)}, cmdline)
 	if err != nil {
 		t.Fatalf("boot %s: %v", kernel, err)
 	}
