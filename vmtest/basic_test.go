@@ -208,6 +208,8 @@ func TestBasic(t *testing.T) {
 		}
 		t.Logf("kernel %s, exec to enabled %ss", r["kernel"], r["attach_secs"])
 		checkStats(t, r, out)
+		t.Logf("loader idle at a 1 s stats interval: %s%% of a CPU, RSS %s KiB (peak %s KiB)",
+			r["loader_cpu_pct"], r["loader_rss_kb"], r["loader_hwm_kb"])
 
 		verified := 0
 		for line := range strings.SplitSeq(run, "\n") {

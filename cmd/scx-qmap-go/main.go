@@ -14,6 +14,7 @@ import (
 	"maps"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"slices"
 	"syscall"
 	"time"
@@ -263,6 +264,10 @@ func runOnce(ctx context.Context, o options, stdout, stderr io.Writer, host load
 		return loader.ExitInfo{}, err
 	}
 	fmt.Fprintf(stdout, "scx-qmap-go: attached (slice %d us, batch %d)\n", sched.SliceNs/1000, o.cfg.DispatchBatch)
+	// The kernel's BTF, decoded for the load (tens of MB), is not needed
+	// again in this run: give it back so the steady RSS is the loop's own.
+	kernel = nil
+	debug.FreeOSMemory()
 	for _, s := range served {
 		fmt.Fprintf(stdout, "scx-qmap-go: %s\n", s)
 	}

@@ -60,6 +60,15 @@ res lowpri_rc $?
 res lowpri_bogo_ops "$(awk '/metrc:.* cpu / {print $5}' "$OUT/lowpri.log")"
 sleep 1.5 # one more stats line after the workload
 
+# The loader's own cost while it idles at the default 1 s stats interval:
+# CPU ticks (1/100 s) over 5 s, and its resident memory.
+t0=$(awk '{print $14 + $15}' /proc/$sched/stat)
+sleep 5
+t1=$(awk '{print $14 + $15}' /proc/$sched/stat)
+res loader_cpu_pct "$(echo "scale=2; ($t1 - $t0) / 5" | bc)"
+res loader_rss_kb "$(awk '/^VmRSS/ {print $2}' /proc/$sched/status)"
+res loader_hwm_kb "$(awk '/^VmHWM/ {print $2}' /proc/$sched/status)"
+
 # sysrq-D emits the kernel's debug dump, with the scheduler's ops.dump and
 # ops.dump_task lines, through the sched_ext_dump tracepoint.
 echo 1 >$T/events/sched_ext/sched_ext_dump/enable

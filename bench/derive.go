@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package bench
+
+import (
+	"math"
+	"strings"
+)
+
+// Bucket is one cyclictest histogram bucket: samples of US microseconds.
+type Bucket struct {
+	US    uint64
+	Count uint64
+}
+
+// Histogram is a latency histogram summed over cyclictest's threads.
+type Histogram struct {
+	Buckets  []Bucket // ascending US
+	Overflow uint64   // samples past the histogram's range
+	Max      uint64   // largest latency seen, µs
+}
+
+// Total is the number of samples, overflows included.
+func (h Histogram) Total() uint64 {
+	t := h.Overflow
+	for _, b := range h.Buckets {
+		t += b.Count
+	}
+	return t
+}
+
+// Percentile is the smallest latency at or below which p percent of the
+// samples fall. When that rank is among the overflows, the only bound known
+// is the maximum, and that is what it returns.
+func (h Histogram) Percentile(p float64) uint64 {
+	total := h.Total()
+	if total == 0 {
+		return 0
+	}
+	rank := uint64(math.Ceil(p / 100 * float64(total)))
+	if rank == 0 {
+		rank = 1
+	}
+	var seen uint64
+	for _, b := range h.Buckets {
+		seen += b.Count
+		if seen >= rank {
+			return b.US
+		}
+	}
+	return h.Max
+}
+
+// niceWeights are the kernel's sched_prio_to_weight[] for the fairness
+// groups: what CFS/EEVDF would give each group of equal size.
+var niceWeights = []struct {
+	nice   string
+	weight float64
+}{{"-20", 88761}, {"0", 1024}, {"19", 15}}
+
+// WantShare is the CPU share, in percent, the weights ask for a group.
+func WantShare(nice string) float64 {
+	var sum, w float64
+	for _, n := range niceWeights {
+		sum += n.weight
+		if n.nice == nice {
+			w = n.weight
+		}
+	}
+	return w / sum * 100
+}
+
+// deriveFairness replaces each round's fair_ticks.<nice> by the groups'
+// shares of the CPU time they got together (fair_share.<nice>, percent) and
+// fair_misalloc_pct: the share of that time that went to a group the
+// weights did not give it (half the L1 distance between the shares got and
+// the shares asked for).
+func (run *Run) deriveFairness() {
+	for _, rounds := range run.Samples {
+		for _, m := range rounds {
+			ticks := map[string]float64{}
+			var total float64
+			valid := true
+			for k, v := range m {
+				if nice, ok := strings.CutPrefix(k, "fair_ticks."); ok {
+					ticks[nice] = v
+					total += v
+					valid = valid && v >= 0 // a group read after it exited
+					delete(m, k)
+				}
+			}
+			if !valid || len(ticks) != len(niceWeights) || total == 0 {
+				continue // no shares for this round
+			}
+			var dist float64
+			for _, n := range niceWeights {
+				share := ticks[n.nice] / total * 100
+				m["fair_share."+n.nice] = share
+				dist += math.Abs(share - WantShare(n.nice))
+			}
+			m["fair_misalloc_pct"] = dist / 2
+		}
+	}
+}

@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package bench
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// Better says which direction of a metric is an improvement.
+type Better string
+
+const (
+	Lower  Better = "lower"
+	Higher Better = "higher"
+	None   Better = "" // informational (sizes, shares that have a target)
+)
+
+// Info describes a metric for tables and charts.
+type Info struct {
+	Name   string `json:"name"`
+	Label  string `json:"label"`
+	Unit   string `json:"unit"`
+	Better Better `json:"better,omitempty"`
+	Group  string `json:"group"`
+}
+
+// catalogue lists the known metrics in table order. Metrics with a trailing
+// "." are families (one per BPF program); their members sort by name.
+var catalogue = []Info{
+	{"hackbench_s", "hackbench", "s", Lower, "throughput"},
+	{"perf_msg_s", "perf bench sched messaging", "s", Lower, "throughput"},
+	{"stress_bogo_ops_s", "stress-ng --cpu bogo-ops/s", "ops/s", Higher, "throughput"},
+	{"cyc_load_p50_us", "cyclictest p50, CPU load", "µs", Lower, "latency"},
+	{"cyc_load_p99_us", "cyclictest p99, CPU load", "µs", Lower, "latency"},
+	{"cyc_load_max_us", "cyclictest max, CPU load", "µs", Lower, "latency"},
+	{"cyc_rt_p50_us", "cyclictest p50, RT hog", "µs", Lower, "latency"},
+	{"cyc_rt_p99_us", "cyclictest p99, RT hog", "µs", Lower, "latency"},
+	{"cyc_rt_max_us", "cyclictest max, RT hog", "µs", Lower, "latency"},
+	{"fair_share.-20", "", "%", None, "fairness"},
+	{"fair_share.0", "", "%", None, "fairness"},
+	{"fair_share.19", "", "%", None, "fairness"},
+	{"fair_misalloc_pct", "CPU misallocated vs weights", "%", Lower, "fairness"},
+	{"bpf_cpu_pct", "BPF time during hackbench", "% CPU", Lower, "bpf"},
+	{"bpf_ns.", "ns/run ", "ns", Lower, "bpf"},
+	{"insns.", "verified insns ", "insns", None, "bpf"},
+	{"attach_ms", "exec to enabled", "ms", Lower, "loader"},
+	{"detach_ms", "SIGINT to disabled", "ms", Lower, "loader"},
+	{"rss_peak_kb", "peak RSS (VmHWM)", "KiB", Lower, "loader"},
+	{"rss_steady_kb", "steady RSS (VmRSS)", "KiB", Lower, "loader"},
+	{"stats_cpu_pct", "stats loop CPU (1 s interval)", "%", Lower, "loader"},
+}
+
+// Describe returns a metric's Info; unknown metrics keep their name.
+func Describe(name string) Info {
+	if nice, ok := strings.CutPrefix(name, "fair_share."); ok {
+		return Info{name, fmt.Sprintf("CPU share nice %s (weights: %.3g)", nice, WantShare(nice)), "%", None, "fairness"}
+	}
+	for _, c := range catalogue {
+		if c.Name == name {
+			return c
+		}
+		if strings.HasSuffix(c.Name, ".") && strings.HasPrefix(name, c.Name) {
+			c.Label += strings.TrimPrefix(name, c.Name)
+			c.Name = name
+			return c
+		}
+	}
+	return Info{Name: name, Label: name, Group: "other"}
+}
+
+// rank orders metrics by the catalogue, then by name.
+func rank(name string) int {
+	for i, c := range catalogue {
+		if c.Name == name || (strings.HasSuffix(c.Name, ".") && strings.HasPrefix(name, c.Name)) {
+			return i
+		}
+	}
+	return len(catalogue)
+}
+
+// Stat summarises one metric of one configuration over the rounds.
+type Stat struct {
+	Median  float64   `json:"median"`
+	Min     float64   `json:"min"`
+	Max     float64   `json:"max"`
+	N       int       `json:"n"`
+	Ratio   float64   `json:"ratio_to_eevdf,omitempty"` // Median / the baseline's; 0 when there is none
+	Samples []float64 `json:"samples"`                  // in round order
+}
+
+// Metric is one row of the results: a metric for every configuration that
+// has it.
+type Metric struct {
+	Info
+	Stats map[string]*Stat `json:"stats"` // by config name
+}
+
+// Summary is a whole run, summarised.
+type Summary struct {
+	Meta    map[string]string `json:"meta"`
+	Configs []Config          `json:"configs"`
+	Metrics []Metric          `json:"metrics"`
+	Notes   []string          `json:"notes,omitempty"`
+}
+
+// Summarise computes each metric's median, range and ratio to the baseline.
+func Summarise(run *Run) *Summary {
+	s := &Summary{Meta: run.Meta, Configs: run.Configs, Notes: run.Notes}
+	byMetric := map[string]map[string][]float64{}
+	for cfg, rounds := range run.Samples {
+		for _, r := range slices.Sorted(maps.Keys(rounds)) {
+			for metric, v := range rounds[r] {
+				if byMetric[metric] == nil {
+					byMetric[metric] = map[string][]float64{}
+				}
+				byMetric[metric][cfg] = append(byMetric[metric][cfg], v)
+			}
+		}
+	}
+	names := slices.Collect(maps.Keys(byMetric))
+	sort.Slice(names, func(i, j int) bool {
+		ri, rj := rank(names[i]), rank(names[j])
+		if ri != rj {
+			return ri < rj
+		}
+		return names[i] < names[j]
+	})
+	for _, name := range names {
+		m := Metric{Info: Describe(name), Stats: map[string]*Stat{}}
+		for cfg, vs := range byMetric[name] {
+			m.Stats[cfg] = summarise(vs)
+		}
+		// A ratio says better or worse; metrics without a direction get none.
+		if base := m.Stats[Baseline]; base != nil && base.Median != 0 && m.Better != None {
+			for cfg, st := range m.Stats {
+				if cfg != Baseline {
+					st.Ratio = st.Median / base.Median
+				}
+			}
+		}
+		s.Metrics = append(s.Metrics, m)
+	}
+	return s
+}
+
+func summarise(samples []float64) *Stat {
+	sorted := slices.Clone(samples)
+	slices.Sort(sorted)
+	return &Stat{
+		Median:  Median(sorted),
+		Min:     sorted[0],
+		Max:     sorted[len(sorted)-1],
+		N:       len(sorted),
+		Samples: samples,
+	}
+}
+
+// Median of sorted values; the mean of the middle two for an even count.
+func Median(sorted []float64) float64 {
+	n := len(sorted)
+	if n == 0 {
+		return 0
+	}
+	if n%2 == 1 {
+		return sorted[n/2]
+	}
+	return (sorted[n/2-1] + sorted[n/2]) / 2
+}
+
+// Metric returns the named metric, or nil.
+func (s *Summary) Metric(name string) *Metric {
+	for i := range s.Metrics {
+		if s.Metrics[i].Name == name {
+			return &s.Metrics[i]
+		}
+	}
+	return nil
+}
