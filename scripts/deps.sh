@@ -101,7 +101,8 @@ need_version() {
 
 install_packages() {
 	install_from "" clang-19 llvm-19 make git ca-certificates xz-utils zstd \
-		stress-ng rt-tests udev kmod busybox-static python3 cpio bc util-linux
+		stress-ng rt-tests udev kmod busybox-static python3 cpio bc util-linux \
+		curl linux-perf # the metrics scrape in the VM suite; perf bench in make bench
 	# QEMU 10: bookworm's 7.2 crashes TCG guests when a scheduler detaches.
 	install_from bookworm-backports libbpf-dev bpftool qemu-system-x86 \
 		qemu-system-common qemu-system-data seabios
