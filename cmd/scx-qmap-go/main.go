@@ -276,9 +276,9 @@ func runOnce(ctx context.Context, o options, stdout, stderr io.Writer, host load
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		var extra func()
+		var extra func(stats.Snapshot)
 		if o.cfg.PrintDSQs {
-			extra = func() { printDSQsAndEvents(sched, host, stdout, stderr) }
+			extra = func(cur stats.Snapshot) { printDSQsAndEvents(sched, cur, stdout, stderr) }
 		}
 		statsLoop(statsCtx, sched, host.Sysfs, cache, o, stdout, stderr, extra)
 	}()
@@ -341,7 +341,7 @@ func startServices(o options, cache *stats.Cache, stderr io.Writer) (stop func()
 // statsLoop takes a snapshot every interval and publishes it for the socket
 // and metrics; unless --quiet it prints the block, then calls @extra (-P).
 func statsLoop(ctx context.Context, src stats.Source, sysfs fs.FS, cache *stats.Cache, o options,
-	stdout, stderr io.Writer, extra func()) {
+	stdout, stderr io.Writer, extra func(stats.Snapshot)) {
 	var lastErr string
 	warn := func(err error) { // once per distinct error, not every second
 		if msg := err.Error(); msg != lastErr {
@@ -377,7 +377,7 @@ func statsLoop(ctx context.Context, src stats.Source, sysfs fs.FS, cache *stats.
 			if !o.quiet {
 				fmt.Fprint(stdout, stats.Render(prev, cur))
 				if extra != nil {
-					extra()
+					extra(cur)
 				}
 			}
 			prev = cur
@@ -386,20 +386,17 @@ func statsLoop(ctx context.Context, src stats.Source, sysfs fs.FS, cache *stats.
 }
 
 // printDSQsAndEvents is -P: the shared DSQ as the BPF monitor last saw it,
-// and the kernel's own event counters.
-func printDSQsAndEvents(sched *loader.Scheduler, host loader.Host, stdout, stderr io.Writer) {
+// and the kernel's own event counters as the snapshot @cur read them.
+func printDSQsAndEvents(sched *loader.Scheduler, cur stats.Snapshot, stdout, stderr io.Writer) {
 	nr, pids, err := sched.SharedDSQ()
 	if err != nil {
 		fmt.Fprintf(stderr, "scx-qmap-go: %v\n", err)
 		return
 	}
 	fmt.Fprintf(stdout, "shared_dsq: nr=%d pids=%v\n", nr, pids)
-	events, err := stats.ReadEvents(host.Sysfs)
-	if err != nil {
-		fmt.Fprintf(stderr, "scx-qmap-go: %v\n", err)
-		return
+	if len(cur.Events) > 0 {
+		fmt.Fprintf(stdout, "events: %s\n", stats.EventsLine(cur.Events))
 	}
-	fmt.Fprintf(stdout, "events: %s\n", stats.EventsLine(events))
 }
 
 // printVerified lists each program's verified instruction count.

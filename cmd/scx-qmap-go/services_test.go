@@ -59,7 +59,7 @@ func TestStatsLoop(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 			defer cancel()
 			o := options{statsInterval: 10 * time.Millisecond, quiet: tt.quiet}
-			statsLoop(ctx, &fakeSched{}, tt.sysfs, cache, o, stdout, stderr, func() { extras.Add(1) })
+			statsLoop(ctx, &fakeSched{}, tt.sysfs, cache, o, stdout, stderr, func(stats.Snapshot) { extras.Add(1) })
 
 			s, ok := cache.Load()
 			if !ok || s.Values["enq"] == 0 {
