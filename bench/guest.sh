@@ -39,9 +39,9 @@ mount -t bpf bpf /sys/fs/bpf 2>/dev/null
 chrt -f -p 50 $$
 
 # Configurations: name and scheduler flags ("" is EEVDF, no scheduler).
-CONFIGS=${BENCH_CONFIGS:-eevdf,qmap,qmap-remote-reenq,qmap-I}
+CONFIGS=${BENCH_CONFIGS:-eevdf,qmap,qmap-remote-reenq,qmap-I,qmap-L}
 NAMES=(${CONFIGS//,/ })
-declare -A FLAGS=([eevdf]="" [qmap]="-v" [qmap-remote-reenq]="-v --remote-reenq" [qmap-I]="-v -I")
+declare -A FLAGS=([eevdf]="" [qmap]="-v" [qmap-remote-reenq]="-v --remote-reenq" [qmap-I]="-v -I" [qmap-L]="-v -L 2000")
 
 note() { echo "NOTE $*"; }
 # out METRIC VALUE: one record; a value that could not be read is a note.
@@ -156,7 +156,8 @@ hist() {
 }
 
 # start_sched: attach scx-qmap-go with the configuration's flags; measure the
-# time to enabled, then its stats loop's CPU and its RSS over an idle period.
+# time to enabled, then, once settled, its stats loop's CPU and its RSS over
+# an idle period.
 start_sched() {
 	LOG=/tmp/bench-$CFG-$ROUND.log
 	local t0 t1 c0 c1
@@ -171,6 +172,9 @@ start_sched() {
 	fi
 	t1=${EPOCHREALTIME/./}
 	out attach_ms "$(calc "($t1 - $t0) / 1000")"
+	# The loader's first seconds after attach are one-off work (giving the
+	# kernel's BTF back, starting the stats socket): steady state comes after.
+	nap 2
 	t0=${EPOCHREALTIME/./}
 	c0=$(cpu_ticks $SCHED)
 	sleep "$SECS"

@@ -57,6 +57,13 @@ const volatile bool print_msgs;
 const volatile u32 immed_stress_nth;
 /* --remote-reenq: reenqueue a CPU's local DSQ when an RT/DL task takes it. */
 const volatile bool remote_reenq;
+/*
+ * -L: latency budget, beyond upstream qmap. A task that has run this long of
+ * its slice gives the CPU up as soon as another task waits: at once when a
+ * task wakes up to find its CPU busy with such a task, else at the next tick.
+ * Slices stay long while nobody waits. 0: off (qmap's plain FIFO slices).
+ */
+const volatile u64 lat_budget_ns;
 
 /*
  * Fault injection, to exercise the kernel's safety nets. Each is off at 0.
@@ -92,6 +99,11 @@ u64 nr_expedited_from_timer; /* of those, moved by the monitor timer */
 u64 nr_expedited_lost;	/* -H moves that lost a race with the task */
 u64 nr_cpu_online;	/* ops.cpu_online calls */
 u64 nr_cpu_offline;	/* ops.cpu_offline calls */
+u64 nr_lat_kicks;	/* -L: busy CPUs preempted for a waking task */
+u64 nr_lat_yields;	/* -L: tasks over budget cut short by ops.tick */
+
+/* PIDs in the FIFOs right now: pushes minus pops (-L asks "anyone waiting?"). */
+s64 nr_fifo_queued;
 
 /*
  * cpuperf, refreshed by the monitor timer every second: the current
@@ -290,6 +302,7 @@ static bool fifo_enqueue(struct task_struct *p, int idx, u64 enq_flags)
 		return false;
 	}
 
+	__sync_fetch_and_add(&nr_fifo_queued, 1);
 	__sync_fetch_and_add(&nr_enqueued, 1);
 	return true;
 }
@@ -315,15 +328,31 @@ static void account_reenq(struct task_struct *p)
 		__sync_fetch_and_add(&reenq_other, 1);
 }
 
+static bool is_lowpri(struct task_struct *p)
+{
+	return p->scx.weight < LOWPRI_WEIGHT && !(p->flags & PF_KTHREAD);
+}
+
 /*
  * A reenqueued task should run soon, elsewhere if its CPU is taken: an idle
  * CPU if there is one, else the shared DSQ, which every CPU drains first.
  * It keeps the slice it had left (slice 0 keeps p->scx.slice).
+ *
+ * Not so a nice 19 task handed back from LOWPRI_DSQ: it takes its turn in its
+ * FIFO. Through the shared DSQ, the parked tasks would come back every 10 ms
+ * ahead of every FIFO, take most of the CPU and starve the FIFOs' tasks
+ * until the watchdog ejects us. (An exiting one still takes the shared DSQ,
+ * as in qmap_enqueue().)
  */
 static void enqueue_reenqueued(struct task_struct *p, u64 enq_flags)
 {
 	u64 slice = p->scx.slice ? 0 : slice_ns;
 	s32 cpu;
+
+	if (is_lowpri(p) && !(p->flags & PF_EXITING)) {
+		fifo_enqueue(p, weight_to_idx(p->scx.weight), enq_flags);
+		return;
+	}
 
 	cpu = pick_direct_dispatch_cpu(p, scx_bpf_task_cpu(p));
 	if (cpu >= 0) {
@@ -336,11 +365,6 @@ static void enqueue_reenqueued(struct task_struct *p, u64 enq_flags)
 	cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
 	if (cpu >= 0)
 		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
-}
-
-static bool is_lowpri(struct task_struct *p)
-{
-	return p->scx.weight < LOWPRI_WEIGHT && !(p->flags & PF_KTHREAD);
 }
 
 /* -t/-T: whether to lose this task, leaving it runnable but never queued. */
@@ -368,6 +392,42 @@ static bool immed_stress(struct task_struct *p, struct task_ctx *tctx, u64 enq_f
 	scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | scx_bpf_task_cpu(p), slice_ns,
 			   enq_flags);
 	return true;
+}
+
+/* -L: whether @p, running, has used up its latency budget of its slice. */
+static bool over_budget(struct task_struct *p)
+{
+	u64 left = p->scx.slice;
+
+	return left < slice_ns && slice_ns - left >= lat_budget_ns;
+}
+
+/* -L: whether a task waits in the FIFOs or the shared DSQ. */
+static bool tasks_waiting(void)
+{
+	return nr_fifo_queued > 0 || scx_bpf_dsq_nr_queued(SHARED_DSQ) > 0;
+}
+
+/*
+ * -L: a task woke up and had to queue, so its CPU @cpu is busy. If what runs
+ * there is one of ours and has used its budget, preempt it: it goes back to
+ * its FIFO and the CPU dispatches again.
+ */
+static void kick_over_budget(s32 cpu)
+{
+	struct task_struct *curr;
+	bool kick;
+
+	bpf_rcu_read_lock();
+	curr = scx_bpf_cpu_curr(cpu);
+	/* Only ours are QUEUED; an RT task there would just run on. */
+	kick = curr && (curr->scx.flags & SCX_TASK_QUEUED) && over_budget(curr);
+	bpf_rcu_read_unlock();
+	if (!kick)
+		return;
+
+	scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
+	__sync_fetch_and_add(&nr_lat_kicks, 1);
 }
 
 void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
@@ -443,6 +503,8 @@ void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 
 	if (!fifo_enqueue(p, idx, enq_flags))
 		return;
+	if (lat_budget_ns && (enq_flags & SCX_ENQ_WAKEUP))
+		kick_over_budget(scx_bpf_task_cpu(p));
 	if (highpri_boosting && p->scx.weight >= HIGHPRI_WEIGHT && !tctx->highpri) {
 		tctx->highpri = true;
 		__sync_fetch_and_add(&nr_highpri_queued, 1);
@@ -478,6 +540,7 @@ static u32 drain_fifo(struct cpu_ctx *cpuc, int idx, u32 batch, s32 this_cpu)
 			break;
 		if (bpf_map_pop_elem(fifo, &pid))
 			break;
+		__sync_fetch_and_sub(&nr_fifo_queued, 1);
 
 		/* The task may have exited since it was queued. */
 		p = bpf_task_from_pid(pid);
@@ -646,13 +709,19 @@ static const u32 idx_to_cpuperf_target[NR_QUEUES] = {
 
 /*
  * cpuperf demonstration: ask for a CPU speed that follows the running
- * average of the weights of the tasks that run there.
+ * average of the weights of the tasks that run there. With -L, also end the
+ * slice of a task over its budget while others wait.
  */
 void BPF_STRUCT_OPS(qmap_tick, struct task_struct *p)
 {
 	struct cpu_ctx *cpuc;
 	u32 zero = 0;
 	int idx;
+
+	if (lat_budget_ns && over_budget(p) && tasks_waiting()) {
+		p->scx.slice = 0;
+		__sync_fetch_and_add(&nr_lat_yields, 1);
+	}
 
 	cpuc = bpf_map_lookup_elem(&cpu_ctx_stor, &zero);
 	if (!cpuc) {

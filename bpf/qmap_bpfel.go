@@ -78,6 +78,7 @@ const (
 	qmapVarErrorAfterEnq              = "error_after_enq"
 	qmapVarHighpriBoosting            = "highpri_boosting"
 	qmapVarImmedStressNth             = "immed_stress_nth"
+	qmapVarLatBudgetNs                = "lat_budget_ns"
 	qmapVarLowpriReenqRequests        = "lowpri_reenq_requests"
 	qmapVarNrCoreSchedExeced          = "nr_core_sched_execed"
 	qmapVarNrCpuOffline               = "nr_cpu_offline"
@@ -93,8 +94,11 @@ const (
 	qmapVarNrExpeditedLocal           = "nr_expedited_local"
 	qmapVarNrExpeditedLost            = "nr_expedited_lost"
 	qmapVarNrExpeditedRemote          = "nr_expedited_remote"
+	qmapVarNrFifoQueued               = "nr_fifo_queued"
 	qmapVarNrHighpriQueued            = "nr_highpri_queued"
 	qmapVarNrImmedStress              = "nr_immed_stress"
+	qmapVarNrLatKicks                 = "nr_lat_kicks"
+	qmapVarNrLatYields                = "nr_lat_yields"
 	qmapVarNrLowpriQueued             = "nr_lowpri_queued"
 	qmapVarNrOverflow                 = "nr_overflow"
 	qmapVarPrintDsqsAndEvents         = "print_dsqs_and_events"
@@ -225,6 +229,7 @@ type qmapVariableSpecs struct {
 	ErrorAfterEnq              *ebpf.VariableSpec `ebpf:"error_after_enq"`
 	HighpriBoosting            *ebpf.VariableSpec `ebpf:"highpri_boosting"`
 	ImmedStressNth             *ebpf.VariableSpec `ebpf:"immed_stress_nth"`
+	LatBudgetNs                *ebpf.VariableSpec `ebpf:"lat_budget_ns"`
 	LowpriReenqRequests        *ebpf.VariableSpec `ebpf:"lowpri_reenq_requests"`
 	NrCoreSchedExeced          *ebpf.VariableSpec `ebpf:"nr_core_sched_execed"`
 	NrCpuOffline               *ebpf.VariableSpec `ebpf:"nr_cpu_offline"`
@@ -240,8 +245,11 @@ type qmapVariableSpecs struct {
 	NrExpeditedLocal           *ebpf.VariableSpec `ebpf:"nr_expedited_local"`
 	NrExpeditedLost            *ebpf.VariableSpec `ebpf:"nr_expedited_lost"`
 	NrExpeditedRemote          *ebpf.VariableSpec `ebpf:"nr_expedited_remote"`
+	NrFifoQueued               *ebpf.VariableSpec `ebpf:"nr_fifo_queued"`
 	NrHighpriQueued            *ebpf.VariableSpec `ebpf:"nr_highpri_queued"`
 	NrImmedStress              *ebpf.VariableSpec `ebpf:"nr_immed_stress"`
+	NrLatKicks                 *ebpf.VariableSpec `ebpf:"nr_lat_kicks"`
+	NrLatYields                *ebpf.VariableSpec `ebpf:"nr_lat_yields"`
 	NrLowpriQueued             *ebpf.VariableSpec `ebpf:"nr_lowpri_queued"`
 	NrOverflow                 *ebpf.VariableSpec `ebpf:"nr_overflow"`
 	PrintDsqsAndEvents         *ebpf.VariableSpec `ebpf:"print_dsqs_and_events"`
@@ -342,6 +350,7 @@ type qmapVariables struct {
 	ErrorAfterEnq              *ebpf.Variable `ebpf:"error_after_enq"`
 	HighpriBoosting            *ebpf.Variable `ebpf:"highpri_boosting"`
 	ImmedStressNth             *ebpf.Variable `ebpf:"immed_stress_nth"`
+	LatBudgetNs                *ebpf.Variable `ebpf:"lat_budget_ns"`
 	LowpriReenqRequests        *ebpf.Variable `ebpf:"lowpri_reenq_requests"`
 	NrCoreSchedExeced          *ebpf.Variable `ebpf:"nr_core_sched_execed"`
 	NrCpuOffline               *ebpf.Variable `ebpf:"nr_cpu_offline"`
@@ -357,8 +366,11 @@ type qmapVariables struct {
 	NrExpeditedLocal           *ebpf.Variable `ebpf:"nr_expedited_local"`
 	NrExpeditedLost            *ebpf.Variable `ebpf:"nr_expedited_lost"`
 	NrExpeditedRemote          *ebpf.Variable `ebpf:"nr_expedited_remote"`
+	NrFifoQueued               *ebpf.Variable `ebpf:"nr_fifo_queued"`
 	NrHighpriQueued            *ebpf.Variable `ebpf:"nr_highpri_queued"`
 	NrImmedStress              *ebpf.Variable `ebpf:"nr_immed_stress"`
+	NrLatKicks                 *ebpf.Variable `ebpf:"nr_lat_kicks"`
+	NrLatYields                *ebpf.Variable `ebpf:"nr_lat_yields"`
 	NrLowpriQueued             *ebpf.Variable `ebpf:"nr_lowpri_queued"`
 	NrOverflow                 *ebpf.Variable `ebpf:"nr_overflow"`
 	PrintDsqsAndEvents         *ebpf.Variable `ebpf:"print_dsqs_and_events"`

@@ -13,13 +13,14 @@ const (
 	ExitEjected      ExitCode = 1  // the kernel ejected the scheduler with an error
 	ExitUsage        ExitCode = 2  // bad command line
 	ExitNotRoot      ExitCode = 3  // needs CAP_SYS_ADMIN / root
-	ExitNoSchedExt   ExitCode = 4  // kernel built without sched_ext
+	ExitNoSchedExt   ExitCode = 4  // kernel built without sched_ext (or BTF), or /sys not mounted
 	ExitKernelTooOld ExitCode = 5  // sched_ext without scx_bpf_dsq_reenq (before 7.1)
 	ExitBusy         ExitCode = 6  // another sched_ext scheduler is attached
 	ExitLoad         ExitCode = 7  // the BPF object failed to load (verifier, maps)
 	ExitAttach       ExitCode = 8  // the kernel refused to enable the scheduler
 	ExitInternal     ExitCode = 9  // anything else
 	ExitNoInstance   ExitCode = 10 // "stats": no running instance to ask
+	ExitNoTarget     ExitCode = 11 // a process (or cgroup) the flags name does not exist
 )
 
 // Error is a refusal or failure with a one-line message that names the cause

@@ -3,6 +3,7 @@
 package loader
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 
@@ -12,50 +13,160 @@ import (
 // Kernel is what the loader needs from the running kernel's BTF.
 type Kernel struct {
 	Cache    *btf.Cache        // shared with the collection load
-	Enums    map[string]uint64 // every enumerator, by name
+	Enums    map[string]uint64 // sched_ext's enumerators, by name
 	HasReenq bool              // scx_bpf_dsq_reenq() exists (Linux 7.1+)
 }
 
-func loadKernelBTF() (*btf.Cache, error) {
-	cache := btf.NewCache()
-	if _, err := cache.Kernel(); err != nil {
-		return nil, err
-	}
-	return cache, nil
+// readKernel reads the running kernel's BTF (/sys/kernel/btf/vmlinux) and
+// what the loader needs of it.
+func readKernel() (*Kernel, error) {
+	return inspectKernel(btf.NewCache())
 }
 
-// inspectKernel reads the enums and kfuncs of the cached kernel BTF in one
-// pass over its types (~150k), and hides kfunc "flavours" from cilium/ebpf.
-//
-// Linux 7.x has both scx_bpf_dsq_insert and scx_bpf_dsq_insert___v2 (and
-// ___v2_impl). cilium/ebpf v0.22 looks a kfunc up by its name without the
-// ___ suffix and drops inexact matches with a loop that skips the entry after
-// each one it drops, so it finds two candidates and refuses to load. Renaming
-// the suffixed functions in the cached spec (which the kfunc fixup uses, and
-// whose type IDs stay the same) leaves one candidate per name.
+// inspectKernel reads the enums and kfuncs of the cached kernel BTF.
 func inspectKernel(cache *btf.Cache) (*Kernel, error) {
 	spec, err := cache.Kernel()
 	if err != nil {
 		return nil, err
 	}
-	k := &Kernel{Cache: cache, Enums: make(map[string]uint64)}
-	for typ, err := range spec.All() {
-		if err != nil {
-			return nil, fmt.Errorf("iterating kernel BTF: %w", err)
+	k, err := inspectSpec(spec)
+	if err != nil {
+		return nil, err
+	}
+	k.Cache = cache
+	return k, nil
+}
+
+// enumTypes are the sched_ext enums holding every value the loader and the
+// BPF code read at load time (requiredEnums, the BPF side's SCX_ENUM()s and
+// the ops flags).
+var enumTypes = []string{"scx_public_consts", "scx_enq_flags", "scx_ent_flags", "scx_ops_flags"}
+
+// inspectSpec collects sched_ext's enumerators and whether the reenqueue
+// kfunc exists. It looks types up by name: a pass over all of the kernel's
+// ~130k types costs 0.2 s natively and seconds under emulation, most of the
+// time from exec to "enabled". Only if a kernel moved a required value to
+// another enum does it fall back to that pass.
+func inspectSpec(spec *btf.Spec) (*Kernel, error) {
+	k := &Kernel{Enums: make(map[string]uint64)}
+	for _, name := range enumTypes {
+		types, err := spec.AnyTypesByName(name)
+		if errors.Is(err, btf.ErrNotFound) {
+			continue
 		}
-		switch t := typ.(type) {
-		case *btf.Enum:
-			for _, v := range t.Values {
-				k.Enums[v.Name] = v.Value
-			}
-		case *btf.Func:
-			if t.Name == "scx_bpf_dsq_reenq" {
-				k.HasReenq = true
-			}
-			if strings.Contains(t.Name, "___") {
-				t.Name = strings.ReplaceAll(t.Name, "___", "__flavour_")
+		if err != nil {
+			return nil, fmt.Errorf("looking up enum %s: %w", name, err)
+		}
+		for _, t := range types {
+			if e, ok := t.(*btf.Enum); ok {
+				addEnum(k.Enums, e)
 			}
 		}
 	}
+	if missingRequired(k.Enums) {
+		if err := scanEnums(spec, k.Enums); err != nil {
+			return nil, err
+		}
+	}
+
+	reenq, err := hasFunc(spec, "scx_bpf_dsq_reenq")
+	if err != nil {
+		return nil, err
+	}
+	k.HasReenq = reenq
 	return k, nil
+}
+
+func addEnum(enums map[string]uint64, e *btf.Enum) {
+	for _, v := range e.Values {
+		enums[v.Name] = v.Value
+	}
+}
+
+func missingRequired(enums map[string]uint64) bool {
+	for _, name := range requiredEnums {
+		if _, ok := enums[name]; !ok {
+			return true
+		}
+	}
+	return false
+}
+
+// scanEnums adds every enumerator of the kernel: the slow path.
+func scanEnums(spec *btf.Spec, enums map[string]uint64) error {
+	for typ, err := range spec.All() {
+		if err != nil {
+			return fmt.Errorf("iterating kernel BTF: %w", err)
+		}
+		if e, ok := typ.(*btf.Enum); ok {
+			addEnum(enums, e)
+		}
+	}
+	return nil
+}
+
+func hasFunc(spec *btf.Spec, name string) (bool, error) {
+	types, err := spec.AnyTypesByName(name)
+	if errors.Is(err, btf.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("looking up %s: %w", name, err)
+	}
+	for _, t := range types {
+		if _, ok := t.(*btf.Func); ok && t.TypeName() == name {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// hideKfuncFlavours makes every kfunc the object calls resolve to one kernel
+// function.
+//
+// Linux 7.x has both scx_bpf_dsq_insert and scx_bpf_dsq_insert___v2 (and
+// ___v2_impl). cilium/ebpf v0.22 looks a kfunc up by its name without the
+// ___ suffix and drops inexact matches with a loop that skips the entry after
+// each one it drops, so it can find two candidates and refuse to load. This
+// runs that same lookup and renames the flavours it lets through until only
+// exact matches come back; a renamed type (same type ID) no longer shares
+// the kfunc's name.
+func hideKfuncFlavours(kernel, object *btf.Spec) error {
+	for typ, err := range object.All() {
+		if err != nil {
+			return fmt.Errorf("iterating the object's BTF: %w", err)
+		}
+		fn, ok := typ.(*btf.Func)
+		if !ok || fn.Linkage != btf.ExternFunc {
+			continue
+		}
+		if err := hideFlavoursOf(kernel, fn.Name); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func hideFlavoursOf(kernel *btf.Spec, name string) error {
+	// Each round renames at least one type out of the name's bucket.
+	for range 32 {
+		types, err := kernel.AnyTypesByName(name)
+		if errors.Is(err, btf.ErrNotFound) {
+			return nil // a __weak kfunc this kernel lacks
+		}
+		if err != nil {
+			return fmt.Errorf("looking up kfunc %s: %w", name, err)
+		}
+		renamed := false
+		for _, t := range types {
+			if fn, ok := t.(*btf.Func); ok && fn.Name != name && strings.Contains(fn.Name, "___") {
+				fn.Name = strings.ReplaceAll(fn.Name, "___", "__flavour_")
+				renamed = true
+			}
+		}
+		if !renamed {
+			return nil
+		}
+	}
+	return fmt.Errorf("kfunc %s: its flavours could not be told apart", name)
 }

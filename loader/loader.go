@@ -18,6 +18,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 
 	"github.com/scx-qmap-go/scx-qmap-go/bpf"
 )
@@ -37,6 +38,7 @@ type Config struct {
 	AlwaysEnqImmed bool   // -I: SCX_OPS_ALWAYS_ENQ_IMMED
 	ImmedStressNth uint32 // -F: every Nth enqueue to the task's own busy CPU
 	RemoteReenq    bool   // --remote-reenq: reenqueue local DSQs behind RT/DL tasks
+	LatBudgetUs    uint64 // -L: a task over this much of its slice yields to waiters (0: off)
 
 	// Fault injection (0: off).
 	ErrorAfterEnq     uint32 // -e: scx_bpf_error() on the Nth enqueue
@@ -76,6 +78,15 @@ func (c Config) Validate() error {
 	if c.ExitDumpLen > MaxExitDumpLen {
 		return newError(ExitUsage, nil, "exit dump length %d is too large: use at most %d", c.ExitDumpLen, MaxExitDumpLen)
 	}
+	if c.LatBudgetUs > 0 && c.LatBudgetUs < 100 {
+		return newError(ExitUsage, nil, "-L/--lat-budget-us %d is too short: use at least 100 (or 0 for off)", c.LatBudgetUs)
+	}
+	if c.LatBudgetUs > 10_000_000 {
+		return newError(ExitUsage, nil, "-L/--lat-budget-us %d is too long: use at most 10000000 (10 s)", c.LatBudgetUs)
+	}
+	if c.LatBudgetUs > 0 && c.SliceUs > 0 && c.LatBudgetUs >= c.SliceUs {
+		return newError(ExitUsage, nil, "-L/--lat-budget-us %d must be shorter than the slice (-s %d), or it never applies", c.LatBudgetUs, c.SliceUs)
+	}
 	if c.DisallowTgid < 0 {
 		return newError(ExitUsage, nil, "disallowed tgid %d must be a positive pid", c.DisallowTgid)
 	}
@@ -92,6 +103,13 @@ func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
 	if err != nil {
 		return nil, newError(ExitInternal, err, "reading the embedded BPF object")
 	}
+	kspec, err := kernel.Cache.Kernel()
+	if err != nil {
+		return nil, newError(ExitNoSchedExt, err, "reading the kernel's BTF")
+	}
+	if err := hideKfuncFlavours(kspec, spec.Types); err != nil {
+		return nil, newError(ExitInternal, err, "resolving the scheduler's kfuncs")
+	}
 	enums := kernel.Enums
 	if err := fillEnums(spec, enums); err != nil {
 		return nil, err
@@ -100,6 +118,10 @@ func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
 	sliceNs := enums["SCX_SLICE_DFL"]
 	if cfg.SliceUs > 0 {
 		sliceNs = cfg.SliceUs * 1000
+	}
+	if cfg.LatBudgetUs*1000 >= sliceNs {
+		return nil, newError(ExitUsage, nil, "-L/--lat-budget-us %d must be shorter than the slice (%d us), or it never applies",
+			cfg.LatBudgetUs, sliceNs/1000)
 	}
 	batch := max(cfg.DispatchBatch, 1)
 	tunables := map[string]any{
@@ -114,6 +136,7 @@ func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
 		"print_msgs":            cfg.PrintMsgs,
 		"immed_stress_nth":      cfg.ImmedStressNth,
 		"remote_reenq":          cfg.RemoteReenq,
+		"lat_budget_ns":         cfg.LatBudgetUs * 1000,
 		"error_after_enq":       cfg.ErrorAfterEnq,
 		"stall_user_nth":        cfg.StallUserNth,
 		"stall_kernel_nth":      cfg.StallKernelNth,
@@ -286,19 +309,73 @@ func (s *Scheduler) Attach() error {
 
 // Wait blocks until @ctx is done or the scheduler stops on its own (the
 // kernel ejected it or it exited). It reports whether it stopped on its own.
+//
+// An idle loader should cost nothing, so Wait sleeps in poll(2) on the
+// struct_ops link, which the kernel hangs up when the scheduler is
+// unregistered, and on an eventfd that @ctx's cancellation writes. The exit
+// record is still read every exitCheckEvery in case a kernel disables the
+// scheduler without hanging up the link.
 func (s *Scheduler) Wait(ctx context.Context) bool {
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return s.waitPolling(ctx)
+	}
+	defer unix.Close(wake)
+	stop := context.AfterFunc(ctx, func() {
+		var one [8]byte
+		binary.NativeEndian.PutUint64(one[:], 1)
+		unix.Write(wake, one[:])
+	})
+	defer stop()
+
+	fds := []unix.PollFd{{Fd: int32(wake), Events: unix.POLLIN}}
+	if l, ok := s.link.(interface{ FD() int }); ok {
+		fds = append(fds, unix.PollFd{Fd: int32(l.FD()), Events: unix.POLLIN})
+	}
 	for {
-		if ei, err := s.ExitInfo(); err == nil && ei.Kind != ExitKindNone {
+		if s.exited() {
 			return true
 		}
+		if ctx.Err() != nil {
+			return false
+		}
+		_, err := unix.Poll(fds, int(exitCheckEvery/time.Millisecond))
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			return s.waitPolling(ctx)
+		}
+		if len(fds) > 1 {
+			switch r := fds[1].Revents; {
+			case r&(unix.POLLHUP|unix.POLLERR) != 0:
+				return true
+			case r != 0: // a link that cannot be polled reads as always ready
+				fds = fds[:1]
+			}
+		}
+	}
+}
+
+// exitCheckEvery bounds how late Wait notices an exit the link did not signal.
+const exitCheckEvery = time.Second
+
+// waitPolling is Wait for when poll(2) cannot be used: it reads the exit
+// record every exitCheckEvery.
+func (s *Scheduler) waitPolling(ctx context.Context) bool {
+	tick := time.NewTicker(exitCheckEvery)
+	defer tick.Stop()
+	for !s.exited() {
 		select {
 		case <-ctx.Done():
 			return false
 		case <-tick.C:
 		}
 	}
+	return true
+}
+
+// exited reports whether ops.exit has recorded an exit.
+func (s *Scheduler) exited() bool {
+	ei, err := s.ExitInfo()
+	return err == nil && ei.Kind != ExitKindNone
 }
 
 // Detach unregisters the scheduler (if it still is attached) and returns the

@@ -9,9 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
-
-	"github.com/cilium/ebpf/btf"
 )
 
 // SysfsRoot is where the kernel exposes sched_ext's state.
@@ -19,22 +18,37 @@ const SysfsRoot = "/sys/kernel/sched_ext"
 
 // Host is what the preflight checks look at; tests replace its parts.
 type Host struct {
-	Sysfs     fs.FS                      // rooted at /sys/kernel/sched_ext
-	EUID      int                        // effective user id
-	KernelBTF func() (*btf.Cache, error) // the running kernel's BTF
+	Sysfs      fs.FS                   // rooted at /sys/kernel/sched_ext
+	Sys        fs.FS                   // rooted at /sys: tells "sysfs not mounted" from "no sched_ext"
+	EUID       int                     // effective user id
+	Kernel     func() (*Kernel, error) // reads the running kernel's BTF
+	ProcExists func(pid int) bool      // a process with this pid is alive
 }
 
 // RealHost is the machine this process runs on.
 func RealHost() Host {
 	return Host{
-		Sysfs:     os.DirFS(SysfsRoot),
-		EUID:      os.Geteuid(),
-		KernelBTF: loadKernelBTF,
+		Sysfs:      os.DirFS(SysfsRoot),
+		Sys:        os.DirFS("/sys"),
+		EUID:       os.Geteuid(),
+		Kernel:     readKernel,
+		ProcExists: procExists,
 	}
+}
+
+// procExists asks kill(pid, 0), which needs no /proc: only ESRCH means no
+// such process (EPERM: it exists but is not ours to signal).
+func procExists(pid int) bool {
+	if pid <= 0 { // 0 and negative pids name process groups
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
 }
 
 // Preflight refuses, before anything is loaded, to start where the
 // scheduler cannot run. It returns what it learned of the kernel's BTF.
+// There is no bpffs check: nothing is pinned, so /sys/fs/bpf may be absent.
 func Preflight(h Host) (*Kernel, error) {
 	if h.EUID != 0 {
 		return nil, newError(ExitNotRoot, nil,
@@ -43,6 +57,12 @@ func Preflight(h Host) (*Kernel, error) {
 
 	state, err := fs.ReadFile(h.Sysfs, "state")
 	if errors.Is(err, fs.ErrNotExist) {
+		// Every kernel with sysfs mounted has /sys/kernel; without it the
+		// kernel may well have sched_ext, and mounting is the fix.
+		if _, err := fs.Stat(h.Sys, "kernel"); errors.Is(err, fs.ErrNotExist) {
+			return nil, newError(ExitNoSchedExt, nil,
+				"/sys is not mounted (no /sys/kernel), so sched_ext cannot be found: mount it (mount -t sysfs sysfs /sys) and retry")
+		}
 		return nil, newError(ExitNoSchedExt, nil,
 			"this kernel has no sched_ext (%s missing): boot a kernel built with CONFIG_SCHED_CLASS_EXT=y, e.g. Debian's 7.2 (make run does this in a VM)",
 			filepath.Join(SysfsRoot, "state"))
@@ -61,14 +81,10 @@ func Preflight(h Host) (*Kernel, error) {
 			"another sched_ext scheduler is active (state %q, ops %q): stop it first, then retry", s, name)
 	}
 
-	cache, err := h.KernelBTF()
+	k, err := h.Kernel()
 	if err != nil {
 		return nil, newError(ExitNoSchedExt, err,
 			"cannot read the kernel's BTF (/sys/kernel/btf/vmlinux): sched_ext needs CONFIG_DEBUG_INFO_BTF=y")
-	}
-	k, err := inspectKernel(cache)
-	if err != nil {
-		return nil, newError(ExitInternal, err, "reading the kernel's BTF")
 	}
 	if !k.HasReenq {
 		return nil, newError(ExitKernelTooOld, nil,

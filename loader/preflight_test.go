@@ -5,37 +5,44 @@ package loader
 import (
 	"context"
 	"errors"
+	"io/fs"
+	"os"
 	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
-
-	"github.com/cilium/ebpf/btf"
 )
 
 func TestPreflightRefusals(t *testing.T) {
-	noBTF := func() (*btf.Cache, error) { return nil, errors.New("no BTF") }
+	sys := fstest.MapFS{"kernel": {Mode: fs.ModeDir | 0o555}} // sysfs mounted
 	tests := []struct {
-		name  string
-		host  Host
-		want  ExitCode
-		inMsg string
+		name    string
+		host    Host
+		want    ExitCode
+		inMsg   string
+		readBTF bool // the refusal comes only after reading the kernel's BTF
 	}{
 		{
 			name:  "not root",
-			host:  Host{EUID: 1000, Sysfs: fstest.MapFS{}, KernelBTF: noBTF},
+			host:  Host{EUID: 1000, Sys: sys, Sysfs: fstest.MapFS{}},
 			want:  ExitNotRoot,
 			inMsg: "must run as root",
 		},
 		{
-			name:  "no sched_ext",
-			host:  Host{EUID: 0, Sysfs: fstest.MapFS{}, KernelBTF: noBTF},
+			name:  "sysfs not mounted",
+			host:  Host{EUID: 0, Sys: fstest.MapFS{}, Sysfs: fstest.MapFS{}},
 			want:  ExitNoSchedExt,
-			inMsg: "no sched_ext",
+			inMsg: "/sys is not mounted (no /sys/kernel), so sched_ext cannot be found: mount it (mount -t sysfs sysfs /sys)",
+		},
+		{
+			name:  "no sched_ext",
+			host:  Host{EUID: 0, Sys: sys, Sysfs: fstest.MapFS{}},
+			want:  ExitNoSchedExt,
+			inMsg: "this kernel has no sched_ext (/sys/kernel/sched_ext/state missing)",
 		},
 		{
 			name: "another scheduler",
-			host: Host{EUID: 0, KernelBTF: noBTF, Sysfs: fstest.MapFS{
+			host: Host{EUID: 0, Sys: sys, Sysfs: fstest.MapFS{
 				"state":    {Data: []byte("enabled\n")},
 				"root/ops": {Data: []byte("simple\n")},
 			}},
@@ -44,7 +51,7 @@ func TestPreflightRefusals(t *testing.T) {
 		},
 		{
 			name: "scheduler still disabling",
-			host: Host{EUID: 0, KernelBTF: noBTF, Sysfs: fstest.MapFS{
+			host: Host{EUID: 0, Sys: sys, Sysfs: fstest.MapFS{
 				"state": {Data: []byte("disabling\n")},
 			}},
 			want:  ExitBusy,
@@ -52,16 +59,25 @@ func TestPreflightRefusals(t *testing.T) {
 		},
 		{
 			name: "no kernel BTF",
-			host: Host{EUID: 0, KernelBTF: noBTF, Sysfs: fstest.MapFS{
+			host: Host{EUID: 0, Sys: sys, Sysfs: fstest.MapFS{
 				"state": {Data: []byte("disabled\n")},
 			}},
-			want:  ExitNoSchedExt,
-			inMsg: "BTF",
+			want:    ExitNoSchedExt,
+			inMsg:   "BTF",
+			readBTF: true,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			readBTF := false
+			tt.host.Kernel = func() (*Kernel, error) {
+				readBTF = true
+				return nil, errors.New("no BTF")
+			}
 			_, err := Preflight(tt.host)
+			if readBTF != tt.readBTF {
+				t.Errorf("kernel BTF read = %v, want %v", readBTF, tt.readBTF)
+			}
 			var lerr *Error
 			if !errors.As(err, &lerr) {
 				t.Fatalf("Preflight() error = %v, want a *loader.Error", err)
@@ -78,13 +94,30 @@ func TestPreflightRefusals(t *testing.T) {
 
 func TestExitCodesDistinct(t *testing.T) {
 	codes := []ExitCode{ExitOK, ExitEjected, ExitUsage, ExitNotRoot, ExitNoSchedExt,
-		ExitKernelTooOld, ExitBusy, ExitLoad, ExitAttach, ExitInternal}
+		ExitKernelTooOld, ExitBusy, ExitLoad, ExitAttach, ExitInternal, ExitNoInstance, ExitNoTarget}
 	seen := map[ExitCode]bool{}
 	for _, c := range codes {
 		if seen[c] {
 			t.Errorf("exit code %d used twice", c)
 		}
 		seen[c] = true
+	}
+}
+
+func TestProcExists(t *testing.T) {
+	tests := []struct {
+		pid  int
+		want bool
+	}{
+		{os.Getpid(), true},
+		{0, false},         // our process group, not a pid
+		{-1, false},        // every process we may signal
+		{1<<22 + 1, false}, // above PID_MAX_LIMIT: never a process
+	}
+	for _, tt := range tests {
+		if got := procExists(tt.pid); got != tt.want {
+			t.Errorf("procExists(%d) = %v, want %v", tt.pid, got, tt.want)
+		}
 	}
 }
 

@@ -3,7 +3,9 @@
 package stats
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"strconv"
 	"strings"
@@ -42,14 +44,76 @@ func ParseEvents(text string) ([]Event, error) {
 	return events, nil
 }
 
-// ReadEvents reads root/events from a sysfs tree rooted at
-// /sys/kernel/sched_ext.
-func ReadEvents(sysfs fs.FS) ([]Event, error) {
-	b, err := fs.ReadFile(sysfs, "root/events")
+// EventsPath is the events file's path under /sys/kernel/sched_ext.
+const EventsPath = "root/events"
+
+// EventsReader reads the kernel's event counters once per sample through one
+// open file. Reading a sysfs file from offset 0 renders it afresh, and an
+// open(2) per sample (a path walk) was most of a sample's cost.
+type EventsReader struct {
+	sysfs fs.FS
+	f     fs.File
+	buf   []byte
+}
+
+// NewEventsReader reads from @sysfs, rooted at /sys/kernel/sched_ext; nil
+// means no events.
+func NewEventsReader(sysfs fs.FS) *EventsReader {
+	return &EventsReader{sysfs: sysfs, buf: make([]byte, 4096)}
+}
+
+// Read returns the current event counters: none, with no error, when the
+// kernel has no events file.
+func (r *EventsReader) Read() ([]Event, error) {
+	if r.sysfs == nil {
+		return nil, nil
+	}
+	if r.f == nil {
+		f, err := r.sysfs.Open(EventsPath)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading sched_ext events: %w", err)
+		}
+		r.f = f
+	}
+	text, err := r.readAll()
 	if err != nil {
+		r.Close() // open it again next time
 		return nil, fmt.Errorf("reading sched_ext events: %w", err)
 	}
-	return ParseEvents(string(b))
+	return ParseEvents(text)
+}
+
+// readAll reads the whole file from offset 0, growing the buffer as needed;
+// files that cannot be read at an offset are opened anew each time.
+func (r *EventsReader) readAll() (string, error) {
+	ra, ok := r.f.(io.ReaderAt)
+	if !ok {
+		r.f.Close()
+		r.f = nil
+		b, err := fs.ReadFile(r.sysfs, EventsPath)
+		return string(b), err
+	}
+	for {
+		n, err := ra.ReadAt(r.buf, 0)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", err
+		}
+		if n < len(r.buf) {
+			return string(r.buf[:n]), nil
+		}
+		r.buf = make([]byte, 2*len(r.buf))
+	}
+}
+
+// Close releases the open file.
+func (r *EventsReader) Close() {
+	if r.f != nil {
+		r.f.Close()
+		r.f = nil
+	}
 }
 
 // EventsLine renders events as "NAME=value ..." without the SCX_EV_ prefix.

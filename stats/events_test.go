@@ -3,6 +3,10 @@
 package stats
 
 import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -67,4 +71,30 @@ func FuzzParseEvents(f *testing.F) {
 			}
 		}
 	})
+}
+
+// One open file serves every sample: each Read sees the file's current
+// contents, however long they grow.
+func TestEventsReaderRereads(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "root", "events")
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := NewEventsReader(os.DirFS(dir))
+	defer r.Close()
+	long := strings.Repeat("SCX_EV_PADDING_TO_GROW_THE_BUFFER 1234567890\n", 200) // > 4096 bytes
+	for i, content := range []string{"SCX_EV_A 1\n", "SCX_EV_A 2\nSCX_EV_B 5\n", long, "SCX_EV_A 3\n"} {
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		events, err := r.Read()
+		if err != nil {
+			t.Fatalf("read %d: %v", i, err)
+		}
+		want, _ := ParseEvents(content)
+		if !slices.Equal(events, want) {
+			t.Errorf("read %d = %v, want %v", i, events, want)
+		}
+	}
 }

@@ -5,9 +5,7 @@
 package stats
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"strings"
 	"time"
 )
@@ -47,6 +45,8 @@ var Counters = []Counter{
 	{"exp_lost", "nr_expedited_lost", "-H moves that lost a race with the task", false},
 	{"cpu_online", "nr_cpu_online", "CPUs that came online while attached", false},
 	{"cpu_offline", "nr_cpu_offline", "CPUs that went offline while attached", false},
+	{"lat_kicks", "nr_lat_kicks", "-L: busy CPUs preempted because a waking task queued behind a task over its budget", false},
+	{"lat_yields", "nr_lat_yields", "-L: tasks over their budget whose slice ops.tick ended because others waited", false},
 	{"cpuperf_min", "cpuperf_min", "lowest current CPU performance level (1024 = full)", true},
 	{"cpuperf_avg", "cpuperf_avg", "capacity-weighted average current performance level", true},
 	{"cpuperf_max", "cpuperf_max", "highest current CPU performance level", true},
@@ -81,17 +81,13 @@ func Take(src Source, now time.Time) (Snapshot, error) {
 	return s, nil
 }
 
-// WithEvents returns @s with the kernel's event counters from @sysfs (rooted
-// at /sys/kernel/sched_ext). A kernel without the events file yields none.
-// On error @s is returned unchanged: the counters stay usable.
-func (s Snapshot) WithEvents(sysfs fs.FS) (Snapshot, error) {
-	if sysfs == nil {
+// WithEvents returns @s with the kernel's event counters read by @r (nil:
+// none). On error @s is returned unchanged: the counters stay usable.
+func (s Snapshot) WithEvents(r *EventsReader) (Snapshot, error) {
+	if r == nil {
 		return s, nil
 	}
-	events, err := ReadEvents(sysfs)
-	if errors.Is(err, fs.ErrNotExist) {
-		return s, nil
-	}
+	events, err := r.Read()
 	if err != nil {
 		return s, err
 	}

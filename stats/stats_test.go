@@ -104,7 +104,9 @@ func TestWithEvents(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := Snapshot{Values: map[string]uint64{"enq": 3}}
-			got, err := s.WithEvents(tt.sysfs)
+			r := NewEventsReader(tt.sysfs)
+			defer r.Close()
+			got, err := s.WithEvents(r)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("WithEvents() error = %v, wantErr %v", err, tt.wantErr)
 			}

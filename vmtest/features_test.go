@@ -90,6 +90,13 @@ func TestFeatures(t *testing.T) {
 		t.Logf("-s/-b: largest slice %s ns by default, %s with -s 2000; shared DSQ depth %s with -b 1, %s with -b 16",
 			r["slice_default_max"], r["slice_2ms_max"], r["batch1_depth"], r["batch16_depth"])
 
+		// -L
+		equal(t, r, "lat_rc", "0")
+		equal(t, r, "lat_cyclictest_rc", "0")
+		atLeast(t, r, "lat_kicks", 1)
+		atLeast(t, r, "lat_yields", 1)
+		t.Logf("-L 2000: %s kicks, %s yields", r["lat_kicks"], r["lat_yields"])
+
 		// -P
 		atLeast(t, r, "print_dsq_lines", 2)
 		atLeast(t, r, "print_event_lines", 2)

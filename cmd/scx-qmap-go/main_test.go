@@ -6,13 +6,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
-
-	"github.com/cilium/ebpf/btf"
 
 	"github.com/scx-qmap-go/scx-qmap-go/loader"
 	"github.com/scx-qmap-go/scx-qmap-go/stats"
@@ -67,7 +67,21 @@ func TestParseFlags(t *testing.T) {
 				t.Errorf("-d -1 = %d, want the loader's pid %d", o.cfg.DisallowTgid, os.Getpid())
 			}
 		}},
+		{name: "latency budget", args: []string{"-L", "2000"}, check: func(t *testing.T, o options) {
+			if o.cfg.LatBudgetUs != 2000 {
+				t.Errorf("-L 2000: LatBudgetUs = %d", o.cfg.LatBudgetUs)
+			}
+		}},
+		{name: "latency budget too short", args: []string{"-L", "50"}, wantErr: "too short"},
+		{name: "latency budget not under the slice", args: []string{"-s", "1000", "--lat-budget-us", "1000"}, wantErr: "shorter than the slice"},
+		{name: "latency budget huge", args: []string{"-L", "99999999999"}, wantErr: "too long"},
 		{name: "immed stress without -I", args: []string{"-F", "4"}, wantErr: "needs -I"},
+		{name: "print DSQs but quiet", args: []string{"--quiet", "--print-dsqs-events"}, wantErr: "-P/--print-dsqs-events and --quiet conflict"},
+		{name: "-d 0 is off", args: []string{"-d", "0"}, check: func(t *testing.T, o options) {
+			if o.cfg.DisallowTgid != 0 {
+				t.Errorf("-d 0 = %d, want 0", o.cfg.DisallowTgid)
+			}
+		}},
 		{name: "huge error count", args: []string{"-e", "99999999999"}, wantErr: "-e/--error-after 99999999999 out of range"},
 		{name: "batch zero", args: []string{"-b", "0"}, wantErr: "-b/--batch 0 out of range"},
 		{name: "negative slice", args: []string{"-s", "-5"}, wantErr: "invalid value"},
@@ -97,33 +111,130 @@ func TestParseFlags(t *testing.T) {
 	}
 }
 
-// Refusals print one line naming the cause, no stack trace, and use the
-// exit code that names it.
+// Every refusal prints one line naming the cause (plus a "cause:" line
+// where a call into the kernel failed), no usage text or stack trace, uses
+// the exit code that names it, and comes before anything is loaded or served.
 func TestRunRefusals(t *testing.T) {
-	noBTF := func() (*btf.Cache, error) { return nil, errors.New("no BTF") }
+	// The kernel as sched_ext before Linux 7.1: no scx_bpf_dsq_reenq().
+	preReenq := &loader.Kernel{Enums: map[string]uint64{}}
 	tests := []struct {
-		name string
-		args []string
-		host loader.Host
-		want loader.ExitCode
+		name      string
+		args      []string
+		host      func(h *loader.Host) // changes to a root host with sched_ext disabled, every pid alive, and a pre-7.1 kernel BTF
+		want      loader.ExitCode
+		inMsg     string
+		cause     bool // a second "scx-qmap-go: cause: ..." line follows
+		readsBTF  bool // the refusal needs the kernel's BTF
+		checksPid bool // -d's pid is looked up
 	}{
-		{"bad flag", []string{"-b", "0"}, loader.Host{}, loader.ExitUsage},
-		{"not root", nil, loader.Host{EUID: 1000, Sysfs: fstest.MapFS{}, KernelBTF: noBTF}, loader.ExitNotRoot},
-		{"no sched_ext", nil, loader.Host{Sysfs: fstest.MapFS{}, KernelBTF: noBTF}, loader.ExitNoSchedExt},
-		{"busy", nil, loader.Host{KernelBTF: noBTF, Sysfs: fstest.MapFS{"state": {Data: []byte("enabled")}}}, loader.ExitBusy},
+		{name: "malformed value", args: []string{"-b", "lots"}, want: loader.ExitUsage,
+			inMsg: `invalid value "lots" for flag -b`},
+		{name: "value out of range", args: []string{"-b", "0"}, want: loader.ExitUsage,
+			inMsg: "-b/--batch 0 out of range"},
+		{name: "missing value", args: []string{"-p", "-b"}, want: loader.ExitUsage,
+			inMsg: "flag needs an argument: -b"},
+		{name: "unknown flag", args: []string{"--frobnicate"}, want: loader.ExitUsage,
+			inMsg: "flag provided but not defined: -frobnicate"},
+		{name: "stray argument", args: []string{"-p", "extra"}, want: loader.ExitUsage,
+			inMsg: `unexpected argument "extra"`},
+		{name: "-P with --quiet", args: []string{"-P", "--quiet"}, want: loader.ExitUsage,
+			inMsg: "-P/--print-dsqs-events and --quiet conflict"},
+		{name: "-F without -I", args: []string{"-F", "4"}, want: loader.ExitUsage,
+			inMsg: "-F/--immed-stress-nth needs -I/--always-enq-immed"},
+		{name: "slice too long", args: []string{"-s", "99999999999"}, want: loader.ExitUsage,
+			inMsg: "slice 99999999999 us is too long"},
+		{name: "not root", host: func(h *loader.Host) { h.EUID = 1000 }, want: loader.ExitNotRoot,
+			inMsg: "must run as root"},
+		{name: "sysfs not mounted", host: func(h *loader.Host) { h.Sys, h.Sysfs = fstest.MapFS{}, fstest.MapFS{} },
+			want: loader.ExitNoSchedExt, inMsg: "/sys is not mounted (no /sys/kernel), so sched_ext cannot be found: mount it (mount -t sysfs sysfs /sys)"},
+		{name: "no sched_ext", host: func(h *loader.Host) { h.Sysfs = fstest.MapFS{} },
+			want: loader.ExitNoSchedExt, inMsg: "this kernel has no sched_ext (/sys/kernel/sched_ext/state missing)"},
+		{name: "no kernel BTF",
+			host: func(h *loader.Host) {
+				h.Kernel = func() (*loader.Kernel, error) { return nil, errors.New("no BTF") }
+			},
+			want: loader.ExitNoSchedExt, inMsg: "cannot read the kernel's BTF", cause: true, readsBTF: true},
+		{name: "kernel too old", want: loader.ExitKernelTooOld, inMsg: "lacks the scx_bpf_dsq_reenq() kfunc", readsBTF: true},
+		{name: "busy",
+			host: func(h *loader.Host) {
+				h.Sysfs = fstest.MapFS{"state": {Data: []byte("enabled\n")}, "root/ops": {Data: []byte("simple\n")}}
+			},
+			want: loader.ExitBusy, inMsg: `another sched_ext scheduler is active (state "enabled", ops "simple")`},
+		{name: "no target", args: []string{"-d", "4242"}, host: func(h *loader.Host) { h.ProcExists = func(int) bool { return false } },
+			want: loader.ExitNoTarget, inMsg: "-d/--disallow-tgid 4242: no such process (check the pid, or use -1 for this loader)",
+			checksPid: true},
+		// -d passing its check: the run goes on to the next refusal.
+		{name: "-d 0 is off, not a pid", args: []string{"-d", "0"}, host: func(h *loader.Host) { h.ProcExists = func(int) bool { return false } },
+			want: loader.ExitKernelTooOld, inMsg: "kernel too old", readsBTF: true},
+		{name: "-d live pid", args: []string{"--disallow-tgid", "4242"}, want: loader.ExitKernelTooOld, inMsg: "kernel too old",
+			readsBTF: true, checksPid: true},
 	}
+	covered := map[loader.ExitCode]bool{}
 	for _, tt := range tests {
+		covered[tt.want] = true
 		t.Run(tt.name, func(t *testing.T) {
+			h := loader.Host{
+				Sys:        fstest.MapFS{"kernel": {Mode: fs.ModeDir | 0o555}},
+				Sysfs:      fstest.MapFS{"state": {Data: []byte("disabled\n")}},
+				Kernel:     func() (*loader.Kernel, error) { return preReenq, nil },
+				ProcExists: func(int) bool { return true },
+			}
+			if tt.host != nil {
+				tt.host(&h)
+			}
+			var readsBTF, checksPid bool
+			kernel, procExists := h.Kernel, h.ProcExists
+			h.Kernel = func() (*loader.Kernel, error) { readsBTF = true; return kernel() }
+			h.ProcExists = func(pid int) bool { checksPid = true; return procExists(pid) }
+			// A socket of its own: were the refusal late, the socket would be served.
+			sock := filepath.Join(t.TempDir(), "stats.sock")
+			args := append([]string{"--stats-socket", sock}, tt.args...)
+
 			var stdout, stderr bytes.Buffer
-			got := run(context.Background(), tt.args, &stdout, &stderr, tt.host)
+			got := run(context.Background(), args, &stdout, &stderr, h)
 			if got != tt.want {
 				t.Errorf("exit code = %d, want %d; stderr:\n%s", got, tt.want, stderr.String())
 			}
-			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
-			if len(lines) != 1 || !strings.HasPrefix(lines[0], "scx-qmap-go: ") {
-				t.Errorf("want one 'scx-qmap-go: ...' line, got:\n%s", stderr.String())
+			checkRefusal(t, stderr.String(), tt.inMsg, tt.cause)
+			if stdout.Len() > 0 {
+				t.Errorf("stdout = %q, want nothing", stdout.String())
+			}
+			if readsBTF != tt.readsBTF {
+				t.Errorf("kernel BTF read = %v, want %v", readsBTF, tt.readsBTF)
+			}
+			if checksPid != tt.checksPid {
+				t.Errorf("pid looked up = %v, want %v", checksPid, tt.checksPid)
+			}
+			if _, err := os.Lstat(sock); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("stats socket %s exists after a refusal (%v)", sock, err)
 			}
 		})
+	}
+	for _, c := range []loader.ExitCode{loader.ExitUsage, loader.ExitNotRoot, loader.ExitNoSchedExt,
+		loader.ExitKernelTooOld, loader.ExitBusy, loader.ExitNoTarget} {
+		if !covered[c] {
+			t.Errorf("no case refuses with exit code %d", c)
+		}
+	}
+}
+
+// checkRefusal wants @stderr to be one "scx-qmap-go: " line containing
+// @inMsg, followed by a "scx-qmap-go: cause: " line exactly when @cause.
+func checkRefusal(t *testing.T, stderr, inMsg string, cause bool) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+	want := 1
+	if cause {
+		want = 2
+	}
+	if len(lines) != want || !strings.HasPrefix(lines[0], "scx-qmap-go: ") {
+		t.Fatalf("want %d 'scx-qmap-go: ...' line(s), got:\n%s", want, stderr)
+	}
+	if !strings.Contains(lines[0], inMsg) {
+		t.Errorf("message %q does not contain %q", lines[0], inMsg)
+	}
+	if cause && !strings.HasPrefix(lines[1], "scx-qmap-go: cause: ") {
+		t.Errorf("second line %q is not a cause", lines[1])
 	}
 }
 
@@ -134,7 +245,7 @@ func TestHelpAndVersion(t *testing.T) {
 	}
 	for _, flag := range []string{"-slice-us", "-batch", "-partial", "-exit-dump-len", "-stats-interval",
 		"-highpri-boost", "-print-dsqs-events", "-print-msgs", "-always-enq-immed", "-immed-stress-nth",
-		"-remote-reenq", "-error-after", "-stall-user-nth", "-stall-kernel-nth", "-dispatch-loop-after",
+		"-remote-reenq", "-lat-budget-us", "-error-after", "-stall-user-nth", "-stall-kernel-nth", "-dispatch-loop-after",
 		"-stats-socket", "-metrics-addr", "-quiet", "scx-qmap-go stats"} {
 		if !strings.Contains(stderr.String(), flag) {
 			t.Errorf("--help does not list %s", flag)

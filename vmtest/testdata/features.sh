@@ -42,16 +42,6 @@ res reenq_preempted "$(total "$OUT/immed.log" reenq_preempted)"
 # the CPU from whatever ext task runs there, which then waits at the head of
 # CPU 1's local DSQ. Time a two-worker CPU-bound job with and without the
 # flag, alternating, three rounds each; report the medians.
-rt_hog() { # SECONDS: start the hog, print its pid
-	taskset -c 1 chrt -f 50 bash -c '
-		stop=$((${EPOCHREALTIME/./} + $1 * 1000000))
-		while ((${EPOCHREALTIME/./} < stop)); do
-			busy=$((${EPOCHREALTIME/./} + 80000))
-			while ((${EPOCHREALTIME/./} < busy)); do :; done
-			sleep 0.02
-		done' rt_hog "$1" >/dev/null 2>&1 &
-	echo $!
-}
 rt_job() { # LOG FLAGS...: print the job's wall time in ms
 	local log=$1 s hog start end
 	shift
@@ -152,6 +142,22 @@ res cgrp_set_lines "$(grep -c 'CGRP SET' $T/trace)"
 res cpu_offline "$(total "$OUT/msgs.log" cpu_offline)"
 res cpu_online "$(total "$OUT/msgs.log" cpu_online)"
 rmdir $CG/qmaptest
+
+# -L: with more CPU hogs than CPUs and a 1 ms periodic waker, tasks over the
+# 2 ms budget are preempted for wakeups (kicks) and cut short at ticks.
+"$BIN" -L 2000 >"$OUT/lat.log" 2>&1 &
+s=$!
+wait_state enabled 60
+timeout 60 stress-ng --cpu 4 --timeout 6 --quiet &
+w=$!
+sleep 0.5
+timeout 60 cyclictest -q -D 4 -i 1000 -t 2 >/dev/null 2>&1
+res lat_cyclictest_rc $?
+wait_pid $w 60
+stop_sched $s
+res lat_rc $?
+res lat_kicks "$(total "$OUT/lat.log" lat_kicks)"
+res lat_yields "$(total "$OUT/lat.log" lat_yields)"
 
 # -p: only SCHED_EXT tasks are scheduled by it. -d: a SCHED_EXT process
 # named at load is reverted to SCHED_NORMAL and counted as rejected.

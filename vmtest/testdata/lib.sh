@@ -52,6 +52,24 @@ ext_sleeper() {
 	echo $pid
 }
 
+# rt_hog SECONDS: start a SCHED_FIFO task pinned to CPU 1 that runs 80 ms of
+# every 100 ms, taking the CPU from whatever ext task runs there; print its pid.
+rt_hog() {
+	taskset -c 1 chrt -f 50 bash -c '
+		stop=$((${EPOCHREALTIME/./} + $1 * 1000000))
+		while ((${EPOCHREALTIME/./} < stop)); do
+			busy=$((${EPOCHREALTIME/./} + 80000))
+			while ((${EPOCHREALTIME/./} < busy)); do :; done
+			sleep 0.02
+		done' rt_hog "$1" >/dev/null 2>&1 &
+	echo $!
+}
+
+# SPIN is a shell busy loop for `bash -c "$SPIN" spin SECONDS FILE`: it stops
+# by itself and writes how many rounds it made to FILE, a measure of the CPU
+# it got that needs no /proc sampling (and works under nice or chrt).
+SPIN='n=0; end=$((SECONDS + $1)); while ((SECONDS < end)); do ((n++)); done; echo $n >"$2"'
+
 setup_guest() {
 	cd /tmp || exit 1 # the guest sees the host read-only; /tmp is writable
 	mount -t bpf bpf /sys/fs/bpf 2>/dev/null
