@@ -320,13 +320,21 @@ func (s *Scheduler) Wait(ctx context.Context) bool {
 	if err != nil {
 		return s.waitPolling(ctx)
 	}
-	defer unix.Close(wake)
+	written := make(chan struct{})
 	stop := context.AfterFunc(ctx, func() {
+		defer close(written)
 		var one [8]byte
 		binary.NativeEndian.PutUint64(one[:], 1)
 		unix.Write(wake, one[:])
 	})
-	defer stop()
+	defer func() {
+		// Close the eventfd only once no write to it can be under way: its
+		// number could be reused by then.
+		if !stop() {
+			<-written
+		}
+		unix.Close(wake)
+	}()
 
 	fds := []unix.PollFd{{Fd: int32(wake), Events: unix.POLLIN}}
 	if l, ok := s.link.(interface{ FD() int }); ok {

@@ -12,18 +12,18 @@ import (
 // TestReliability: loads that must not get the scheduler ejected (hackbench,
 // mixed nice levels under an RT hog, 10,000 threads, -p with a mix of
 // classes) and faults the machine must survive (kill -9 of the loader, CPU
-// hotplug), each followed by a clean detach or a clean reattach.
+// hotplug, no bpffs), each followed by a clean detach or a clean reattach.
 func TestReliability(t *testing.T) {
 	forEachKernel(t, "reliability.sh", func(t *testing.T, r map[string]string, boot *vm.Result, out string) {
 		t.Logf("kernel %s", r["kernel"])
-		for _, s := range []string{"kill9", "hotplug", "hackbench", "mixed", "threads", "partial"} {
+		for _, s := range []string{"kill9", "hotplug", "hackbench", "mixed", "threads", "partial", "nobpffs"} {
 			t.Logf("%s: %ss of VM time", s, r[s+"_secs"])
 		}
-		for _, name := range []string{"kill9", "reattach", "hotplug", "hackbench", "mixed", "threads", "partial"} {
+		for _, name := range []string{"kill9", "reattach", "hotplug", "hackbench", "mixed", "threads", "partial", "nobpffs"} {
 			equal(t, r, name+"_enabled", "enabled")
 		}
 		// Every scenario but kill -9 ends with SIGINT: exit 0, UNREG.
-		for _, name := range []string{"reattach", "hotplug", "hackbench", "mixed", "threads", "partial"} {
+		for _, name := range []string{"reattach", "hotplug", "hackbench", "mixed", "threads", "partial", "nobpffs"} {
 			equal(t, r, name+"_rc", "0")
 			equal(t, r, name+"_kind", "UNREG")
 		}
@@ -44,6 +44,9 @@ func TestReliability(t *testing.T) {
 				{"hotplug_state_offline", "enabled"}, {"hotplug_online_rc", "0"},
 				{"hotplug_state_online", "enabled"}, {"hotplug_stress_rc", "0"},
 				{"hotplug_reloads", "0"}, {"hotplug_restart_msgs", "0"},
+			}},
+			{"nobpffs", []struct{ key, want string }{
+				{"nobpffs_mounted", "0"}, {"nobpffs_hackbench_rc", "0"},
 			}},
 			{"hackbench", []struct{ key, want string }{
 				{"hackbench_rc_1", "0"}, {"hackbench_rc_2", "0"}, {"hackbench_rc_3", "0"},

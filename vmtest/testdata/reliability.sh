@@ -175,4 +175,15 @@ finish partial
 res partial_enq "$(total "$OUT/partial.log" enq)"
 took partial $t0
 
+# No bpffs mounted: the loader pins nothing, so it needs none.
+t0=$SECONDS
+umount /sys/fs/bpf 2>/dev/null
+res nobpffs_mounted "$(mountpoint -q /sys/fs/bpf && echo 1 || echo 0)"
+start_sched nobpffs
+timeout 60 hackbench -g 2 -l 100 >/dev/null 2>&1
+res nobpffs_hackbench_rc $?
+finish nobpffs
+mount -t bpf bpf /sys/fs/bpf
+took nobpffs $t0
+
 res done 1
