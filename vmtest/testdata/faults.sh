@@ -31,7 +31,7 @@ fault() {
 	wait_pid $w 30
 	wait_state disabled 30
 	res ${name}_state "$(cat $SYS/state)"
-	res ${name}_kind "$(sed -n 's/^EXIT: \([A-Z_]*\) .*/\1/p' "$OUT/$name.log")"
+	res ${name}_kind "$(exit_kind "$OUT/$name.log")"
 	res ${name}_secs "$((SECONDS - start))"
 }
 

@@ -34,6 +34,9 @@ total() {
 	grep '^totals:' "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k {print $2}'
 }
 
+# exit_kind LOG: the exit kind (UNREG, ERROR_STALL...) of the loader's report.
+exit_kind() { sed -n 's/^EXIT: \([A-Z_]*\) .*/\1/p' "$1"; }
+
 # ext_enabled PID: 1 when the task is on the ext class.
 ext_enabled() { awk '/^ext.enabled/ {print $3}' "/proc/$1/sched" 2>/dev/null; }
 

@@ -26,7 +26,7 @@ start_sched() {
 finish() {
 	stop_sched $S
 	res "${1}_rc" $?
-	res "${1}_kind" "$(sed -n 's/^EXIT: \([A-Z_]*\) .*/\1/p' "$OUT/$1.log")"
+	res "${1}_kind" "$(exit_kind "$OUT/$1.log")"
 	wait_state disabled 30
 }
 

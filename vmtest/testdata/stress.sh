@@ -22,7 +22,7 @@ for run in $(seq "$RUNS"); do
 	res "stress_rc_$run" $?
 	wait_pid $s 60
 	res "gate_rc_$run" $?
-	res "gate_kind_$run" "$(sed -n 's/^EXIT: \([A-Z_]*\) .*/\1/p' "$OUT/gate$run.log")"
+	res "gate_kind_$run" "$(exit_kind "$OUT/gate$run.log")"
 	wait_state disabled 30
 done
 res done 1
