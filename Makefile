@@ -72,11 +72,12 @@ stress: build
 	SCX_VM_TESTS=1 SCX_VM_KERNELS="$(VM_KERNELS)" SCX_GATE_RUNS=$(or $(GATE_RUNS),10) \
 		$(GO) test -count=1 -v -timeout 90m -run TestStressGate ./vmtest
 
-# EEVDF vs scx-qmap-go in one 7.2 guest, ROUNDS interleaved rounds on CPUS
-# vCPUs; results in bench/results (see bench/guest.sh).
+# EEVDF vs scx-qmap-go in one guest (KERNEL, default 7.2), ROUNDS interleaved
+# rounds on CPUS vCPUs; results in OUT, default bench/results (see
+# bench/guest.sh).
 bench: build
 	$(GO) build -o bin/scx-bench ./cmd/scx-bench
-	bin/scx-bench -cpus $(or $(CPUS),2) -rounds $(or $(ROUNDS),5)
+	bin/scx-bench -kernel $(or $(KERNEL),7.2) -cpus $(or $(CPUS),2) -rounds $(or $(ROUNDS),5) -out $(or $(OUT),bench/results)
 
 clean:
 	rm -rf bin

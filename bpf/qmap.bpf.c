@@ -8,8 +8,9 @@
  * weight. Each CPU's dispatch walks the FIFOs round-robin, taking 1, 2, 4, 8
  * and 16 tasks from queue 0..4 in turn, so heavier tasks get proportionally
  * more dispatches. Tasks that find an idle CPU on wakeup skip the FIFOs and go
- * straight to that CPU's local DSQ. Everything dispatched out of a FIFO goes
- * through the shared DSQ, which any CPU the task may run on can consume.
+ * straight to that CPU's local DSQ. A CPU puts the first task it pops into its
+ * own local DSQ; the rest of a batch, and tasks that may not run there, go to
+ * the shared DSQ, which any CPU the task may run on can consume.
  *
  * This is a demonstration scheduler: the FIFOs are global and never
  * load-balanced by locality. It exists to exercise the sched_ext interfaces.
@@ -82,7 +83,7 @@ const volatile u32 dsp_inf_loop_after;
  * adds because every CPU writes them.
  */
 u64 nr_enqueued;	/* tasks pushed onto a FIFO by ops.enqueue */
-u64 nr_dispatched;	/* tasks moved from a FIFO to the shared DSQ */
+u64 nr_dispatched;	/* tasks moved out of a FIFO by ops.dispatch */
 u64 nr_dequeued;	/* ops.dequeue calls: tasks taken back from us */
 u64 nr_ddsp_from_enq;	/* direct dispatches decided in ops.enqueue */
 u64 nr_ddsp_from_select; /* direct dispatches decided in ops.select_cpu */
@@ -102,8 +103,12 @@ u64 nr_cpu_offline;	/* ops.cpu_offline calls */
 u64 nr_lat_kicks;	/* -L: busy CPUs preempted for a waking task */
 u64 nr_lat_yields;	/* -L: tasks over budget cut short by ops.tick */
 
-/* PIDs in the FIFOs right now: pushes minus pops (-L asks "anyone waiting?"). */
-s64 nr_fifo_queued;
+/*
+ * PIDs in each FIFO: counted up before a push and down after a pop, so never
+ * below what the FIFO holds. Dispatch skips a FIFO whose count is 0 without
+ * touching it, and -L asks them whether anyone waits.
+ */
+s64 fifo_nr_queued[NR_QUEUES];
 
 /*
  * cpuperf, refreshed by the monitor timer every second: the current
@@ -166,7 +171,6 @@ struct {
 
 /* Per-task state. */
 struct task_ctx {
-	bool force_local;	/* select_cpu found an idle CPU: dispatch there */
 	bool highpri;		/* -H: queued as a nice -20 task, not yet popped */
 	u64 core_sched_seq;	/* position in its FIFO, for core_sched_before */
 };
@@ -263,21 +267,23 @@ static s32 pick_direct_dispatch_cpu(struct task_struct *p, s32 prev_cpu)
 	return -1;
 }
 
+/*
+ * A waking task that finds an idle CPU is inserted into its local DSQ here, so
+ * the kernel skips ops.enqueue for it. (Upstream qmap flags the task and
+ * inserts it from ops.enqueue: a task storage lookup and a call more.) It
+ * runs at once, so it takes no place in its FIFO's core-sched order.
+ */
 s32 BPF_STRUCT_OPS(qmap_select_cpu, struct task_struct *p, s32 prev_cpu,
 		   u64 wake_flags)
 {
-	struct task_ctx *tctx;
 	s32 cpu;
-
-	tctx = lookup_task_ctx(p);
-	if (!tctx)
-		return -ESRCH;
 
 	cpu = pick_direct_dispatch_cpu(p, prev_cpu);
 	if (cpu < 0)
 		return prev_cpu;
 
-	tctx->force_local = true;
+	__sync_fetch_and_add(&nr_ddsp_from_select, 1);
+	scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, 0);
 	return cpu;
 }
 
@@ -288,7 +294,12 @@ s32 BPF_STRUCT_OPS(qmap_select_cpu, struct task_struct *p, s32 prev_cpu,
 static bool fifo_enqueue(struct task_struct *p, int idx, u64 enq_flags)
 {
 	u32 pid = p->pid;
+	s64 *nr_queued;
 	void *fifo;
+
+	if (idx < 0 || idx >= NR_QUEUES)
+		return false;
+	nr_queued = &fifo_nr_queued[idx];
 
 	fifo = bpf_map_lookup_elem(&queue_arr, &idx);
 	if (!fifo) {
@@ -296,13 +307,14 @@ static bool fifo_enqueue(struct task_struct *p, int idx, u64 enq_flags)
 		return false;
 	}
 
+	__sync_fetch_and_add(nr_queued, 1);
 	if (bpf_map_push_elem(fifo, &pid, 0)) {
+		__sync_fetch_and_sub(nr_queued, 1);
 		__sync_fetch_and_add(&nr_overflow, 1);
 		scx_bpf_dsq_insert(p, SHARED_DSQ, slice_ns, enq_flags);
 		return false;
 	}
 
-	__sync_fetch_and_add(&nr_fifo_queued, 1);
 	__sync_fetch_and_add(&nr_enqueued, 1);
 	return true;
 }
@@ -378,7 +390,7 @@ static bool inject_stall(struct task_struct *p)
 }
 
 /* -F: every Nth (non-reenqueue) enqueue is inserted into its own CPU. */
-static bool immed_stress(struct task_struct *p, struct task_ctx *tctx, u64 enq_flags)
+static bool immed_stress(struct task_struct *p, u64 enq_flags)
 {
 	static u32 cnt;
 
@@ -387,7 +399,6 @@ static bool immed_stress(struct task_struct *p, struct task_ctx *tctx, u64 enq_f
 	if (++cnt % immed_stress_nth)
 		return false;
 
-	tctx->force_local = false;
 	__sync_fetch_and_add(&nr_immed_stress, 1);
 	scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | scx_bpf_task_cpu(p), slice_ns,
 			   enq_flags);
@@ -402,10 +413,21 @@ static bool over_budget(struct task_struct *p)
 	return left < slice_ns && slice_ns - left >= lat_budget_ns;
 }
 
+/* Whether any FIFO may hold a PID. */
+static bool fifos_queued(void)
+{
+	int i;
+
+	for (i = 0; i < NR_QUEUES; i++)
+		if (fifo_nr_queued[i] > 0)
+			return true;
+	return false;
+}
+
 /* -L: whether a task waits in the FIFOs or the shared DSQ. */
 static bool tasks_waiting(void)
 {
-	return nr_fifo_queued > 0 || scx_bpf_dsq_nr_queued(SHARED_DSQ) > 0;
+	return fifos_queued() || scx_bpf_dsq_nr_queued(SHARED_DSQ) > 0;
 }
 
 /*
@@ -453,15 +475,8 @@ void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 	/* Every enqueue takes a place in its FIFO's core-sched order. */
 	tctx->core_sched_seq = core_sched_tail_seqs[idx]++;
 
-	if (immed_stress(p, tctx, enq_flags))
+	if (immed_stress(p, enq_flags))
 		return;
-
-	if (tctx->force_local) {
-		tctx->force_local = false;
-		__sync_fetch_and_add(&nr_ddsp_from_select, 1);
-		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, enq_flags);
-		return;
-	}
 
 	if (enq_flags & SCX_ENQ_REENQ) {
 		enqueue_reenqueued(p, enq_flags);
@@ -519,15 +534,27 @@ void BPF_STRUCT_OPS(qmap_dequeue, struct task_struct *p, u64 deq_flags)
 }
 
 /*
- * Move up to @batch tasks from FIFO @idx to the shared DSQ, charging them to
- * @cpuc's round-robin budget. Returns how many were moved.
+ * Move up to @batch tasks from FIFO @idx, charging them to @cpuc's round-robin
+ * budget. The first that may run on @this_cpu goes straight to its local DSQ
+ * and sets *@here; the others go to the shared DSQ for any CPU. (Through the
+ * shared DSQ, that first task would cost an insert and a consume more.) -H
+ * sends all to the shared DSQ, where dispatch_highpri() looks for them.
+ * Returns how many were moved.
  */
-static u32 drain_fifo(struct cpu_ctx *cpuc, int idx, u32 batch, s32 this_cpu)
+static u32 drain_fifo(struct cpu_ctx *cpuc, int idx, u32 batch, s32 this_cpu,
+		      bool *here)
 {
 	struct task_ctx *tctx;
 	struct task_struct *p;
 	u32 moved = 0, pid;
+	s64 *nr_queued;
 	void *fifo;
+
+	if (idx < 0 || idx >= NR_QUEUES)
+		return 0;
+	nr_queued = &fifo_nr_queued[idx];
+	if (*nr_queued <= 0)
+		return 0;
 
 	fifo = bpf_map_lookup_elem(&queue_arr, &idx);
 	if (!fifo) {
@@ -540,7 +567,7 @@ static u32 drain_fifo(struct cpu_ctx *cpuc, int idx, u32 batch, s32 this_cpu)
 			break;
 		if (bpf_map_pop_elem(fifo, &pid))
 			break;
-		__sync_fetch_and_sub(&nr_fifo_queued, 1);
+		__sync_fetch_and_sub(nr_queued, 1);
 
 		/* The task may have exited since it was queued. */
 		p = bpf_task_from_pid(pid);
@@ -559,15 +586,22 @@ static u32 drain_fifo(struct cpu_ctx *cpuc, int idx, u32 batch, s32 this_cpu)
 		}
 
 		__sync_fetch_and_add(&nr_dispatched, 1);
-		scx_bpf_dsq_insert(p, SHARED_DSQ, slice_ns, 0);
-
-		/*
-		 * The FIFOs are global: a task popped here may not be allowed
-		 * on this CPU, and would wait in the shared DSQ until a CPU it
-		 * may use dispatches. Kick its CPU so that happens now.
-		 */
-		if (!bpf_cpumask_test_cpu(this_cpu, p->cpus_ptr))
+		if (bpf_cpumask_test_cpu(this_cpu, p->cpus_ptr)) {
+			if (!*here && !highpri_boosting) {
+				scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, 0);
+				*here = true;
+			} else {
+				scx_bpf_dsq_insert(p, SHARED_DSQ, slice_ns, 0);
+			}
+		} else {
+			/*
+			 * The FIFOs are global: this task may not run here,
+			 * and would wait in the shared DSQ until a CPU it may
+			 * use dispatches. Kick its CPU so that happens now.
+			 */
+			scx_bpf_dsq_insert(p, SHARED_DSQ, slice_ns, 0);
 			scx_bpf_kick_cpu(scx_bpf_task_cpu(p), 0);
+		}
 		bpf_task_release(p);
 		moved++;
 		cpuc->dsp_cnt--;
@@ -646,6 +680,7 @@ void BPF_STRUCT_OPS(qmap_dispatch, s32 cpu, struct task_struct *prev)
 	u32 batch = dsp_batch ?: 1, zero = 0, moved;
 	struct task_ctx *tctx;
 	struct cpu_ctx *cpuc;
+	bool here = false;
 	int i;
 
 	if (highpri_boosting && dispatch_highpri(false))
@@ -657,6 +692,10 @@ void BPF_STRUCT_OPS(qmap_dispatch, s32 cpu, struct task_struct *prev)
 
 	if (dispatch_inf_loop())
 		return;
+
+	/* Nothing in the FIFOs: spare the walk (most calls, under load). */
+	if (!fifos_queued())
+		goto fifos_empty;
 
 	cpuc = bpf_map_lookup_elem(&cpu_ctx_stor, &zero);
 	if (!cpuc) {
@@ -671,18 +710,20 @@ void BPF_STRUCT_OPS(qmap_dispatch, s32 cpu, struct task_struct *prev)
 			cpuc->dsp_cnt = 1 << cpuc->dsp_idx;
 		}
 
-		moved = drain_fifo(cpuc, cpuc->dsp_idx, batch, cpu);
+		moved = drain_fifo(cpuc, cpuc->dsp_idx, batch, cpu, &here);
 		if (moved) {
 			if (highpri_boosting && dispatch_highpri(false))
 				return;
-			scx_bpf_dsq_move_to_local(SHARED_DSQ);
+			if (!here)
+				scx_bpf_dsq_move_to_local(SHARED_DSQ);
 			return;
 		}
 		/* This FIFO is empty: give up its remaining budget. */
 		cpuc->dsp_cnt = 0;
 	}
 
-	/* The FIFOs are empty; anything left in the shared DSQ goes now. */
+fifos_empty:
+	/* Anything left in the shared DSQ goes now. */
 	if (scx_bpf_dsq_move_to_local(SHARED_DSQ))
 		return;
 
@@ -853,8 +894,8 @@ void BPF_STRUCT_OPS(qmap_dump_task, struct scx_dump_ctx *dctx,
 	tctx = bpf_task_storage_get(&task_ctx_stor, p, 0, 0);
 	if (!tctx)
 		return;
-	scx_bpf_dump("QMAP: force_local=%d core_sched_seq=%llu\n",
-		     tctx->force_local, tctx->core_sched_seq);
+	scx_bpf_dump("QMAP: highpri=%d core_sched_seq=%llu\n",
+		     tctx->highpri, tctx->core_sched_seq);
 }
 
 /* Scheduling policies of the classes above sched_ext. */

@@ -76,6 +76,7 @@ const (
 	qmapVarDspBatch                   = "dsp_batch"
 	qmapVarDspInfLoopAfter            = "dsp_inf_loop_after"
 	qmapVarErrorAfterEnq              = "error_after_enq"
+	qmapVarFifoNrQueued               = "fifo_nr_queued"
 	qmapVarHighpriBoosting            = "highpri_boosting"
 	qmapVarImmedStressNth             = "immed_stress_nth"
 	qmapVarLatBudgetNs                = "lat_budget_ns"
@@ -94,7 +95,6 @@ const (
 	qmapVarNrExpeditedLocal           = "nr_expedited_local"
 	qmapVarNrExpeditedLost            = "nr_expedited_lost"
 	qmapVarNrExpeditedRemote          = "nr_expedited_remote"
-	qmapVarNrFifoQueued               = "nr_fifo_queued"
 	qmapVarNrHighpriQueued            = "nr_highpri_queued"
 	qmapVarNrImmedStress              = "nr_immed_stress"
 	qmapVarNrLatKicks                 = "nr_lat_kicks"
@@ -227,6 +227,7 @@ type qmapVariableSpecs struct {
 	DspBatch                   *ebpf.VariableSpec `ebpf:"dsp_batch"`
 	DspInfLoopAfter            *ebpf.VariableSpec `ebpf:"dsp_inf_loop_after"`
 	ErrorAfterEnq              *ebpf.VariableSpec `ebpf:"error_after_enq"`
+	FifoNrQueued               *ebpf.VariableSpec `ebpf:"fifo_nr_queued"`
 	HighpriBoosting            *ebpf.VariableSpec `ebpf:"highpri_boosting"`
 	ImmedStressNth             *ebpf.VariableSpec `ebpf:"immed_stress_nth"`
 	LatBudgetNs                *ebpf.VariableSpec `ebpf:"lat_budget_ns"`
@@ -245,7 +246,6 @@ type qmapVariableSpecs struct {
 	NrExpeditedLocal           *ebpf.VariableSpec `ebpf:"nr_expedited_local"`
 	NrExpeditedLost            *ebpf.VariableSpec `ebpf:"nr_expedited_lost"`
 	NrExpeditedRemote          *ebpf.VariableSpec `ebpf:"nr_expedited_remote"`
-	NrFifoQueued               *ebpf.VariableSpec `ebpf:"nr_fifo_queued"`
 	NrHighpriQueued            *ebpf.VariableSpec `ebpf:"nr_highpri_queued"`
 	NrImmedStress              *ebpf.VariableSpec `ebpf:"nr_immed_stress"`
 	NrLatKicks                 *ebpf.VariableSpec `ebpf:"nr_lat_kicks"`
@@ -348,6 +348,7 @@ type qmapVariables struct {
 	DspBatch                   *ebpf.Variable `ebpf:"dsp_batch"`
 	DspInfLoopAfter            *ebpf.Variable `ebpf:"dsp_inf_loop_after"`
 	ErrorAfterEnq              *ebpf.Variable `ebpf:"error_after_enq"`
+	FifoNrQueued               *ebpf.Variable `ebpf:"fifo_nr_queued"`
 	HighpriBoosting            *ebpf.Variable `ebpf:"highpri_boosting"`
 	ImmedStressNth             *ebpf.Variable `ebpf:"immed_stress_nth"`
 	LatBudgetNs                *ebpf.Variable `ebpf:"lat_budget_ns"`
@@ -366,7 +367,6 @@ type qmapVariables struct {
 	NrExpeditedLocal           *ebpf.Variable `ebpf:"nr_expedited_local"`
 	NrExpeditedLost            *ebpf.Variable `ebpf:"nr_expedited_lost"`
 	NrExpeditedRemote          *ebpf.Variable `ebpf:"nr_expedited_remote"`
-	NrFifoQueued               *ebpf.Variable `ebpf:"nr_fifo_queued"`
 	NrHighpriQueued            *ebpf.Variable `ebpf:"nr_highpri_queued"`
 	NrImmedStress              *ebpf.Variable `ebpf:"nr_immed_stress"`
 	NrLatKicks                 *ebpf.Variable `ebpf:"nr_lat_kicks"`

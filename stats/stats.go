@@ -21,7 +21,7 @@ type Counter struct {
 // Counters lists the counters in display order.
 var Counters = []Counter{
 	{"enq", "nr_enqueued", "tasks queued on a FIFO by ops.enqueue", false},
-	{"dsp", "nr_dispatched", "tasks moved from a FIFO to the shared DSQ by ops.dispatch", false},
+	{"dsp", "nr_dispatched", "tasks moved out of a FIFO by ops.dispatch", false},
 	{"deq", "nr_dequeued", "tasks taken back from the scheduler (ops.dequeue)", false},
 	{"ddsp_sel", "nr_ddsp_from_select", "wakeups sent straight to an idle CPU found by ops.select_cpu", false},
 	{"ddsp_enq", "nr_ddsp_from_enq", "tasks sent straight to an idle CPU found by ops.enqueue", false},

@@ -175,7 +175,14 @@ func progress(w io.Writer) io.Writer {
 // command is how this run was asked for, for the record.
 func command(o options) string {
 	if os.Getenv("MAKELEVEL") != "" {
-		return fmt.Sprintf("make bench CPUS=%d ROUNDS=%d", o.cpus, o.rounds)
+		cmd := fmt.Sprintf("make bench CPUS=%d ROUNDS=%d", o.cpus, o.rounds)
+		if o.kernel != "7.2" {
+			cmd += " KERNEL=" + o.kernel
+		}
+		if o.outDir != "bench/results" {
+			cmd += " OUT=" + o.outDir
+		}
+		return cmd
 	}
 	return "scx-bench " + strings.Join(os.Args[1:], " ")
 }

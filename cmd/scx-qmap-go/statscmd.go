@@ -24,24 +24,26 @@ const statsTimeout = 5 * time.Second
 // from its socket, once or every --watch seconds.
 func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) loader.ExitCode {
 	fs := flag.NewFlagSet("scx-qmap-go stats", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// Silent while parsing, as the main command: a bad flag is one line,
+	// and only --help prints the usage.
+	fs.SetOutput(io.Discard)
 	socket := fs.String("socket", stats.DefaultSocket, "the running scheduler's stats socket `PATH` (its --stats-socket)")
 	watch := fs.Float64("watch", 0, "print a sample every `SECS` seconds, with the change since the previous one, until interrupted (0: once)")
 	asJSON := fs.Bool("json", false, "print each sample as one JSON object per line, with the socket's field names (at_ms is the snapshot time)")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: scx-qmap-go stats [--socket PATH] [--watch SECS] [--json]\n\n"+
-			"Prints the running scx-qmap-go scheduler's counters and the kernel's sched_ext events.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return loader.ExitOK
-		}
-		return loader.ExitUsage // flag already printed the error and usage
-	}
+	fs.Usage = func() {}
 	usage := func(format string, a ...any) loader.ExitCode {
 		fmt.Fprintf(stderr, "scx-qmap-go stats: "+format+" (see --help)\n", a...)
 		return loader.ExitUsage
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stderr, "Usage: scx-qmap-go stats [--socket PATH] [--watch SECS] [--json]\n\n"+
+				"Prints the running scx-qmap-go scheduler's counters and the kernel's sched_ext events.\n\nFlags:\n")
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
+			return loader.ExitOK
+		}
+		return usage("%v", err)
 	}
 	if fs.NArg() > 0 {
 		return usage("unexpected argument %q", fs.Arg(0))

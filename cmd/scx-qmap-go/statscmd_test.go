@@ -122,7 +122,7 @@ func TestStatsCommand(t *testing.T) {
 		{name: "stale socket", args: []string{"--socket", stale}, want: loader.ExitNoInstance,
 			wantStderr: "no scx-qmap-go instance is running"},
 		{name: "help", args: []string{"--help"}, want: loader.ExitOK, wantStderr: "-watch"},
-		{name: "bad flag", args: []string{"--frobnicate"}, want: loader.ExitUsage, wantStderr: "Usage: scx-qmap-go stats"},
+		{name: "bad flag", args: []string{"--frobnicate"}, want: loader.ExitUsage, wantStderr: "scx-qmap-go stats: flag provided but not defined: -frobnicate (see --help)\n"},
 		{name: "negative watch", args: []string{"--watch", "-1"}, want: loader.ExitUsage, wantStderr: "--watch -1 out of range"},
 		{name: "stray argument", args: []string{"top"}, want: loader.ExitUsage, wantStderr: `unexpected argument "top"`},
 	}

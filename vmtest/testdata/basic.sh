@@ -77,7 +77,7 @@ sleep 1
 echo 0 >$T/events/sched_ext/sched_ext_dump/enable
 grep sched_ext_dump $T/trace >"$OUT/sysrq-dump.log"
 res dump_fifo_lines "$(grep -c 'FIFO\[' "$OUT/sysrq-dump.log")"
-res dump_task_lines "$(grep -c 'QMAP: force_local=' "$OUT/sysrq-dump.log")"
+res dump_task_lines "$(grep -c 'QMAP: highpri=' "$OUT/sysrq-dump.log")"
 
 # A second instance must refuse, and leave the first attached.
 timeout 60 "$BIN" >"$OUT/second.log" 2>&1
