@@ -548,6 +548,7 @@ static u32 drain_fifo(struct cpu_ctx *cpuc, int idx, u32 batch, s32 this_cpu,
 	struct task_struct *p;
 	u32 moved = 0, pid;
 	s64 *nr_queued;
+	bool allowed;
 	void *fifo;
 
 	if (idx < 0 || idx >= NR_QUEUES)
@@ -586,22 +587,20 @@ static u32 drain_fifo(struct cpu_ctx *cpuc, int idx, u32 batch, s32 this_cpu,
 		}
 
 		__sync_fetch_and_add(&nr_dispatched, 1);
-		if (bpf_cpumask_test_cpu(this_cpu, p->cpus_ptr)) {
-			if (!*here && !highpri_boosting) {
-				scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, 0);
-				*here = true;
-			} else {
-				scx_bpf_dsq_insert(p, SHARED_DSQ, slice_ns, 0);
-			}
+		allowed = bpf_cpumask_test_cpu(this_cpu, p->cpus_ptr);
+		if (allowed && !*here && !highpri_boosting) {
+			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, 0);
+			*here = true;
 		} else {
-			/*
-			 * The FIFOs are global: this task may not run here,
-			 * and would wait in the shared DSQ until a CPU it may
-			 * use dispatches. Kick its CPU so that happens now.
-			 */
 			scx_bpf_dsq_insert(p, SHARED_DSQ, slice_ns, 0);
-			scx_bpf_kick_cpu(scx_bpf_task_cpu(p), 0);
 		}
+		/*
+		 * The FIFOs are global: a task that may not run here would wait
+		 * in the shared DSQ until a CPU it may use dispatches. Kick its
+		 * CPU so that happens now.
+		 */
+		if (!allowed)
+			scx_bpf_kick_cpu(scx_bpf_task_cpu(p), 0);
 		bpf_task_release(p);
 		moved++;
 		cpuc->dsp_cnt--;

@@ -176,10 +176,10 @@ func progress(w io.Writer) io.Writer {
 func command(o options) string {
 	if os.Getenv("MAKELEVEL") != "" {
 		cmd := fmt.Sprintf("make bench CPUS=%d ROUNDS=%d", o.cpus, o.rounds)
-		if o.kernel != "7.2" {
+		if o.kernel != flag.Lookup("kernel").DefValue {
 			cmd += " KERNEL=" + o.kernel
 		}
-		if o.outDir != "bench/results" {
+		if o.outDir != flag.Lookup("out").DefValue {
 			cmd += " OUT=" + o.outDir
 		}
 		return cmd
