@@ -5,6 +5,7 @@ package vmtest
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -132,8 +133,31 @@ func dumpOnFailure(t *testing.T, dir string) {
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
 		b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
-		t.Logf("--- %s:\n%s", e.Name(), vm.Tail(string(b), 60))
+		t.Logf("--- %s:\n%s", e.Name(), excerpt(string(b)))
 	}
+}
+
+// excerpt is what dumpOnFailure shows of a guest file. A loader's log that
+// ends in an exit report shows the report's head: the reason (which task
+// stalled, for how long) and what each CPU was doing; the kernel's dump runs
+// to tens of KiB, and its tail is only the last runnable tasks. Any other
+// file shows its tail. (The lines just before the report, the final totals
+// among them, come along.)
+func excerpt(s string) string {
+	const before, reportLines, tailLines = 3, 80, 60
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, line := range lines {
+		if !strings.HasPrefix(line, "EXIT: ") {
+			continue
+		}
+		end := min(i+reportLines, len(lines))
+		head := strings.Join(lines[max(i-before, 0):end], "\n")
+		if end < len(lines) {
+			head += fmt.Sprintf("\n[%d more lines]", len(lines)-end)
+		}
+		return head
+	}
+	return vm.Tail(s, tailLines)
 }
 
 // totalsLine parses the loader's final "totals: name=value ..." line.
