@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // SysfsRoot is where the kernel exposes sched_ext's state.
@@ -22,7 +24,7 @@ type Host struct {
 	Sys        fs.FS                   // rooted at /sys: tells "sysfs not mounted" from "no sched_ext"
 	EUID       int                     // effective user id
 	Kernel     func() (*Kernel, error) // reads the running kernel's BTF
-	ProcExists func(pid int) bool      // a process with this pid is alive
+	ProcExists func(pid int) bool      // a process (not just a thread) with this pid is alive
 }
 
 // RealHost is the machine this process runs on.
@@ -36,13 +38,24 @@ func RealHost() Host {
 	}
 }
 
-// procExists asks kill(pid, 0), which needs no /proc: only ESRCH means no
-// such process (EPERM: it exists but is not ours to signal).
+// procExists tells whether @pid names a live process: a thread-group leader,
+// as the tgid -d takes must be. pidfd_open() refuses the id of any other
+// thread (EINVAL; ENOENT on recent kernels), which kill(pid, 0) accepts, and needs
+// no /proc. Should it fail for another reason (out of fds, say), kill(pid, 0)
+// answers: only ESRCH means no process.
 func procExists(pid int) bool {
 	if pid <= 0 { // 0 and negative pids name process groups
 		return false
 	}
-	err := syscall.Kill(pid, 0)
+	fd, err := unix.PidfdOpen(pid, 0)
+	switch {
+	case err == nil:
+		unix.Close(fd)
+		return true
+	case errors.Is(err, unix.ESRCH), errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOENT):
+		return false
+	}
+	err = syscall.Kill(pid, 0)
 	return err == nil || errors.Is(err, syscall.EPERM)
 }
 

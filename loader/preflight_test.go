@@ -7,10 +7,13 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestPreflightRefusals(t *testing.T) {
@@ -104,15 +107,40 @@ func TestExitCodesDistinct(t *testing.T) {
 	}
 }
 
+// threadID returns the id of a live thread of this process other than its
+// leader, parked until the test ends.
+func threadID(t *testing.T) int {
+	t.Helper()
+	tids := make(chan int)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	// Two threads held at once: at most one of them is the leader.
+	for range 2 {
+		go func() {
+			runtime.LockOSThread()
+			tids <- unix.Gettid()
+			<-release
+		}()
+	}
+	for range 2 {
+		if tid := <-tids; tid != os.Getpid() {
+			return tid
+		}
+	}
+	t.Fatal("no thread other than the leader")
+	return 0
+}
+
 func TestProcExists(t *testing.T) {
 	tests := []struct {
 		pid  int
 		want bool
 	}{
 		{os.Getpid(), true},
-		{0, false},         // our process group, not a pid
-		{-1, false},        // every process we may signal
-		{1<<22 + 1, false}, // above PID_MAX_LIMIT: never a process
+		{threadID(t), false}, // a thread's id is no tgid: -d would match nothing
+		{0, false},           // our process group, not a pid
+		{-1, false},          // every process we may signal
+		{1<<22 + 1, false},   // above PID_MAX_LIMIT: never a process
 	}
 	for _, tt := range tests {
 		if got := procExists(tt.pid); got != tt.want {

@@ -115,6 +115,9 @@ func TestFeatures(t *testing.T) {
 		// -d
 		equal(t, r, "disallowed_ext", "0")
 		equal(t, r, "disallowed_policy", "0")
+		equal(t, r, "thread_tid_is_thread", "1")
+		equal(t, r, "thread_d_rc", strconv.Itoa(int(loader.ExitNoTarget)))
+		equal(t, r, "thread_d_msg", "1")
 		atLeast(t, r, "rejected", 1)
 
 		// -S

@@ -238,7 +238,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, host load
 	// reason to stop scheduling. 0 is "off", not a pid.
 	if tgid := int(o.cfg.DisallowTgid); tgid != 0 && !host.ProcExists(tgid) {
 		return fail(&loader.Error{Code: loader.ExitNoTarget, Msg: fmt.Sprintf(
-			"-d/--disallow-tgid %d: no such process (check the pid, or use -1 for this loader)", tgid)})
+			"-d/--disallow-tgid %d: no such process (a thread id is no tgid: check the pid, or use -1 for this loader)", tgid)})
 	}
 
 	for {

@@ -161,7 +161,7 @@ func TestRunRefusals(t *testing.T) {
 			},
 			want: loader.ExitBusy, inMsg: `another sched_ext scheduler is active (state "enabled", ops "simple")`},
 		{name: "no target", args: []string{"-d", "4242"}, host: func(h *loader.Host) { h.ProcExists = func(int) bool { return false } },
-			want: loader.ExitNoTarget, inMsg: "-d/--disallow-tgid 4242: no such process (check the pid, or use -1 for this loader)",
+			want: loader.ExitNoTarget, inMsg: "-d/--disallow-tgid 4242: no such process (a thread id is no tgid: check the pid, or use -1 for this loader)",
 			checksPid: true},
 		// -d passing its check: the run goes on to the next refusal.
 		{name: "-d 0 is off, not a pid", args: []string{"-d", "0"}, host: func(h *loader.Host) { h.ProcExists = func(int) bool { return false } },

@@ -180,6 +180,18 @@ stop_sched $s
 res partial_rc $?
 kill $normal $ext $victim
 
+# -d given a thread's id, not its process's: refused at start (exit 11), since
+# the scheduler matches tgids and would refuse nothing.
+python3 -c 'import threading, time; t = threading.Thread(target=time.sleep, args=(60,)); t.start(); print(t.native_id, flush=True); t.join()' >"$OUT/thread_tid" &
+tproc=$!
+for ((i = 0; i < 100; i++)); do [ -s "$OUT/thread_tid" ] && break; sleep 0.1; done
+tid=$(cat "$OUT/thread_tid")
+res thread_tid_is_thread "$([ -n "$tid" ] && [ "$tid" != $tproc ] && grep -q "^Tgid:[[:space:]]*$tproc\$" /proc/$tid/status && echo 1 || echo 0)"
+timeout 60 "$BIN" -d "$tid" >"$OUT/thread_d.log" 2>&1
+res thread_d_rc $?
+res thread_d_msg "$(grep -c 'no such process' "$OUT/thread_d.log")"
+kill $tproc
+
 # -S: the dump has no scheduler lines.
 "$BIN" -S --quiet >"$OUT/suppress.log" 2>&1 &
 s=$!
