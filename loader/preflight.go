@@ -39,10 +39,10 @@ func RealHost() Host {
 }
 
 // procExists tells whether @pid names a live process: a thread-group leader,
-// as the tgid -d takes must be. pidfd_open() refuses the id of any other
-// thread (EINVAL; ENOENT on recent kernels), which kill(pid, 0) accepts, and needs
-// no /proc. Should it fail for another reason (out of fds, say), kill(pid, 0)
-// answers: only ESRCH means no process.
+// as the tgid -d takes must be. pidfd_open() needs no /proc and refuses the id
+// of any other thread (EINVAL; ENOENT on recent kernels), which kill(pid, 0)
+// would accept. Should it fail for another reason (out of fds, say),
+// kill(pid, 0) answers: only ESRCH means no process.
 func procExists(pid int) bool {
 	if pid <= 0 { // 0 and negative pids name process groups
 		return false
