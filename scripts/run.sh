@@ -14,6 +14,7 @@ if [ -e /sys/kernel/sched_ext/state ]; then
 	exec timeout -s INT --foreground --preserve-status "$DURATION" "$BIN" ${ARGS:-}
 fi
 
-echo "no sched_ext on this kernel: booting the cached ${KERNEL:-7.2} kernel (TCG guests boot in ~20 s)"
+# No sched_ext here: scx-vm's first line names the guest kernel and its
+# accelerator (KVM, or TCG when KVM cannot run guests on this host).
 exec "$PWD/bin/scx-vm" --kernel "${KERNEL:-7.2}" --cpus "${CPUS:-2}" --timeout "$((DURATION + 300))s" \
 	-- bash "$PWD/scripts/demo-guest.sh" "$BIN" "$DURATION" ${ARGS:-}

@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -35,6 +34,11 @@ type Config struct {
 	RWDirs   []string      // host directories the guest may write
 	Stdout   io.Writer     // also receives the command's output live (optional)
 	Console  io.Writer     // also receives the kernel console live (optional)
+	Log      io.Writer     // the runner's own notices (KVM fallback, retries); default os.Stderr
+
+	// AliveWithin bounds the wait for the guest's first kernel log line;
+	// default 30 s under KVM, 2 minutes under TCG.
+	AliveWithin time.Duration
 }
 
 // Result is what one boot produced.
@@ -42,8 +46,10 @@ type Result struct {
 	ExitCode int           // the command's exit status (-1: the guest never ran it)
 	Output   string        // the command's stdout and stderr
 	Console  string        // the guest kernel's console log
-	Elapsed  time.Duration // wall time of the boot
+	Elapsed  time.Duration // wall time of the last boot
 	Attempts int           // boots it took (a failed KVM boot or a boot that died early adds one)
+
+	Accelerator string // "KVM" or "TCG": what the last boot used
 }
 
 // ErrTimeout means the guest hit Config.Timeout and was killed.
@@ -76,55 +82,121 @@ func (c Config) KernelPath() (string, error) {
 	return matches[0], nil
 }
 
-// kvmBroken is set once a KVM boot failed in QEMU's KVM code (seen with a
-// /dev/kvm that nested virtualisation exposes but cannot serve); later boots
-// of this process then use TCG directly.
-var kvmBroken atomic.Bool
+// Default bounds on a boot's first kernel log line. QEMU under KVM prints
+// it within seconds; one that stays silent for long has hung (a guest
+// paused by a KVM error can show nothing at all). TCG is 10-50x slower.
+const (
+	defaultAliveKVM = 30 * time.Second
+	defaultAliveTCG = 2 * time.Minute
+)
 
-// useKVM reports whether to boot with KVM: when /dev/kvm can be opened,
-// unless $SCX_VM_KVM=0 or an earlier KVM boot failed.
-func useKVM() bool {
-	if os.Getenv("SCX_VM_KVM") == "0" || kvmBroken.Load() {
-		return false
-	}
-	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
-	if err != nil {
-		return false
-	}
-	f.Close()
-	return true
+// how says why a boot ended.
+type how int
+
+const (
+	exited    how = iota // vng exited by itself
+	kvmFailed            // killed: QEMU reported that KVM cannot run the guest
+	silent               // killed: no kernel log line within the alive bound
+	timedOut             // killed: Config.Timeout
+	cancelled            // killed: the caller's context ended
+)
+
+// boot is one attempt's result and how it ended.
+type boot struct {
+	res     *Result
+	how     how
+	kvmLine string // with kvmFailed: QEMU's line
+	alive   time.Duration
 }
 
-// Run boots the guest and runs @command (a shell command line) in it. A boot
-// that dies before the command starts is retried once; a boot that failed in
-// QEMU's KVM code is retried under TCG without counting as that retry.
+// Run boots the guest and runs @command (a shell command line) in it.
+//
+// The first boot uses KVM when /dev/kvm opens. A KVM boot is killed the
+// moment QEMU reports a KVM failure, or when it shows no kernel output
+// within Config.AliveWithin; it is then booted again under TCG, and so is
+// every later boot of this process. A boot that dies before the command
+// starts is retried once.
 func Run(ctx context.Context, cfg Config, command string) (*Result, error) {
-	var res *Result
-	var err error
+	logw := cfg.Log
+	if logw == nil {
+		logw = os.Stderr
+	}
 	retried := false
 	for attempt := 1; ; attempt++ {
-		kvm := useKVM()
-		res, err = runOnce(ctx, cfg, command, kvm)
-		if res != nil {
-			res.Attempts = attempt
+		acc, err := chooseAccel()
+		if err != nil {
+			return nil, err
 		}
-		if err != nil || strings.Contains(res.Console, startedMarker) {
-			return res, err
+		b, err := runOnce(ctx, cfg, command, acc.kvm)
+		if err != nil {
+			return nil, err
 		}
-		if kvm && strings.Contains(strings.ToLower(res.Console), "kvm") {
-			kvmBroken.Store(true)
-			continue
+		res := b.res
+		res.Attempts = attempt
+		started := strings.Contains(res.Console, startedMarker)
+		if acc.kvm {
+			if why := b.kvmProblem(started); why != "" {
+				if acc.forced {
+					return res, fmt.Errorf("KVM cannot run the guest (%s), and SCX_VM_KVM=1 forbids falling back to TCG; console tail:\n%s",
+						why, Tail(res.Console, 20))
+				}
+				markKVMBroken(why)
+				fmt.Fprintf(logw, "scx-vm: KVM cannot run guests here (%s); using TCG\n", why)
+				continue
+			}
+		}
+		switch b.how {
+		case timedOut:
+			return res, fmt.Errorf("%w after %v (limit %v); console tail:\n%s", ErrTimeout,
+				res.Elapsed.Round(time.Second), cfg.timeout(), Tail(res.Console, 20))
+		case cancelled:
+			return res, fmt.Errorf("guest stopped: %w", context.Cause(ctx))
+		}
+		if started {
+			return res, nil
+		}
+		why := fmt.Sprintf("exit %d", res.ExitCode)
+		if b.how == silent {
+			why = fmt.Sprintf("no kernel output within %v", b.alive)
 		}
 		if retried {
-			break
+			return res, fmt.Errorf("guest died twice before running the command (%s); console tail:\n%s",
+				why, Tail(res.Console, 20))
 		}
 		retried = true
+		fmt.Fprintf(logw, "scx-vm: the guest died before running the command (%s); booting again\n", why)
 	}
-	return res, fmt.Errorf("guest died twice before running the command (exit %d); console tail:\n%s",
-		res.ExitCode, Tail(res.Console, 20))
 }
 
-func runOnce(ctx context.Context, cfg Config, command string, kvm bool) (*Result, error) {
+// kvmProblem says why a KVM boot shows that KVM cannot run the guest, or "".
+func (b *boot) kvmProblem(started bool) string {
+	switch b.how {
+	case kvmFailed:
+		return b.kvmLine
+	case silent:
+		return fmt.Sprintf("no kernel output within %v", b.alive)
+	case exited:
+		if started {
+			return ""
+		}
+		// QEMU gave up on KVM with a message the pattern does not know.
+		for line := range strings.SplitSeq(b.res.Console, "\n") {
+			if strings.Contains(strings.ToLower(line), "kvm") && !kernelLineRE.MatchString(line) {
+				return strings.TrimSpace(line)
+			}
+		}
+	}
+	return ""
+}
+
+func (c Config) timeout() time.Duration {
+	if c.Timeout == 0 {
+		return 10 * time.Minute
+	}
+	return c.Timeout
+}
+
+func runOnce(ctx context.Context, cfg Config, command string, kvm bool) (*boot, error) {
 	kernel, err := cfg.KernelPath()
 	if err != nil {
 		return nil, err
@@ -137,9 +209,12 @@ func runOnce(ctx context.Context, cfg Config, command string, kvm bool) (*Result
 	if mem == 0 {
 		mem = 2048
 	}
-	timeout := cfg.Timeout
-	if timeout == 0 {
-		timeout = 10 * time.Minute
+	alive := cfg.AliveWithin
+	if alive == 0 {
+		alive = defaultAliveTCG
+		if kvm {
+			alive = defaultAliveKVM
+		}
 	}
 
 	args := []string{"--run", kernel, "--cpus", fmt.Sprint(cpus), "--memory", fmt.Sprintf("%dM", mem),
@@ -152,14 +227,16 @@ func runOnce(ctx context.Context, cfg Config, command string, kvm bool) (*Result
 	}
 	args = append(args, "-e", command)
 
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	cmd := exec.Command("vng", args...)
 	// vng runs from a directory the guest can see; keep the caller's.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Should anything outside the process group hold the pipes, Wait
+	// still returns soon after the kill.
+	cmd.WaitDelay = 5 * time.Second
 	var out, console bytes.Buffer
-	cmd.Stdout = tee(&out, cfg.Stdout)
-	cmd.Stderr = tee(&console, cfg.Console)
+	watch := newWatcher()
+	cmd.Stdout = io.MultiWriter(tee(&out, cfg.Stdout), watch.stream())
+	cmd.Stderr = io.MultiWriter(tee(&console, cfg.Console), watch.stream())
 
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -168,34 +245,58 @@ func runOnce(ctx context.Context, cfg Config, command string, kvm bool) (*Result
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
 
+	limit := time.NewTimer(cfg.timeout())
+	defer limit.Stop()
+	aliveTimer := time.NewTimer(alive)
+	defer aliveTimer.Stop()
+	aliveC, aliveT := watch.alive, aliveTimer.C
+
+	b := &boot{how: exited, alive: alive}
 	var werr error
-	timedOut := false
-	select {
-	case werr = <-waited:
-	case <-ctx.Done():
+wait:
+	for {
+		select {
+		case werr = <-waited:
+			break wait
+		case <-aliveC:
+			aliveC, aliveT = nil, nil
+			continue
+		case b.kvmLine = <-watch.kvmFail:
+			if !kvm {
+				b.kvmLine = ""
+				continue // TCG does not care; the message came from elsewhere
+			}
+			b.how = kvmFailed
+		case <-aliveT:
+			b.how = silent
+		case <-limit.C:
+			b.how = timedOut
+		case <-ctx.Done():
+			b.how = cancelled
+		}
 		// Kill vng and its QEMU together.
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		werr = <-waited
-		timedOut = true
+		break wait
 	}
-	res := &Result{
-		ExitCode: -1,
-		Output:   out.String(),
-		Console:  console.String(),
-		Elapsed:  time.Since(start),
+	b.res = &Result{
+		ExitCode:    -1,
+		Output:      out.String(),
+		Console:     console.String(),
+		Elapsed:     time.Since(start),
+		Accelerator: "TCG",
+	}
+	if kvm {
+		b.res.Accelerator = "KVM"
 	}
 	if cmd.ProcessState != nil && cmd.ProcessState.Exited() {
-		res.ExitCode = cmd.ProcessState.ExitCode()
-	}
-	if timedOut {
-		return res, fmt.Errorf("%w after %v (limit %v); console tail:\n%s", ErrTimeout,
-			res.Elapsed.Round(time.Second), timeout, Tail(res.Console, 20))
+		b.res.ExitCode = cmd.ProcessState.ExitCode()
 	}
 	var exitErr *exec.ExitError
-	if werr != nil && !errors.As(werr, &exitErr) {
-		return res, fmt.Errorf("running vng: %w", werr)
+	if b.how == exited && werr != nil && !errors.As(werr, &exitErr) {
+		return nil, fmt.Errorf("running vng: %w", werr)
 	}
-	return res, nil
+	return b, nil
 }
 
 func tee(buf *bytes.Buffer, w io.Writer) io.Writer {

@@ -13,6 +13,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -56,6 +57,20 @@ func main() {
 		cfg.Console = f
 	} else {
 		cfg.Console = io.Discard
+	}
+
+	kernel, err := cfg.KernelPath()
+	if err == nil {
+		var acc string
+		acc, err = vm.Accelerator()
+		// The first line says which accelerator the guest uses; a KVM
+		// failure adds a second one when it falls back to TCG.
+		fmt.Fprintf(os.Stderr, "scx-vm: booting %s on %d vCPUs under %s\n",
+			filepath.Base(filepath.Dir(kernel)), cfg.CPUs, acc)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "scx-vm: %v\n", err)
+		os.Exit(exitVMFailed)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

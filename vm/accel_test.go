@@ -1,0 +1,198 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package vm
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// standIn is a vng on PATH for the runner's tests. Under --disable-kvm it
+// behaves as STANDIN_TCG says, otherwise as STANDIN_KVM says:
+//
+//	works           boots, runs the command (prints "ran: CMD"), exits 0
+//	internal-error  prints QEMU's KVM internal error, then hangs (QEMU paused)
+//	msr             prints QEMU's "failed to set MSR" and exits 1
+//	silent          prints nothing and hangs
+//
+// Every call appends "kvm" or "tcg" to $STANDIN_LOG.
+const standIn = `#!/bin/bash
+mode=$STANDIN_KVM accel=kvm
+for a in "$@"; do [ "$a" = --disable-kvm ] && { mode=$STANDIN_TCG; accel=tcg; }; done
+echo $accel >>"$STANDIN_LOG"
+cmd=${!#}
+case $mode in
+works)
+	echo "[    0.000000] Linux version 7.2.0" >&2
+	echo "virtme-init: starting script" >&2
+	echo "ran: $cmd"
+	exit 0 ;;
+internal-error)
+	echo "KVM internal error. Suberror: 1" >&2
+	echo "extra data[0]: 0x0000000000000000" >&2
+	echo "emulation failure" >&2
+	echo "RAX=0000000000000000 RBX=0000000000000000" >&2
+	exec sleep 1000 ;;
+msr)
+	echo "qemu-system-x86_64: error: failed to set MSR 0x10a to 0x0" >&2
+	exit 1 ;;
+silent)
+	exec sleep 1000 ;;
+esac
+exit 99
+`
+
+// withStandIn puts the stand-in vng first on PATH, makes /dev/kvm look
+// usable, and forgets any earlier KVM verdict. It returns the call log.
+func withStandIn(t *testing.T, kvmMode, tcgMode string) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "vng"), []byte(standIn), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(dir, "calls")
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	t.Setenv("STANDIN_KVM", kvmMode)
+	t.Setenv("STANDIN_TCG", tcgMode)
+	t.Setenv("STANDIN_LOG", logPath)
+	t.Setenv("SCX_VM_KVM", "")
+	saved := openKVM
+	openKVM = func() error { return nil }
+	markKVMBroken("")
+	t.Cleanup(func() {
+		openKVM = saved
+		markKVMBroken("")
+	})
+	return logPath
+}
+
+func calls(t *testing.T, logPath string) string {
+	t.Helper()
+	b, err := os.ReadFile(logPath)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return strings.Join(strings.Fields(string(b)), ",")
+}
+
+func TestRunFallsBackToTCG(t *testing.T) {
+	tests := []struct {
+		name     string
+		kvmMode  string
+		env      string // SCX_VM_KVM
+		wantErr  string // "" for success
+		wantLog  string // "" for no fallback line
+		wantAcc  string
+		wantBoot string // the stand-in's calls
+	}{
+		{name: "kvm works", kvmMode: "works", wantAcc: "KVM", wantBoot: "kvm"},
+		{name: "internal error then pause", kvmMode: "internal-error", wantAcc: "TCG", wantBoot: "kvm,tcg",
+			wantLog: "scx-vm: KVM cannot run guests here (KVM internal error. Suberror: 1); using TCG"},
+		{name: "failed to set MSR", kvmMode: "msr", wantAcc: "TCG", wantBoot: "kvm,tcg",
+			wantLog: "scx-vm: KVM cannot run guests here (qemu-system-x86_64: error: failed to set MSR 0x10a to 0x0); using TCG"},
+		{name: "silent hang", kvmMode: "silent", wantAcc: "TCG", wantBoot: "kvm,tcg",
+			wantLog: "scx-vm: KVM cannot run guests here (no kernel output within 2s); using TCG"},
+		{name: "forced TCG", kvmMode: "works", env: "0", wantAcc: "TCG", wantBoot: "tcg"},
+		{name: "forced KVM fails", kvmMode: "internal-error", env: "1", wantBoot: "kvm",
+			wantErr: "SCX_VM_KVM=1 forbids falling back to TCG"},
+		{name: "bad override", kvmMode: "works", env: "yes", wantBoot: "",
+			wantErr: `SCX_VM_KVM="yes": want 0 (TCG), 1 (KVM, no fallback) or unset`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			logPath := withStandIn(t, tt.kvmMode, "works")
+			t.Setenv("SCX_VM_KVM", tt.env)
+			var notices bytes.Buffer
+			cfg := Config{Kernel: "/stand-in/vmlinuz", Timeout: time.Minute, AliveWithin: 2 * time.Second, Log: &notices}
+			if tt.kvmMode == "internal-error" {
+				// Must be noticed on the line itself, not by the alive bound.
+				cfg.AliveWithin = time.Minute
+			}
+			start := time.Now()
+			res, err := Run(context.Background(), cfg, "true")
+			took := time.Since(start)
+			if took > 10*time.Second {
+				t.Errorf("Run took %v; the fallback must take seconds", took)
+			}
+			if got := calls(t, logPath); got != tt.wantBoot {
+				t.Errorf("boots = %q, want %q", got, tt.wantBoot)
+			}
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Run error = %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if res.ExitCode != 0 || !strings.Contains(res.Output, "ran: true") {
+				t.Errorf("exit %d, output %q; want 0 and the command's output", res.ExitCode, res.Output)
+			}
+			if res.Accelerator != tt.wantAcc {
+				t.Errorf("Accelerator = %q, want %q", res.Accelerator, tt.wantAcc)
+			}
+			if got := strings.TrimSpace(notices.String()); got != tt.wantLog {
+				t.Errorf("notice = %q, want %q", got, tt.wantLog)
+			}
+		})
+	}
+}
+
+// After one KVM failure, the process boots straight under TCG.
+func TestRunRemembersBrokenKVM(t *testing.T) {
+	logPath := withStandIn(t, "internal-error", "works")
+	cfg := Config{Kernel: "/stand-in/vmlinuz", Timeout: time.Minute, Log: &bytes.Buffer{}}
+	for i := 0; i < 2; i++ {
+		if _, err := Run(context.Background(), cfg, "true"); err != nil {
+			t.Fatalf("Run %d: %v", i, err)
+		}
+	}
+	if got := calls(t, logPath); got != "kvm,tcg,tcg" {
+		t.Errorf("boots = %q, want kvm,tcg,tcg", got)
+	}
+	acc, err := Accelerator()
+	if err != nil || !strings.HasPrefix(acc, "TCG (KVM cannot run guests here: KVM internal error") {
+		t.Errorf("Accelerator() = %q, %v; want TCG with the reason", acc, err)
+	}
+}
+
+// A TCG boot that never shows a kernel line is retried once, then fails,
+// within the alive bound rather than the whole timeout.
+func TestRunSilentTCGIsBounded(t *testing.T) {
+	logPath := withStandIn(t, "works", "silent")
+	t.Setenv("SCX_VM_KVM", "0")
+	var notices bytes.Buffer
+	cfg := Config{Kernel: "/stand-in/vmlinuz", Timeout: time.Hour, AliveWithin: time.Second, Log: &notices}
+	start := time.Now()
+	_, err := Run(context.Background(), cfg, "true")
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("Run took %v, want about 2 s", took)
+	}
+	if err == nil || !strings.Contains(err.Error(), "guest died twice before running the command (no kernel output within 1s)") {
+		t.Errorf("Run error = %v, want the died-twice error", err)
+	}
+	if got := calls(t, logPath); got != "tcg,tcg" {
+		t.Errorf("boots = %q, want tcg,tcg", got)
+	}
+	if !strings.Contains(notices.String(), "booting again") {
+		t.Errorf("notices = %q, want a retry notice", notices.String())
+	}
+}
+
+func TestRunCancelled(t *testing.T) {
+	withStandIn(t, "works", "silent")
+	t.Setenv("SCX_VM_KVM", "0")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := Run(ctx, Config{Kernel: "/stand-in/vmlinuz", AliveWithin: time.Hour, Log: &bytes.Buffer{}}, "true")
+	if err == nil || !strings.Contains(err.Error(), "guest stopped") || time.Since(start) > 10*time.Second {
+		t.Errorf("Run = %v after %v; want a prompt 'guest stopped'", err, time.Since(start))
+	}
+}
