@@ -3,9 +3,12 @@
 // Package bpf holds the scheduler's BPF C and the Go bindings bpf2go
 // generates for it. The generated object and bindings are committed, so
 // building the Go code needs no clang; `make generate` rebuilds them.
+//
+// Go reaches the object only through these generated types: a renamed or
+// removed global, map or program breaks the build, not a run.
 package bpf
 
-//go:generate go tool bpf2go -no-global-types -target bpfel -cc clang-19 -strip llvm-strip-19 -type exit_info qmap qmap.bpf.c -- -O2 -g -Wall -Werror -mcpu=v3 -fms-extensions -Wno-microsoft-anon-tag -I.. -Iinclude
+//go:generate go tool bpf2go -no-global-types -target bpfel -cc clang-19 -strip llvm-strip-19 -type exit_info -type qmap_stats qmap qmap.bpf.c -- -O2 -g -Wall -Werror -mcpu=v3 -fms-extensions -Wno-microsoft-anon-tag -I.. -Iinclude
 
 import "github.com/cilium/ebpf"
 
@@ -13,5 +16,20 @@ import "github.com/cilium/ebpf"
 // the loader to fill in before load.
 func Spec() (*ebpf.CollectionSpec, error) { return loadQmap() }
 
-// ExitInfoRecord is the layout of the BPF side's struct exit_info.
-type ExitInfoRecord = qmapExitInfo
+type (
+	// ExitInfoRecord is the layout of the BPF side's struct exit_info.
+	ExitInfoRecord = qmapExitInfo
+	// Stats is the layout of the BPF side's struct qmap_stats, the one
+	// .bss global that holds every counter and gauge.
+	Stats = qmapQmapStats
+	// VariableSpecs are the object's globals before load (tunables are set
+	// through them), Variables the same globals once loaded.
+	VariableSpecs = qmapVariableSpecs
+	Variables     = qmapVariables
+)
+
+// Names of the objects the loader looks up in a loaded collection.
+const (
+	OpsMap        = qmapMapQmapOps
+	SchedSwitchTP = qmapProgQmapSchedSwitch
+)

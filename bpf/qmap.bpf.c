@@ -80,29 +80,61 @@ const volatile u32 stall_kernel_nth;
 const volatile u32 dsp_inf_loop_after;
 
 /*
- * Counters, read by the loader through the mmapped .bss. Updated with atomic
- * adds because every CPU writes them.
+ * Statistics, read by the loader in one piece from the mmapped .bss (the Go
+ * side sees this struct as bpf.Stats; stats.Counters names every field).
+ * Counters are updated with atomic adds because every CPU writes them.
  */
-u64 nr_enqueued;	/* tasks pushed onto a FIFO by ops.enqueue */
-u64 nr_dispatched;	/* tasks moved out of a FIFO by ops.dispatch */
-u64 nr_dequeued;	/* ops.dequeue calls: tasks taken back from us */
-u64 nr_ddsp_from_enq;	/* direct dispatches decided in ops.enqueue */
-u64 nr_ddsp_from_select; /* direct dispatches decided in ops.select_cpu */
-u64 nr_overflow;	/* FIFO full: task went to the shared DSQ instead */
-u64 nr_exiting;		/* exiting tasks queued on the shared DSQ, not a FIFO */
-u64 nr_core_sched_execed; /* dequeues forced by core scheduling */
-u64 nr_lowpri_queued;	/* nice 19 user tasks parked in LOWPRI_DSQ */
+struct qmap_stats {
+	u64 nr_enqueued;	/* tasks pushed onto a FIFO by ops.enqueue */
+	u64 nr_dispatched;	/* tasks moved out of a FIFO by ops.dispatch */
+	u64 nr_dequeued;	/* ops.dequeue calls: tasks taken back from us */
+	u64 nr_ddsp_from_enq;	/* direct dispatches decided in ops.enqueue */
+	u64 nr_ddsp_from_select; /* direct dispatches decided in ops.select_cpu */
+	u64 nr_overflow;	/* FIFO full: task went to the shared DSQ instead */
+	u64 nr_exiting;		/* exiting tasks queued on the shared DSQ, not a FIFO */
+	u64 nr_core_sched_execed; /* dequeues forced by core scheduling */
+	u64 nr_lowpri_queued;	/* nice 19 user tasks parked in LOWPRI_DSQ */
+	u64 nr_immed_stress;	/* -F inserts into a possibly busy local DSQ */
+	u64 nr_expedited_local;	/* -H tasks moved to this CPU's local DSQ */
+	u64 nr_expedited_remote; /* -H tasks moved to another CPU's local DSQ */
+	u64 nr_expedited_from_timer; /* of those, moved by the monitor timer */
+	u64 nr_expedited_lost;	/* -H moves that lost a race with the task */
+	u64 nr_cpu_online;	/* ops.cpu_online calls */
+	u64 nr_cpu_offline;	/* ops.cpu_offline calls */
+	u64 nr_lat_kicks;	/* -L: busy CPUs preempted for a waking task */
+	u64 nr_lat_yields;	/* -L: tasks over budget cut short by ops.tick */
+
+	/*
+	 * Reenqueues: tasks the kernel handed back to ops.enqueue with
+	 * SCX_ENQ_REENQ, in total, on CPU 0, and by p->scx.flags' reason (mask
+	 * and values come from the running kernel's BTF: 7.2 has
+	 * KFUNC/IMMED/PREEMPTED, 7.3 adds CAP).
+	 */
+	u64 reenq_total;
+	u64 reenq_cpu0;
+	u64 reenq_kfunc;	/* asked for by scx_bpf_dsq_reenq() */
+	u64 reenq_immed;	/* an SCX_ENQ_IMMED insert could not run at once */
+	u64 reenq_preempted;	/* an IMMED task lost its CPU to a higher class */
+	u64 reenq_cap;		/* a sub-scheduler capability was missing (7.3+) */
+	u64 reenq_other;	/* a reason this build does not know */
+	u64 lowpri_reenq_requests; /* scx_bpf_dsq_reenq() on LOWPRI_DSQ by the 10 ms timer */
+	u64 remote_reenq_requests; /* scx_bpf_dsq_reenq() on a CPU's local DSQ (--remote-reenq) */
+
+	/*
+	 * cpuperf gauges, refreshed by the monitor timer every second: the
+	 * current performance level of the CPUs (min/avg/max, in
+	 * SCX_CPUPERF_ONE units, the average weighted by capacity) and the
+	 * targets ops.tick set from the running tasks' weights.
+	 */
+	u64 cpuperf_min, cpuperf_avg, cpuperf_max;
+	u64 cpuperf_target_min, cpuperf_target_avg, cpuperf_target_max;
+};
+
+struct qmap_stats stats;
+
+/* Scheduler state beside the statistics. */
 u64 nr_enqueue_calls;	/* every ops.enqueue call, for -e */
-u64 nr_immed_stress;	/* -F inserts into a possibly busy local DSQ */
 u64 nr_highpri_queued;	/* -H tasks in the FIFOs, not yet popped */
-u64 nr_expedited_local;	/* -H tasks moved to this CPU's local DSQ */
-u64 nr_expedited_remote; /* -H tasks moved to another CPU's local DSQ */
-u64 nr_expedited_from_timer; /* of those, moved by the monitor timer */
-u64 nr_expedited_lost;	/* -H moves that lost a race with the task */
-u64 nr_cpu_online;	/* ops.cpu_online calls */
-u64 nr_cpu_offline;	/* ops.cpu_offline calls */
-u64 nr_lat_kicks;	/* -L: busy CPUs preempted for a waking task */
-u64 nr_lat_yields;	/* -L: tasks over budget cut short by ops.tick */
 
 /*
  * PIDs in each FIFO: counted up before a push and down after a pop, so never
@@ -111,35 +143,9 @@ u64 nr_lat_yields;	/* -L: tasks over budget cut short by ops.tick */
  */
 s64 fifo_nr_queued[NR_QUEUES];
 
-/*
- * cpuperf, refreshed by the monitor timer every second: the current
- * performance level of the CPUs (min/avg/max, in SCX_CPUPERF_ONE units,
- * the average weighted by capacity) and the targets ops.tick set from the
- * running tasks' weights.
- */
-u64 cpuperf_min, cpuperf_avg, cpuperf_max;
-u64 cpuperf_target_min, cpuperf_target_avg, cpuperf_target_max;
-
 /* -P: the shared DSQ's length and first pids, as of the last monitor tick. */
 s32 shared_dsq_nr;
 s32 shared_dsq_pids[NR_DSQ_SNAPSHOT];
-
-/*
- * Reenqueues: tasks the kernel handed back to ops.enqueue with SCX_ENQ_REENQ,
- * in total, on CPU 0, and by p->scx.flags' reason (mask and values come from
- * the running kernel's BTF: 7.2 has KFUNC/IMMED/PREEMPTED, 7.3 adds CAP).
- */
-u64 reenq_total;
-u64 reenq_cpu0;
-u64 reenq_kfunc;	/* asked for by scx_bpf_dsq_reenq() */
-u64 reenq_immed;	/* an SCX_ENQ_IMMED insert could not run at once */
-u64 reenq_preempted;	/* an IMMED task lost its CPU to a higher class */
-u64 reenq_cap;		/* a sub-scheduler capability was missing (7.3+) */
-u64 reenq_other;	/* a reason this build does not know */
-/* scx_bpf_dsq_reenq() calls on LOWPRI_DSQ by the 10 ms timer. */
-u64 lowpri_reenq_requests;
-/* scx_bpf_dsq_reenq() calls on a CPU's local DSQ (--remote-reenq). */
-u64 remote_reenq_requests;
 
 /*
  * Core-scheduling order: each FIFO hands out a sequence number per enqueue
@@ -283,7 +289,7 @@ s32 BPF_STRUCT_OPS(qmap_select_cpu, struct task_struct *p, s32 prev_cpu,
 	if (cpu < 0)
 		return prev_cpu;
 
-	__sync_fetch_and_add(&nr_ddsp_from_select, 1);
+	__sync_fetch_and_add(&stats.nr_ddsp_from_select, 1);
 	scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, 0);
 	return cpu;
 }
@@ -311,12 +317,12 @@ static bool fifo_enqueue(struct task_struct *p, int idx, u64 enq_flags)
 	__sync_fetch_and_add(nr_queued, 1);
 	if (bpf_map_push_elem(fifo, &pid, 0)) {
 		__sync_fetch_and_sub(nr_queued, 1);
-		__sync_fetch_and_add(&nr_overflow, 1);
+		__sync_fetch_and_add(&stats.nr_overflow, 1);
 		scx_bpf_dsq_insert(p, SHARED_DSQ, slice_ns, enq_flags);
 		return false;
 	}
 
-	__sync_fetch_and_add(&nr_enqueued, 1);
+	__sync_fetch_and_add(&stats.nr_enqueued, 1);
 	return true;
 }
 
@@ -325,20 +331,20 @@ static void account_reenq(struct task_struct *p)
 {
 	u64 reason = p->scx.flags & SCX_TASK_REENQ_REASON_MASK;
 
-	__sync_fetch_and_add(&reenq_total, 1);
+	__sync_fetch_and_add(&stats.reenq_total, 1);
 	if (scx_bpf_task_cpu(p) == 0)
-		__sync_fetch_and_add(&reenq_cpu0, 1);
+		__sync_fetch_and_add(&stats.reenq_cpu0, 1);
 
 	if (reason == SCX_TASK_REENQ_KFUNC)
-		__sync_fetch_and_add(&reenq_kfunc, 1);
+		__sync_fetch_and_add(&stats.reenq_kfunc, 1);
 	else if (reason == SCX_TASK_REENQ_IMMED)
-		__sync_fetch_and_add(&reenq_immed, 1);
+		__sync_fetch_and_add(&stats.reenq_immed, 1);
 	else if (reason == SCX_TASK_REENQ_PREEMPTED)
-		__sync_fetch_and_add(&reenq_preempted, 1);
+		__sync_fetch_and_add(&stats.reenq_preempted, 1);
 	else if (SCX_TASK_REENQ_CAP && reason == SCX_TASK_REENQ_CAP)
-		__sync_fetch_and_add(&reenq_cap, 1);
+		__sync_fetch_and_add(&stats.reenq_cap, 1);
 	else
-		__sync_fetch_and_add(&reenq_other, 1);
+		__sync_fetch_and_add(&stats.reenq_other, 1);
 }
 
 static bool is_lowpri(struct task_struct *p)
@@ -400,7 +406,7 @@ static bool immed_stress(struct task_struct *p, u64 enq_flags)
 	if (++cnt % immed_stress_nth)
 		return false;
 
-	__sync_fetch_and_add(&nr_immed_stress, 1);
+	__sync_fetch_and_add(&stats.nr_immed_stress, 1);
 	scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | scx_bpf_task_cpu(p), slice_ns,
 			   enq_flags);
 	return true;
@@ -450,7 +456,7 @@ static void kick_over_budget(s32 cpu)
 		return;
 
 	scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
-	__sync_fetch_and_add(&nr_lat_kicks, 1);
+	__sync_fetch_and_add(&stats.nr_lat_kicks, 1);
 }
 
 void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
@@ -489,7 +495,7 @@ void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 	 * they run only when lowpri_timerfn() hands them back.
 	 */
 	if (is_lowpri(p)) {
-		__sync_fetch_and_add(&nr_lowpri_queued, 1);
+		__sync_fetch_and_add(&stats.nr_lowpri_queued, 1);
 		scx_bpf_dsq_insert(p, LOWPRI_DSQ, slice_ns, enq_flags);
 		return;
 	}
@@ -498,7 +504,7 @@ void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 	if (!(enq_flags & SCX_ENQ_CPU_SELECTED)) {
 		cpu = pick_direct_dispatch_cpu(p, scx_bpf_task_cpu(p));
 		if (cpu >= 0) {
-			__sync_fetch_and_add(&nr_ddsp_from_enq, 1);
+			__sync_fetch_and_add(&stats.nr_ddsp_from_enq, 1);
 			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, slice_ns,
 					   enq_flags);
 			return;
@@ -524,7 +530,7 @@ void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 	 * watchdog ejects us. The shared DSQ holds the task itself.
 	 */
 	if (p->flags & PF_EXITING) {
-		__sync_fetch_and_add(&nr_exiting, 1);
+		__sync_fetch_and_add(&stats.nr_exiting, 1);
 		scx_bpf_dsq_insert(p, SHARED_DSQ, slice_ns, enq_flags);
 		return;
 	}
@@ -541,9 +547,9 @@ void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 
 void BPF_STRUCT_OPS(qmap_dequeue, struct task_struct *p, u64 deq_flags)
 {
-	__sync_fetch_and_add(&nr_dequeued, 1);
+	__sync_fetch_and_add(&stats.nr_dequeued, 1);
 	if (deq_flags & SCX_DEQ_CORE_SCHED_EXEC)
-		__sync_fetch_and_add(&nr_core_sched_execed, 1);
+		__sync_fetch_and_add(&stats.nr_core_sched_execed, 1);
 }
 
 /*
@@ -599,7 +605,7 @@ static u32 drain_fifo(struct cpu_ctx *cpuc, int idx, u32 batch, s32 this_cpu,
 			}
 		}
 
-		__sync_fetch_and_add(&nr_dispatched, 1);
+		__sync_fetch_and_add(&stats.nr_dispatched, 1);
 		allowed = bpf_cpumask_test_cpu(this_cpu, p->cpus_ptr);
 		if (allowed && !*here && !highpri_boosting) {
 			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, 0);
@@ -652,16 +658,16 @@ static bool dispatch_highpri(bool from_timer)
 
 		if (!scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL_ON | cpu,
 				      SCX_ENQ_PREEMPT)) {
-			__sync_fetch_and_add(&nr_expedited_lost, 1);
+			__sync_fetch_and_add(&stats.nr_expedited_lost, 1);
 			continue;
 		}
 		if (from_timer)
-			__sync_fetch_and_add(&nr_expedited_from_timer, 1);
+			__sync_fetch_and_add(&stats.nr_expedited_from_timer, 1);
 		if (cpu != this_cpu) {
-			__sync_fetch_and_add(&nr_expedited_remote, 1);
+			__sync_fetch_and_add(&stats.nr_expedited_remote, 1);
 			continue;
 		}
-		__sync_fetch_and_add(&nr_expedited_local, 1);
+		__sync_fetch_and_add(&stats.nr_expedited_local, 1);
 		return true;
 	}
 	return false;
@@ -676,7 +682,7 @@ static bool dispatch_inf_loop(void)
 {
 	struct task_struct *p;
 
-	if (!dsp_inf_loop_after || nr_dispatched <= dsp_inf_loop_after)
+	if (!dsp_inf_loop_after || stats.nr_dispatched <= dsp_inf_loop_after)
 		return false;
 
 	p = bpf_task_from_pid(2);
@@ -773,7 +779,7 @@ void BPF_STRUCT_OPS(qmap_tick, struct task_struct *p)
 
 	if (lat_budget_ns && over_budget(p) && tasks_waiting()) {
 		p->scx.slice = 0;
-		__sync_fetch_and_add(&nr_lat_yields, 1);
+		__sync_fetch_and_add(&stats.nr_lat_yields, 1);
 	}
 
 	cpuc = bpf_map_lookup_elem(&cpu_ctx_stor, &zero);
@@ -871,14 +877,14 @@ void BPF_STRUCT_OPS(qmap_cgroup_set_bandwidth, struct cgroup *cgrp,
 /* Handling hotplug here keeps the kernel from asking for a restart. */
 void BPF_STRUCT_OPS(qmap_cpu_online, s32 cpu)
 {
-	__sync_fetch_and_add(&nr_cpu_online, 1);
+	__sync_fetch_and_add(&stats.nr_cpu_online, 1);
 	if (print_msgs)
 		bpf_printk("CPU %d coming online", cpu);
 }
 
 void BPF_STRUCT_OPS(qmap_cpu_offline, s32 cpu)
 {
-	__sync_fetch_and_add(&nr_cpu_offline, 1);
+	__sync_fetch_and_add(&stats.nr_cpu_offline, 1);
 	if (print_msgs)
 		bpf_printk("CPU %d going offline", cpu);
 }
@@ -930,7 +936,7 @@ static void reenq_local_dsq(s32 cpu)
 	if (scx_bpf_dsq_nr_queued(SCX_DSQ_LOCAL_ON | cpu) <= 0)
 		return;
 	scx_bpf_dsq_reenq(SCX_DSQ_LOCAL_ON | cpu, 0);
-	__sync_fetch_and_add(&remote_reenq_requests, 1);
+	__sync_fetch_and_add(&stats.remote_reenq_requests, 1);
 }
 
 /*
@@ -982,7 +988,7 @@ static int lowpri_timerfn(void *map, int *key, struct bpf_timer *timer)
 {
 	if (scx_bpf_dsq_nr_queued(LOWPRI_DSQ) > 0) {
 		scx_bpf_dsq_reenq(LOWPRI_DSQ, 0);
-		__sync_fetch_and_add(&lowpri_reenq_requests, 1);
+		__sync_fetch_and_add(&stats.lowpri_reenq_requests, 1);
 	}
 	if (remote_reenq)
 		reenq_rt_busy_cpus();
@@ -1018,12 +1024,12 @@ static void monitor_cpuperf(void)
 	if (!nr_cpus || !cap_sum)
 		return;
 
-	cpuperf_min = cur_min;
-	cpuperf_avg = cur_sum * SCX_CPUPERF_ONE / cap_sum;
-	cpuperf_max = cur_max;
-	cpuperf_target_min = target_min;
-	cpuperf_target_avg = target_sum / nr_cpus;
-	cpuperf_target_max = target_max;
+	stats.cpuperf_min = cur_min;
+	stats.cpuperf_avg = cur_sum * SCX_CPUPERF_ONE / cap_sum;
+	stats.cpuperf_max = cur_max;
+	stats.cpuperf_target_min = target_min;
+	stats.cpuperf_target_avg = target_sum / nr_cpus;
+	stats.cpuperf_target_max = target_max;
 }
 
 /* -P: record the shared DSQ's length and its first pids for the loader. */

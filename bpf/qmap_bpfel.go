@@ -22,6 +22,43 @@ type qmapExitInfo struct {
 	Msg      [1024]int8
 }
 
+type qmapQmapStats struct {
+	_                    structs.HostLayout
+	NrEnqueued           uint64
+	NrDispatched         uint64
+	NrDequeued           uint64
+	NrDdspFromEnq        uint64
+	NrDdspFromSelect     uint64
+	NrOverflow           uint64
+	NrExiting            uint64
+	NrCoreSchedExeced    uint64
+	NrLowpriQueued       uint64
+	NrImmedStress        uint64
+	NrExpeditedLocal     uint64
+	NrExpeditedRemote    uint64
+	NrExpeditedFromTimer uint64
+	NrExpeditedLost      uint64
+	NrCpuOnline          uint64
+	NrCpuOffline         uint64
+	NrLatKicks           uint64
+	NrLatYields          uint64
+	ReenqTotal           uint64
+	ReenqCpu0            uint64
+	ReenqKfunc           uint64
+	ReenqImmed           uint64
+	ReenqPreempted       uint64
+	ReenqCap             uint64
+	ReenqOther           uint64
+	LowpriReenqRequests  uint64
+	RemoteReenqRequests  uint64
+	CpuperfMin           uint64
+	CpuperfAvg           uint64
+	CpuperfMax           uint64
+	CpuperfTargetMin     uint64
+	CpuperfTargetAvg     uint64
+	CpuperfTargetMax     uint64
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -66,12 +103,6 @@ const (
 	qmapVarSCX_TASK_REENQ_REASON_MASK = "__SCX_TASK_REENQ_REASON_MASK"
 	qmapVarCoreSchedHeadSeqs          = "core_sched_head_seqs"
 	qmapVarCoreSchedTailSeqs          = "core_sched_tail_seqs"
-	qmapVarCpuperfAvg                 = "cpuperf_avg"
-	qmapVarCpuperfMax                 = "cpuperf_max"
-	qmapVarCpuperfMin                 = "cpuperf_min"
-	qmapVarCpuperfTargetAvg           = "cpuperf_target_avg"
-	qmapVarCpuperfTargetMax           = "cpuperf_target_max"
-	qmapVarCpuperfTargetMin           = "cpuperf_target_min"
 	qmapVarDisallowTgid               = "disallow_tgid"
 	qmapVarDspBatch                   = "dsp_batch"
 	qmapVarDspInfLoopAfter            = "dsp_inf_loop_after"
@@ -80,43 +111,17 @@ const (
 	qmapVarHighpriBoosting            = "highpri_boosting"
 	qmapVarImmedStressNth             = "immed_stress_nth"
 	qmapVarLatBudgetNs                = "lat_budget_ns"
-	qmapVarLowpriReenqRequests        = "lowpri_reenq_requests"
-	qmapVarNrCoreSchedExeced          = "nr_core_sched_execed"
-	qmapVarNrCpuOffline               = "nr_cpu_offline"
-	qmapVarNrCpuOnline                = "nr_cpu_online"
-	qmapVarNrDdspFromEnq              = "nr_ddsp_from_enq"
-	qmapVarNrDdspFromSelect           = "nr_ddsp_from_select"
-	qmapVarNrDequeued                 = "nr_dequeued"
-	qmapVarNrDispatched               = "nr_dispatched"
 	qmapVarNrEnqueueCalls             = "nr_enqueue_calls"
-	qmapVarNrEnqueued                 = "nr_enqueued"
-	qmapVarNrExiting                  = "nr_exiting"
-	qmapVarNrExpeditedFromTimer       = "nr_expedited_from_timer"
-	qmapVarNrExpeditedLocal           = "nr_expedited_local"
-	qmapVarNrExpeditedLost            = "nr_expedited_lost"
-	qmapVarNrExpeditedRemote          = "nr_expedited_remote"
 	qmapVarNrHighpriQueued            = "nr_highpri_queued"
-	qmapVarNrImmedStress              = "nr_immed_stress"
-	qmapVarNrLatKicks                 = "nr_lat_kicks"
-	qmapVarNrLatYields                = "nr_lat_yields"
-	qmapVarNrLowpriQueued             = "nr_lowpri_queued"
-	qmapVarNrOverflow                 = "nr_overflow"
 	qmapVarPrintDsqsAndEvents         = "print_dsqs_and_events"
 	qmapVarPrintMsgs                  = "print_msgs"
-	qmapVarReenqCap                   = "reenq_cap"
-	qmapVarReenqCpu0                  = "reenq_cpu0"
-	qmapVarReenqImmed                 = "reenq_immed"
-	qmapVarReenqKfunc                 = "reenq_kfunc"
-	qmapVarReenqOther                 = "reenq_other"
-	qmapVarReenqPreempted             = "reenq_preempted"
-	qmapVarReenqTotal                 = "reenq_total"
 	qmapVarRemoteReenq                = "remote_reenq"
-	qmapVarRemoteReenqRequests        = "remote_reenq_requests"
 	qmapVarSharedDsqNr                = "shared_dsq_nr"
 	qmapVarSharedDsqPids              = "shared_dsq_pids"
 	qmapVarSliceNs                    = "slice_ns"
 	qmapVarStallKernelNth             = "stall_kernel_nth"
 	qmapVarStallUserNth               = "stall_user_nth"
+	qmapVarStats                      = "stats"
 	qmapVarSuppressDump               = "suppress_dump"
 	qmapVarUei                        = "uei"
 	qmapVarUeiDump                    = "uei_dump"
@@ -217,12 +222,6 @@ type qmapVariableSpecs struct {
 	SCX_TASK_REENQ_REASON_MASK *ebpf.VariableSpec `ebpf:"__SCX_TASK_REENQ_REASON_MASK"`
 	CoreSchedHeadSeqs          *ebpf.VariableSpec `ebpf:"core_sched_head_seqs"`
 	CoreSchedTailSeqs          *ebpf.VariableSpec `ebpf:"core_sched_tail_seqs"`
-	CpuperfAvg                 *ebpf.VariableSpec `ebpf:"cpuperf_avg"`
-	CpuperfMax                 *ebpf.VariableSpec `ebpf:"cpuperf_max"`
-	CpuperfMin                 *ebpf.VariableSpec `ebpf:"cpuperf_min"`
-	CpuperfTargetAvg           *ebpf.VariableSpec `ebpf:"cpuperf_target_avg"`
-	CpuperfTargetMax           *ebpf.VariableSpec `ebpf:"cpuperf_target_max"`
-	CpuperfTargetMin           *ebpf.VariableSpec `ebpf:"cpuperf_target_min"`
 	DisallowTgid               *ebpf.VariableSpec `ebpf:"disallow_tgid"`
 	DspBatch                   *ebpf.VariableSpec `ebpf:"dsp_batch"`
 	DspInfLoopAfter            *ebpf.VariableSpec `ebpf:"dsp_inf_loop_after"`
@@ -231,43 +230,17 @@ type qmapVariableSpecs struct {
 	HighpriBoosting            *ebpf.VariableSpec `ebpf:"highpri_boosting"`
 	ImmedStressNth             *ebpf.VariableSpec `ebpf:"immed_stress_nth"`
 	LatBudgetNs                *ebpf.VariableSpec `ebpf:"lat_budget_ns"`
-	LowpriReenqRequests        *ebpf.VariableSpec `ebpf:"lowpri_reenq_requests"`
-	NrCoreSchedExeced          *ebpf.VariableSpec `ebpf:"nr_core_sched_execed"`
-	NrCpuOffline               *ebpf.VariableSpec `ebpf:"nr_cpu_offline"`
-	NrCpuOnline                *ebpf.VariableSpec `ebpf:"nr_cpu_online"`
-	NrDdspFromEnq              *ebpf.VariableSpec `ebpf:"nr_ddsp_from_enq"`
-	NrDdspFromSelect           *ebpf.VariableSpec `ebpf:"nr_ddsp_from_select"`
-	NrDequeued                 *ebpf.VariableSpec `ebpf:"nr_dequeued"`
-	NrDispatched               *ebpf.VariableSpec `ebpf:"nr_dispatched"`
 	NrEnqueueCalls             *ebpf.VariableSpec `ebpf:"nr_enqueue_calls"`
-	NrEnqueued                 *ebpf.VariableSpec `ebpf:"nr_enqueued"`
-	NrExiting                  *ebpf.VariableSpec `ebpf:"nr_exiting"`
-	NrExpeditedFromTimer       *ebpf.VariableSpec `ebpf:"nr_expedited_from_timer"`
-	NrExpeditedLocal           *ebpf.VariableSpec `ebpf:"nr_expedited_local"`
-	NrExpeditedLost            *ebpf.VariableSpec `ebpf:"nr_expedited_lost"`
-	NrExpeditedRemote          *ebpf.VariableSpec `ebpf:"nr_expedited_remote"`
 	NrHighpriQueued            *ebpf.VariableSpec `ebpf:"nr_highpri_queued"`
-	NrImmedStress              *ebpf.VariableSpec `ebpf:"nr_immed_stress"`
-	NrLatKicks                 *ebpf.VariableSpec `ebpf:"nr_lat_kicks"`
-	NrLatYields                *ebpf.VariableSpec `ebpf:"nr_lat_yields"`
-	NrLowpriQueued             *ebpf.VariableSpec `ebpf:"nr_lowpri_queued"`
-	NrOverflow                 *ebpf.VariableSpec `ebpf:"nr_overflow"`
 	PrintDsqsAndEvents         *ebpf.VariableSpec `ebpf:"print_dsqs_and_events"`
 	PrintMsgs                  *ebpf.VariableSpec `ebpf:"print_msgs"`
-	ReenqCap                   *ebpf.VariableSpec `ebpf:"reenq_cap"`
-	ReenqCpu0                  *ebpf.VariableSpec `ebpf:"reenq_cpu0"`
-	ReenqImmed                 *ebpf.VariableSpec `ebpf:"reenq_immed"`
-	ReenqKfunc                 *ebpf.VariableSpec `ebpf:"reenq_kfunc"`
-	ReenqOther                 *ebpf.VariableSpec `ebpf:"reenq_other"`
-	ReenqPreempted             *ebpf.VariableSpec `ebpf:"reenq_preempted"`
-	ReenqTotal                 *ebpf.VariableSpec `ebpf:"reenq_total"`
 	RemoteReenq                *ebpf.VariableSpec `ebpf:"remote_reenq"`
-	RemoteReenqRequests        *ebpf.VariableSpec `ebpf:"remote_reenq_requests"`
 	SharedDsqNr                *ebpf.VariableSpec `ebpf:"shared_dsq_nr"`
 	SharedDsqPids              *ebpf.VariableSpec `ebpf:"shared_dsq_pids"`
 	SliceNs                    *ebpf.VariableSpec `ebpf:"slice_ns"`
 	StallKernelNth             *ebpf.VariableSpec `ebpf:"stall_kernel_nth"`
 	StallUserNth               *ebpf.VariableSpec `ebpf:"stall_user_nth"`
+	Stats                      *ebpf.VariableSpec `ebpf:"stats"`
 	SuppressDump               *ebpf.VariableSpec `ebpf:"suppress_dump"`
 	Uei                        *ebpf.VariableSpec `ebpf:"uei"`
 	UeiDump                    *ebpf.VariableSpec `ebpf:"uei_dump"`
@@ -338,12 +311,6 @@ type qmapVariables struct {
 	SCX_TASK_REENQ_REASON_MASK *ebpf.Variable `ebpf:"__SCX_TASK_REENQ_REASON_MASK"`
 	CoreSchedHeadSeqs          *ebpf.Variable `ebpf:"core_sched_head_seqs"`
 	CoreSchedTailSeqs          *ebpf.Variable `ebpf:"core_sched_tail_seqs"`
-	CpuperfAvg                 *ebpf.Variable `ebpf:"cpuperf_avg"`
-	CpuperfMax                 *ebpf.Variable `ebpf:"cpuperf_max"`
-	CpuperfMin                 *ebpf.Variable `ebpf:"cpuperf_min"`
-	CpuperfTargetAvg           *ebpf.Variable `ebpf:"cpuperf_target_avg"`
-	CpuperfTargetMax           *ebpf.Variable `ebpf:"cpuperf_target_max"`
-	CpuperfTargetMin           *ebpf.Variable `ebpf:"cpuperf_target_min"`
 	DisallowTgid               *ebpf.Variable `ebpf:"disallow_tgid"`
 	DspBatch                   *ebpf.Variable `ebpf:"dsp_batch"`
 	DspInfLoopAfter            *ebpf.Variable `ebpf:"dsp_inf_loop_after"`
@@ -352,43 +319,17 @@ type qmapVariables struct {
 	HighpriBoosting            *ebpf.Variable `ebpf:"highpri_boosting"`
 	ImmedStressNth             *ebpf.Variable `ebpf:"immed_stress_nth"`
 	LatBudgetNs                *ebpf.Variable `ebpf:"lat_budget_ns"`
-	LowpriReenqRequests        *ebpf.Variable `ebpf:"lowpri_reenq_requests"`
-	NrCoreSchedExeced          *ebpf.Variable `ebpf:"nr_core_sched_execed"`
-	NrCpuOffline               *ebpf.Variable `ebpf:"nr_cpu_offline"`
-	NrCpuOnline                *ebpf.Variable `ebpf:"nr_cpu_online"`
-	NrDdspFromEnq              *ebpf.Variable `ebpf:"nr_ddsp_from_enq"`
-	NrDdspFromSelect           *ebpf.Variable `ebpf:"nr_ddsp_from_select"`
-	NrDequeued                 *ebpf.Variable `ebpf:"nr_dequeued"`
-	NrDispatched               *ebpf.Variable `ebpf:"nr_dispatched"`
 	NrEnqueueCalls             *ebpf.Variable `ebpf:"nr_enqueue_calls"`
-	NrEnqueued                 *ebpf.Variable `ebpf:"nr_enqueued"`
-	NrExiting                  *ebpf.Variable `ebpf:"nr_exiting"`
-	NrExpeditedFromTimer       *ebpf.Variable `ebpf:"nr_expedited_from_timer"`
-	NrExpeditedLocal           *ebpf.Variable `ebpf:"nr_expedited_local"`
-	NrExpeditedLost            *ebpf.Variable `ebpf:"nr_expedited_lost"`
-	NrExpeditedRemote          *ebpf.Variable `ebpf:"nr_expedited_remote"`
 	NrHighpriQueued            *ebpf.Variable `ebpf:"nr_highpri_queued"`
-	NrImmedStress              *ebpf.Variable `ebpf:"nr_immed_stress"`
-	NrLatKicks                 *ebpf.Variable `ebpf:"nr_lat_kicks"`
-	NrLatYields                *ebpf.Variable `ebpf:"nr_lat_yields"`
-	NrLowpriQueued             *ebpf.Variable `ebpf:"nr_lowpri_queued"`
-	NrOverflow                 *ebpf.Variable `ebpf:"nr_overflow"`
 	PrintDsqsAndEvents         *ebpf.Variable `ebpf:"print_dsqs_and_events"`
 	PrintMsgs                  *ebpf.Variable `ebpf:"print_msgs"`
-	ReenqCap                   *ebpf.Variable `ebpf:"reenq_cap"`
-	ReenqCpu0                  *ebpf.Variable `ebpf:"reenq_cpu0"`
-	ReenqImmed                 *ebpf.Variable `ebpf:"reenq_immed"`
-	ReenqKfunc                 *ebpf.Variable `ebpf:"reenq_kfunc"`
-	ReenqOther                 *ebpf.Variable `ebpf:"reenq_other"`
-	ReenqPreempted             *ebpf.Variable `ebpf:"reenq_preempted"`
-	ReenqTotal                 *ebpf.Variable `ebpf:"reenq_total"`
 	RemoteReenq                *ebpf.Variable `ebpf:"remote_reenq"`
-	RemoteReenqRequests        *ebpf.Variable `ebpf:"remote_reenq_requests"`
 	SharedDsqNr                *ebpf.Variable `ebpf:"shared_dsq_nr"`
 	SharedDsqPids              *ebpf.Variable `ebpf:"shared_dsq_pids"`
 	SliceNs                    *ebpf.Variable `ebpf:"slice_ns"`
 	StallKernelNth             *ebpf.Variable `ebpf:"stall_kernel_nth"`
 	StallUserNth               *ebpf.Variable `ebpf:"stall_user_nth"`
+	Stats                      *ebpf.Variable `ebpf:"stats"`
 	SuppressDump               *ebpf.Variable `ebpf:"suppress_dump"`
 	Uei                        *ebpf.Variable `ebpf:"uei"`
 	UeiDump                    *ebpf.Variable `ebpf:"uei_dump"`

@@ -2,31 +2,29 @@
 
 package loader
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
-// ExitCode is the process exit status the CLI uses for each way of stopping.
-// Every refusal has its own code so scripts can tell them apart.
-type ExitCode int
-
-const (
-	ExitOK           ExitCode = 0  // detached normally (SIGINT/SIGTERM or unregistered)
-	ExitEjected      ExitCode = 1  // the kernel ejected the scheduler with an error
-	ExitUsage        ExitCode = 2  // bad command line
-	ExitNotRoot      ExitCode = 3  // needs CAP_SYS_ADMIN / root
-	ExitNoSchedExt   ExitCode = 4  // kernel built without sched_ext (or BTF), or /sys not mounted
-	ExitKernelTooOld ExitCode = 5  // sched_ext without scx_bpf_dsq_reenq (before 7.1)
-	ExitBusy         ExitCode = 6  // another sched_ext scheduler is attached
-	ExitLoad         ExitCode = 7  // the BPF object failed to load (verifier, maps)
-	ExitAttach       ExitCode = 8  // the kernel refused to enable the scheduler
-	ExitInternal     ExitCode = 9  // anything else
-	ExitNoInstance   ExitCode = 10 // "stats": no running instance to ask
-	ExitNoTarget     ExitCode = 11 // a process (or cgroup) the flags name does not exist
+// The ways the loader refuses or fails. Every error it returns wraps exactly
+// one of them, so a caller can tell them apart with errors.Is (the CLI maps
+// each to its own exit code).
+var (
+	ErrNotRoot      = errors.New("not privileged")
+	ErrNoSchedExt   = errors.New("no sched_ext")          // kernel without sched_ext or BTF, or /sys not mounted
+	ErrKernelTooOld = errors.New("kernel too old")        // sched_ext without what qmap needs (before 7.1)
+	ErrBusy         = errors.New("scheduler busy")        // another sched_ext scheduler is attached
+	ErrLoad         = errors.New("load failed")           // the BPF object failed to load (verifier, maps)
+	ErrAttach       = errors.New("attach refused")        // the kernel refused to enable the scheduler
+	ErrInvalid      = errors.New("invalid configuration") // a Config the running kernel makes meaningless
+	ErrInternal     = errors.New("internal error")        // anything else
 )
 
 // Error is a refusal or failure with a one-line message that names the cause
-// and what to do, and the exit code the CLI should use for it.
+// and what to do.
 type Error struct {
-	Code ExitCode
+	Kind error // one of the Err* sentinels above
 	Msg  string
 	Err  error // underlying cause, if any
 }
@@ -38,8 +36,14 @@ func (e *Error) Error() string {
 	return e.Msg
 }
 
-func (e *Error) Unwrap() error { return e.Err }
+// Unwrap gives both the sentinel and the cause to errors.Is and errors.As.
+func (e *Error) Unwrap() []error {
+	if e.Err == nil {
+		return []error{e.Kind}
+	}
+	return []error{e.Kind, e.Err}
+}
 
-func newError(code ExitCode, err error, format string, args ...any) *Error {
-	return &Error{Code: code, Msg: fmt.Sprintf(format, args...), Err: err}
+func newError(kind error, err error, format string, args ...any) *Error {
+	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...), Err: err}
 }

@@ -50,7 +50,7 @@ type Config struct {
 // MaxExitDumpLen is the size of the BPF side's dump buffer.
 const MaxExitDumpLen = 32768
 
-const opsMapName = "qmap_ops"
+const opsMapName = bpf.OpsMap
 
 // Enum values the scheduler cannot work without; others may be absent on a
 // given kernel and then read as 0 in BPF.
@@ -62,53 +62,28 @@ var requiredEnums = []string{
 // Scheduler is a loaded (and possibly attached) qmap instance.
 type Scheduler struct {
 	coll     *ebpf.Collection
+	vars     bpf.Variables // the loaded globals: counters, exit record, -P snapshot
 	link     link.Link
 	switchTP link.Link // sched_switch tracepoint, with --remote-reenq
 	cfg      Config
 	SliceNs  uint64
 }
 
-const switchProgName = "qmap_sched_switch"
-
-// Validate checks the configuration without touching the kernel.
-func (c Config) Validate() error {
-	if c.SliceUs > 10_000_000 {
-		return newError(ExitUsage, nil, "slice %d us is too long: use at most 10000000 (10 s)", c.SliceUs)
-	}
-	if c.ExitDumpLen > MaxExitDumpLen {
-		return newError(ExitUsage, nil, "exit dump length %d is too large: use at most %d", c.ExitDumpLen, MaxExitDumpLen)
-	}
-	if c.LatBudgetUs > 0 && c.LatBudgetUs < 100 {
-		return newError(ExitUsage, nil, "-L/--lat-budget-us %d is too short: use at least 100 (or 0 for off)", c.LatBudgetUs)
-	}
-	if c.LatBudgetUs > 10_000_000 {
-		return newError(ExitUsage, nil, "-L/--lat-budget-us %d is too long: use at most 10000000 (10 s)", c.LatBudgetUs)
-	}
-	if c.LatBudgetUs > 0 && c.SliceUs > 0 && c.LatBudgetUs >= c.SliceUs {
-		return newError(ExitUsage, nil, "-L/--lat-budget-us %d must be shorter than the slice (-s %d), or it never applies", c.LatBudgetUs, c.SliceUs)
-	}
-	if c.DisallowTgid < 0 {
-		return newError(ExitUsage, nil, "disallowed tgid %d must be a positive pid", c.DisallowTgid)
-	}
-	return nil
-}
+const switchProgName = bpf.SchedSwitchTP
 
 // Load fills the scheduler's load-time values from the running kernel and
 // @cfg, then loads it through the verifier. Nothing is attached yet.
 func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
 	spec, err := bpf.Spec()
 	if err != nil {
-		return nil, newError(ExitInternal, err, "reading the embedded BPF object")
+		return nil, newError(ErrInternal, err, "reading the embedded BPF object")
 	}
 	kspec, err := kernel.Cache.Kernel()
 	if err != nil {
-		return nil, newError(ExitNoSchedExt, err, "reading the kernel's BTF")
+		return nil, newError(ErrNoSchedExt, err, "reading the kernel's BTF")
 	}
 	if err := hideKfuncFlavours(kspec, spec.Types); err != nil {
-		return nil, newError(ExitInternal, err, "resolving the scheduler's kfuncs")
+		return nil, newError(ErrInternal, err, "resolving the scheduler's kfuncs")
 	}
 	enums := kernel.Enums
 	if err := fillEnums(spec, enums); err != nil {
@@ -120,37 +95,42 @@ func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
 		sliceNs = cfg.SliceUs * 1000
 	}
 	if cfg.LatBudgetUs*1000 >= sliceNs {
-		return nil, newError(ExitUsage, nil, "-L/--lat-budget-us %d must be shorter than the slice (%d us), or it never applies",
+		return nil, newError(ErrInvalid, nil, "latency budget %d us must be shorter than the slice (%d us), or it never applies",
 			cfg.LatBudgetUs, sliceNs/1000)
 	}
-	batch := max(cfg.DispatchBatch, 1)
-	tunables := map[string]any{
-		"slice_ns":      sliceNs,
-		"dsp_batch":     batch,
-		"disallow_tgid": cfg.DisallowTgid,
-		"suppress_dump": cfg.SuppressDump,
-		"uei_dump_len":  cfg.ExitDumpLen,
-
-		"highpri_boosting":      cfg.HighpriBoost,
-		"print_dsqs_and_events": cfg.PrintDSQs,
-		"print_msgs":            cfg.PrintMsgs,
-		"immed_stress_nth":      cfg.ImmedStressNth,
-		"remote_reenq":          cfg.RemoteReenq,
-		"lat_budget_ns":         cfg.LatBudgetUs * 1000,
-		"error_after_enq":       cfg.ErrorAfterEnq,
-		"stall_user_nth":        cfg.StallUserNth,
-		"stall_kernel_nth":      cfg.StallKernelNth,
-		"dsp_inf_loop_after":    cfg.DispatchLoopAfter,
+	var vars bpf.VariableSpecs
+	if err := spec.Assign(&vars); err != nil {
+		return nil, newError(ErrInternal, err, "reading the BPF object's globals")
 	}
-	for name, v := range tunables {
-		if err := setVar(spec, name, v); err != nil {
-			return nil, newError(ExitInternal, err, "setting %s", name)
+	tunables := []struct {
+		v   *ebpf.VariableSpec
+		val any
+	}{
+		{vars.SliceNs, sliceNs},
+		{vars.DspBatch, max(cfg.DispatchBatch, 1)},
+		{vars.DisallowTgid, cfg.DisallowTgid},
+		{vars.SuppressDump, cfg.SuppressDump},
+		{vars.UeiDumpLen, cfg.ExitDumpLen},
+		{vars.HighpriBoosting, cfg.HighpriBoost},
+		{vars.PrintDsqsAndEvents, cfg.PrintDSQs},
+		{vars.PrintMsgs, cfg.PrintMsgs},
+		{vars.ImmedStressNth, cfg.ImmedStressNth},
+		{vars.RemoteReenq, cfg.RemoteReenq},
+		{vars.LatBudgetNs, cfg.LatBudgetUs * 1000},
+		{vars.ErrorAfterEnq, cfg.ErrorAfterEnq},
+		{vars.StallUserNth, cfg.StallUserNth},
+		{vars.StallKernelNth, cfg.StallKernelNth},
+		{vars.DspInfLoopAfter, cfg.DispatchLoopAfter},
+	}
+	for _, t := range tunables {
+		if err := t.v.Set(t.val); err != nil {
+			return nil, newError(ErrInternal, err, "setting %s", t.v)
 		}
 	}
 
 	hotplugSeq, err := readUint(h.Sysfs, "hotplug_seq")
 	if err != nil {
-		return nil, newError(ExitNoSchedExt, err, "reading sched_ext hotplug_seq")
+		return nil, newError(ErrNoSchedExt, err, "reading sched_ext hotplug_seq")
 	}
 	flags := uint64(0)
 	if cfg.PartialSwitch {
@@ -159,7 +139,7 @@ func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
 	if cfg.AlwaysEnqImmed {
 		immed, ok := enums["SCX_OPS_ALWAYS_ENQ_IMMED"]
 		if !ok {
-			return nil, newError(ExitKernelTooOld, nil, "-I needs SCX_OPS_ALWAYS_ENQ_IMMED, which this kernel lacks")
+			return nil, newError(ErrKernelTooOld, nil, "this kernel lacks SCX_OPS_ALWAYS_ENQ_IMMED, which AlwaysEnqImmed needs")
 		}
 		flags |= immed
 	}
@@ -167,25 +147,30 @@ func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
 		"hotplug_seq":   hotplugSeq,
 		"exit_dump_len": uint64(cfg.ExitDumpLen),
 	}, flags); err != nil {
-		return nil, newError(ExitInternal, err, "filling struct sched_ext_ops")
+		return nil, newError(ErrInternal, err, "filling struct sched_ext_ops")
 	}
 
 	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{Cache: kernel.Cache})
 	if err != nil {
 		var verr *ebpf.VerifierError
 		if errors.As(err, &verr) {
-			return nil, newError(ExitLoad, err, "the kernel's verifier rejected the scheduler (run with -v for the full log)")
+			return nil, newError(ErrLoad, err, "the kernel's verifier rejected the scheduler (run with -v for the full log)")
 		}
-		return nil, newError(ExitLoad, err, "loading the BPF scheduler")
+		return nil, newError(ErrLoad, err, "loading the BPF scheduler")
 	}
-	return &Scheduler{coll: coll, cfg: cfg, SliceNs: sliceNs}, nil
+	sched := &Scheduler{coll: coll, cfg: cfg, SliceNs: sliceNs}
+	if err := coll.Assign(&sched.vars); err != nil {
+		coll.Close()
+		return nil, newError(ErrInternal, err, "reading the loaded scheduler's globals")
+	}
+	return sched, nil
 }
 
 // fillEnums sets every "__SCX_*" placeholder from the kernel's enums.
 func fillEnums(spec *ebpf.CollectionSpec, enums map[string]uint64) error {
 	for _, name := range requiredEnums {
 		if _, ok := enums[name]; !ok {
-			return newError(ExitKernelTooOld, nil, "kernel lacks %s: boot Linux 7.1 or newer", name)
+			return newError(ErrKernelTooOld, nil, "kernel lacks %s: boot Linux 7.1 or newer", name)
 		}
 	}
 	for name, vs := range spec.Variables {
@@ -194,18 +179,10 @@ func fillEnums(spec *ebpf.CollectionSpec, enums map[string]uint64) error {
 			continue
 		}
 		if err := vs.Set(enums[enum]); err != nil {
-			return newError(ExitInternal, err, "setting %s", name)
+			return newError(ErrInternal, err, "setting %s", name)
 		}
 	}
 	return nil
-}
-
-func setVar(spec *ebpf.CollectionSpec, name string, v any) error {
-	vs, ok := spec.Variables[name]
-	if !ok {
-		return fmt.Errorf("no variable %q in the BPF object", name)
-	}
-	return vs.Set(v)
 }
 
 // patchOps writes scalar members of the struct_ops value before load; the
@@ -287,12 +264,12 @@ func (s *Scheduler) Attach() error {
 	if err != nil {
 		// A failing ops.init records its reason like any other exit.
 		if ei, _ := s.ExitInfo(); ei.Kind != ExitKindNone {
-			return newError(ExitAttach, err, "the kernel refused to enable the scheduler (%s: %s)", ei.Reason, ei.Msg)
+			return newError(ErrAttach, err, "the kernel refused to enable the scheduler (%s: %s)", ei.Reason, ei.Msg)
 		}
 		if errors.Is(err, syscall.EBUSY) || errors.Is(err, syscall.EEXIST) {
-			return newError(ExitBusy, err, "another sched_ext scheduler attached first: stop it, then retry")
+			return newError(ErrBusy, err, "another sched_ext scheduler attached first: stop it, then retry")
 		}
-		return newError(ExitAttach, err, "attaching the scheduler")
+		return newError(ErrAttach, err, "attaching the scheduler")
 	}
 	s.link = l
 	if s.cfg.RemoteReenq {
@@ -300,7 +277,7 @@ func (s *Scheduler) Attach() error {
 		if err != nil {
 			s.link.Close()
 			s.link = nil
-			return newError(ExitAttach, err, "attaching the sched_switch tracepoint for --remote-reenq")
+			return newError(ErrAttach, err, "attaching the sched_switch tracepoint for --remote-reenq")
 		}
 		s.switchTP = tp
 	}
@@ -426,7 +403,7 @@ func (s *Scheduler) Close() error {
 // ExitInfo reads what ops.exit recorded; Kind is NONE while running.
 func (s *Scheduler) ExitInfo() (ExitInfo, error) {
 	var raw bpf.ExitInfoRecord
-	if err := s.variable("uei").Get(&raw); err != nil {
+	if err := s.vars.Uei.Get(&raw); err != nil {
 		return ExitInfo{}, fmt.Errorf("reading exit info: %w", err)
 	}
 	ei := ExitInfo{
@@ -438,27 +415,21 @@ func (s *Scheduler) ExitInfo() (ExitInfo, error) {
 	}
 	if ei.Kind != ExitKindNone {
 		dump := make([]byte, MaxExitDumpLen)
-		if err := s.variable("uei_dump").Get(dump); err == nil {
+		if err := s.vars.UeiDump.Get(dump); err == nil {
 			ei.Dump = cString(dump)
 		}
 	}
 	return ei, nil
 }
 
-// Counter reads one of the scheduler's u64 counters by its BPF name.
-func (s *Scheduler) Counter(name string) (uint64, error) {
-	v := s.variable(name)
-	if v == nil {
-		return 0, fmt.Errorf("no counter %q", name)
+// Stats reads every counter and gauge at once.
+func (s *Scheduler) Stats() (bpf.Stats, error) {
+	var st bpf.Stats
+	if err := s.vars.Stats.Get(&st); err != nil {
+		return bpf.Stats{}, fmt.Errorf("reading the counters: %w", err)
 	}
-	var n uint64
-	if err := v.Get(&n); err != nil {
-		return 0, fmt.Errorf("reading %s: %w", name, err)
-	}
-	return n, nil
+	return st, nil
 }
-
-func (s *Scheduler) variable(name string) *ebpf.Variable { return s.coll.Variables[name] }
 
 // VerifiedInstructions returns, per BPF program, how many instructions the
 // kernel's verifier processed when loading it.
@@ -482,11 +453,11 @@ func (s *Scheduler) VerifiedInstructions() (map[string]uint32, error) {
 // monitor tick (-P only; zero otherwise).
 func (s *Scheduler) SharedDSQ() (int32, []int32, error) {
 	var nr int32
-	if err := s.variable("shared_dsq_nr").Get(&nr); err != nil {
+	if err := s.vars.SharedDsqNr.Get(&nr); err != nil {
 		return 0, nil, fmt.Errorf("reading shared_dsq_nr: %w", err)
 	}
 	var pids [16]int32
-	if err := s.variable("shared_dsq_pids").Get(&pids); err != nil {
+	if err := s.vars.SharedDsqPids.Get(&pids); err != nil {
 		return 0, nil, fmt.Errorf("reading shared_dsq_pids: %w", err)
 	}
 	var out []int32

@@ -4,31 +4,13 @@ package loader
 
 import (
 	"encoding/binary"
+	"errors"
 	"testing"
 
 	"github.com/cilium/ebpf/btf"
 
 	"github.com/scx-qmap-go/scx-qmap-go/bpf"
 )
-
-func TestConfigValidate(t *testing.T) {
-	tests := []struct {
-		name string
-		cfg  Config
-		ok   bool
-	}{
-		{"defaults", Config{}, true},
-		{"max dump", Config{ExitDumpLen: MaxExitDumpLen}, true},
-		{"dump too large", Config{ExitDumpLen: MaxExitDumpLen + 1}, false},
-		{"slice too long", Config{SliceUs: 10_000_001}, false},
-		{"negative tgid", Config{DisallowTgid: -1}, false},
-	}
-	for _, tt := range tests {
-		if err := tt.cfg.Validate(); (err == nil) != tt.ok {
-			t.Errorf("%s: Validate() = %v, want ok=%v", tt.name, err, tt.ok)
-		}
-	}
-}
 
 // The embedded object's struct_ops value can be patched, and the patch lands
 // at the members' offsets.
@@ -95,7 +77,7 @@ func TestFillEnums(t *testing.T) {
 	}
 	delete(enums, "SCX_TASK_REENQ_KFUNC")
 	err = fillEnums(spec, enums)
-	if lerr, ok := err.(*Error); !ok || lerr.Code != ExitKernelTooOld {
-		t.Errorf("missing enum: got %v, want ExitKernelTooOld", err)
+	if !errors.Is(err, ErrKernelTooOld) {
+		t.Errorf("missing enum: got %v, want ErrKernelTooOld", err)
 	}
 }

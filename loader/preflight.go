@@ -64,7 +64,7 @@ func procExists(pid int) bool {
 // There is no bpffs check: nothing is pinned, so /sys/fs/bpf may be absent.
 func Preflight(h Host) (*Kernel, error) {
 	if h.EUID != 0 {
-		return nil, newError(ExitNotRoot, nil,
+		return nil, newError(ErrNotRoot, nil,
 			"must run as root: loading a sched_ext scheduler needs CAP_SYS_ADMIN and CAP_BPF (try sudo)")
 	}
 
@@ -73,15 +73,15 @@ func Preflight(h Host) (*Kernel, error) {
 		// Every kernel with sysfs mounted has /sys/kernel; without it the
 		// kernel may well have sched_ext, and mounting is the fix.
 		if _, err := fs.Stat(h.Sys, "kernel"); errors.Is(err, fs.ErrNotExist) {
-			return nil, newError(ExitNoSchedExt, nil,
+			return nil, newError(ErrNoSchedExt, nil,
 				"/sys is not mounted (no /sys/kernel), so sched_ext cannot be found: mount it (mount -t sysfs sysfs /sys) and retry")
 		}
-		return nil, newError(ExitNoSchedExt, nil,
+		return nil, newError(ErrNoSchedExt, nil,
 			"this kernel has no sched_ext (%s missing): boot a kernel built with CONFIG_SCHED_CLASS_EXT=y, e.g. Debian's 7.2 (make run does this in a VM)",
 			filepath.Join(SysfsRoot, "state"))
 	}
 	if err != nil {
-		return nil, newError(ExitNoSchedExt, err, "cannot read sched_ext state")
+		return nil, newError(ErrNoSchedExt, err, "cannot read sched_ext state")
 	}
 
 	if s := strings.TrimSpace(string(state)); s != "disabled" {
@@ -90,17 +90,17 @@ func Preflight(h Host) (*Kernel, error) {
 		if name == "" {
 			name = "unknown"
 		}
-		return nil, newError(ExitBusy, nil,
+		return nil, newError(ErrBusy, nil,
 			"another sched_ext scheduler is active (state %q, ops %q): stop it first, then retry", s, name)
 	}
 
 	k, err := h.Kernel()
 	if err != nil {
-		return nil, newError(ExitNoSchedExt, err,
+		return nil, newError(ErrNoSchedExt, err,
 			"cannot read the kernel's BTF (/sys/kernel/btf/vmlinux): sched_ext needs CONFIG_DEBUG_INFO_BTF=y")
 	}
 	if !k.HasReenq {
-		return nil, newError(ExitKernelTooOld, nil,
+		return nil, newError(ErrKernelTooOld, nil,
 			"kernel too old: it lacks the scx_bpf_dsq_reenq() kfunc this scheduler needs; boot Linux 7.1 or newer")
 	}
 	return k, nil

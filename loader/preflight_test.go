@@ -5,6 +5,7 @@ package loader
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"runtime"
@@ -21,26 +22,26 @@ func TestPreflightRefusals(t *testing.T) {
 	tests := []struct {
 		name    string
 		host    Host
-		want    ExitCode
+		want    error // the sentinel it wraps
 		inMsg   string
 		readBTF bool // the refusal comes only after reading the kernel's BTF
 	}{
 		{
 			name:  "not root",
 			host:  Host{EUID: 1000, Sys: sys, Sysfs: fstest.MapFS{}},
-			want:  ExitNotRoot,
+			want:  ErrNotRoot,
 			inMsg: "must run as root",
 		},
 		{
 			name:  "sysfs not mounted",
 			host:  Host{EUID: 0, Sys: fstest.MapFS{}, Sysfs: fstest.MapFS{}},
-			want:  ExitNoSchedExt,
+			want:  ErrNoSchedExt,
 			inMsg: "/sys is not mounted (no /sys/kernel), so sched_ext cannot be found: mount it (mount -t sysfs sysfs /sys)",
 		},
 		{
 			name:  "no sched_ext",
 			host:  Host{EUID: 0, Sys: sys, Sysfs: fstest.MapFS{}},
-			want:  ExitNoSchedExt,
+			want:  ErrNoSchedExt,
 			inMsg: "this kernel has no sched_ext (/sys/kernel/sched_ext/state missing)",
 		},
 		{
@@ -49,7 +50,7 @@ func TestPreflightRefusals(t *testing.T) {
 				"state":    {Data: []byte("enabled\n")},
 				"root/ops": {Data: []byte("simple\n")},
 			}},
-			want:  ExitBusy,
+			want:  ErrBusy,
 			inMsg: `ops "simple"`,
 		},
 		{
@@ -57,7 +58,7 @@ func TestPreflightRefusals(t *testing.T) {
 			host: Host{EUID: 0, Sys: sys, Sysfs: fstest.MapFS{
 				"state": {Data: []byte("disabling\n")},
 			}},
-			want:  ExitBusy,
+			want:  ErrBusy,
 			inMsg: `state "disabling"`,
 		},
 		{
@@ -65,7 +66,7 @@ func TestPreflightRefusals(t *testing.T) {
 			host: Host{EUID: 0, Sys: sys, Sysfs: fstest.MapFS{
 				"state": {Data: []byte("disabled\n")},
 			}},
-			want:    ExitNoSchedExt,
+			want:    ErrNoSchedExt,
 			inMsg:   "BTF",
 			readBTF: true,
 		},
@@ -85,8 +86,8 @@ func TestPreflightRefusals(t *testing.T) {
 			if !errors.As(err, &lerr) {
 				t.Fatalf("Preflight() error = %v, want a *loader.Error", err)
 			}
-			if lerr.Code != tt.want {
-				t.Errorf("code = %d, want %d (%v)", lerr.Code, tt.want, err)
+			if !errors.Is(err, tt.want) {
+				t.Errorf("error %v does not wrap %v", err, tt.want)
 			}
 			if !strings.Contains(lerr.Msg, tt.inMsg) {
 				t.Errorf("message %q does not mention %q", lerr.Msg, tt.inMsg)
@@ -95,15 +96,15 @@ func TestPreflightRefusals(t *testing.T) {
 	}
 }
 
-func TestExitCodesDistinct(t *testing.T) {
-	codes := []ExitCode{ExitOK, ExitEjected, ExitUsage, ExitNotRoot, ExitNoSchedExt,
-		ExitKernelTooOld, ExitBusy, ExitLoad, ExitAttach, ExitInternal, ExitNoInstance, ExitNoTarget}
-	seen := map[ExitCode]bool{}
-	for _, c := range codes {
-		if seen[c] {
-			t.Errorf("exit code %d used twice", c)
-		}
-		seen[c] = true
+// Each error wraps its sentinel and its cause, so errors.Is finds both.
+func TestErrorUnwrap(t *testing.T) {
+	cause := errors.New("EBUSY")
+	err := fmt.Errorf("attach: %w", newError(ErrBusy, cause, "another scheduler"))
+	if !errors.Is(err, ErrBusy) || !errors.Is(err, cause) || errors.Is(err, ErrLoad) {
+		t.Errorf("errors.Is on %v: want ErrBusy and the cause, not ErrLoad", err)
+	}
+	if !errors.Is(newError(ErrInternal, nil, "x"), ErrInternal) {
+		t.Error("an error without a cause does not wrap its sentinel")
 	}
 }
 

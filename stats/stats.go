@@ -8,56 +8,61 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/scx-qmap-go/scx-qmap-go/bpf"
 )
 
-// Counter describes one of the scheduler's BPF values.
+// Counter describes one of the scheduler's statistics: a field of the BPF
+// side's struct qmap_stats (bpf.Stats).
 type Counter struct {
 	Name  string // the name in every output, e.g. "enq"
-	BPF   string // the BPF global it is read from
+	BPF   string // the struct qmap_stats field, as the C names it
 	Help  string
-	Gauge bool // a level, not a running total: no rate is shown
+	Gauge bool                     // a level, not a running total: no rate is shown
+	Field func(*bpf.Stats) *uint64 // where it lives in bpf.Stats
 }
 
-// Counters lists the counters in display order.
+// Counters lists the counters in display order; TestCountersCoverStats
+// keeps it and struct qmap_stats in step.
 var Counters = []Counter{
-	{"enq", "nr_enqueued", "tasks queued on a FIFO by ops.enqueue", false},
-	{"dsp", "nr_dispatched", "tasks moved out of a FIFO by ops.dispatch", false},
-	{"deq", "nr_dequeued", "tasks taken back from the scheduler (ops.dequeue)", false},
-	{"ddsp_sel", "nr_ddsp_from_select", "wakeups sent straight to an idle CPU found by ops.select_cpu", false},
-	{"ddsp_enq", "nr_ddsp_from_enq", "tasks sent straight to an idle CPU found by ops.enqueue", false},
-	{"overflow", "nr_overflow", "enqueues that found their FIFO full and used the shared DSQ", false},
-	{"exiting", "nr_exiting", "exiting tasks queued on the shared DSQ, as their PID may be gone before they last run", false},
-	{"core", "nr_core_sched_execed", "dequeues forced by core scheduling", false},
-	{"lowpri", "nr_lowpri_queued", "nice 19 user tasks parked in the low-priority DSQ", false},
-	{"reenq_total", "reenq_total", "tasks the kernel handed back to ops.enqueue (SCX_ENQ_REENQ)", false},
-	{"reenq_cpu0", "reenq_cpu0", "reenqueues of tasks on CPU 0", false},
-	{"reenq_kfunc", "reenq_kfunc", "reenqueues asked for by scx_bpf_dsq_reenq()", false},
-	{"reenq_immed", "reenq_immed", "reenqueues of SCX_ENQ_IMMED inserts that could not run at once", false},
-	{"reenq_preempted", "reenq_preempted", "reenqueues of IMMED tasks preempted by a higher class", false},
-	{"reenq_cap", "reenq_cap", "reenqueues for a missing sub-scheduler capability (7.3+)", false},
-	{"reenq_other", "reenq_other", "reenqueues with a reason this build does not know", false},
-	{"lowpri_reenq_requests", "lowpri_reenq_requests", "scx_bpf_dsq_reenq() calls on the low-priority DSQ", false},
-	{"remote_reenq_requests", "remote_reenq_requests", "scx_bpf_dsq_reenq() calls on a CPU's local DSQ behind an RT/DL task", false},
-	{"immed_stress", "nr_immed_stress", "-F inserts into the task's own, possibly busy, local DSQ", false},
-	{"exp_local", "nr_expedited_local", "-H tasks moved to the dispatching CPU's local DSQ", false},
-	{"exp_remote", "nr_expedited_remote", "-H tasks moved to another CPU's local DSQ", false},
-	{"exp_timer", "nr_expedited_from_timer", "-H moves made by the 1 s monitor timer", false},
-	{"exp_lost", "nr_expedited_lost", "-H moves that lost a race with the task", false},
-	{"cpu_online", "nr_cpu_online", "CPUs that came online while attached", false},
-	{"cpu_offline", "nr_cpu_offline", "CPUs that went offline while attached", false},
-	{"lat_kicks", "nr_lat_kicks", "-L: busy CPUs preempted because a waking task queued behind a task over its budget", false},
-	{"lat_yields", "nr_lat_yields", "-L: tasks over their budget whose slice ops.tick ended because others waited", false},
-	{"cpuperf_min", "cpuperf_min", "lowest current CPU performance level (1024 = full)", true},
-	{"cpuperf_avg", "cpuperf_avg", "capacity-weighted average current performance level", true},
-	{"cpuperf_max", "cpuperf_max", "highest current CPU performance level", true},
-	{"cpuperf_target_min", "cpuperf_target_min", "lowest performance target set by ops.tick", true},
-	{"cpuperf_target_avg", "cpuperf_target_avg", "average performance target set by ops.tick", true},
-	{"cpuperf_target_max", "cpuperf_target_max", "highest performance target set by ops.tick", true},
+	{"enq", "nr_enqueued", "tasks queued on a FIFO by ops.enqueue", false, func(s *bpf.Stats) *uint64 { return &s.NrEnqueued }},
+	{"dsp", "nr_dispatched", "tasks moved out of a FIFO by ops.dispatch", false, func(s *bpf.Stats) *uint64 { return &s.NrDispatched }},
+	{"deq", "nr_dequeued", "tasks taken back from the scheduler (ops.dequeue)", false, func(s *bpf.Stats) *uint64 { return &s.NrDequeued }},
+	{"ddsp_sel", "nr_ddsp_from_select", "wakeups sent straight to an idle CPU found by ops.select_cpu", false, func(s *bpf.Stats) *uint64 { return &s.NrDdspFromSelect }},
+	{"ddsp_enq", "nr_ddsp_from_enq", "tasks sent straight to an idle CPU found by ops.enqueue", false, func(s *bpf.Stats) *uint64 { return &s.NrDdspFromEnq }},
+	{"overflow", "nr_overflow", "enqueues that found their FIFO full and used the shared DSQ", false, func(s *bpf.Stats) *uint64 { return &s.NrOverflow }},
+	{"exiting", "nr_exiting", "exiting tasks queued on the shared DSQ, as their PID may be gone before they last run", false, func(s *bpf.Stats) *uint64 { return &s.NrExiting }},
+	{"core", "nr_core_sched_execed", "dequeues forced by core scheduling", false, func(s *bpf.Stats) *uint64 { return &s.NrCoreSchedExeced }},
+	{"lowpri", "nr_lowpri_queued", "nice 19 user tasks parked in the low-priority DSQ", false, func(s *bpf.Stats) *uint64 { return &s.NrLowpriQueued }},
+	{"reenq_total", "reenq_total", "tasks the kernel handed back to ops.enqueue (SCX_ENQ_REENQ)", false, func(s *bpf.Stats) *uint64 { return &s.ReenqTotal }},
+	{"reenq_cpu0", "reenq_cpu0", "reenqueues of tasks on CPU 0", false, func(s *bpf.Stats) *uint64 { return &s.ReenqCpu0 }},
+	{"reenq_kfunc", "reenq_kfunc", "reenqueues asked for by scx_bpf_dsq_reenq()", false, func(s *bpf.Stats) *uint64 { return &s.ReenqKfunc }},
+	{"reenq_immed", "reenq_immed", "reenqueues of SCX_ENQ_IMMED inserts that could not run at once", false, func(s *bpf.Stats) *uint64 { return &s.ReenqImmed }},
+	{"reenq_preempted", "reenq_preempted", "reenqueues of IMMED tasks preempted by a higher class", false, func(s *bpf.Stats) *uint64 { return &s.ReenqPreempted }},
+	{"reenq_cap", "reenq_cap", "reenqueues for a missing sub-scheduler capability (7.3+)", false, func(s *bpf.Stats) *uint64 { return &s.ReenqCap }},
+	{"reenq_other", "reenq_other", "reenqueues with a reason this build does not know", false, func(s *bpf.Stats) *uint64 { return &s.ReenqOther }},
+	{"lowpri_reenq_requests", "lowpri_reenq_requests", "scx_bpf_dsq_reenq() calls on the low-priority DSQ", false, func(s *bpf.Stats) *uint64 { return &s.LowpriReenqRequests }},
+	{"remote_reenq_requests", "remote_reenq_requests", "scx_bpf_dsq_reenq() calls on a CPU's local DSQ behind an RT/DL task", false, func(s *bpf.Stats) *uint64 { return &s.RemoteReenqRequests }},
+	{"immed_stress", "nr_immed_stress", "-F inserts into the task's own, possibly busy, local DSQ", false, func(s *bpf.Stats) *uint64 { return &s.NrImmedStress }},
+	{"exp_local", "nr_expedited_local", "-H tasks moved to the dispatching CPU's local DSQ", false, func(s *bpf.Stats) *uint64 { return &s.NrExpeditedLocal }},
+	{"exp_remote", "nr_expedited_remote", "-H tasks moved to another CPU's local DSQ", false, func(s *bpf.Stats) *uint64 { return &s.NrExpeditedRemote }},
+	{"exp_timer", "nr_expedited_from_timer", "-H moves made by the 1 s monitor timer", false, func(s *bpf.Stats) *uint64 { return &s.NrExpeditedFromTimer }},
+	{"exp_lost", "nr_expedited_lost", "-H moves that lost a race with the task", false, func(s *bpf.Stats) *uint64 { return &s.NrExpeditedLost }},
+	{"cpu_online", "nr_cpu_online", "CPUs that came online while attached", false, func(s *bpf.Stats) *uint64 { return &s.NrCpuOnline }},
+	{"cpu_offline", "nr_cpu_offline", "CPUs that went offline while attached", false, func(s *bpf.Stats) *uint64 { return &s.NrCpuOffline }},
+	{"lat_kicks", "nr_lat_kicks", "-L: busy CPUs preempted because a waking task queued behind a task over its budget", false, func(s *bpf.Stats) *uint64 { return &s.NrLatKicks }},
+	{"lat_yields", "nr_lat_yields", "-L: tasks over their budget whose slice ops.tick ended because others waited", false, func(s *bpf.Stats) *uint64 { return &s.NrLatYields }},
+	{"cpuperf_min", "cpuperf_min", "lowest current CPU performance level (1024 = full)", true, func(s *bpf.Stats) *uint64 { return &s.CpuperfMin }},
+	{"cpuperf_avg", "cpuperf_avg", "capacity-weighted average current performance level", true, func(s *bpf.Stats) *uint64 { return &s.CpuperfAvg }},
+	{"cpuperf_max", "cpuperf_max", "highest current CPU performance level", true, func(s *bpf.Stats) *uint64 { return &s.CpuperfMax }},
+	{"cpuperf_target_min", "cpuperf_target_min", "lowest performance target set by ops.tick", true, func(s *bpf.Stats) *uint64 { return &s.CpuperfTargetMin }},
+	{"cpuperf_target_avg", "cpuperf_target_avg", "average performance target set by ops.tick", true, func(s *bpf.Stats) *uint64 { return &s.CpuperfTargetAvg }},
+	{"cpuperf_target_max", "cpuperf_target_max", "highest performance target set by ops.tick", true, func(s *bpf.Stats) *uint64 { return &s.CpuperfTargetMax }},
 }
 
-// Source reads a counter by its BPF name.
+// Source reads the scheduler's statistics.
 type Source interface {
-	Counter(bpfName string) (uint64, error)
+	Stats() (bpf.Stats, error)
 }
 
 // Snapshot is the value of every counter at one moment. Once published
@@ -70,15 +75,25 @@ type Snapshot struct {
 
 // Take reads every counter from @src.
 func Take(src Source, now time.Time) (Snapshot, error) {
+	st, err := src.Stats()
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("snapshot: %w", err)
+	}
 	s := Snapshot{Time: now, Values: make(map[string]uint64, len(Counters))}
 	for _, c := range Counters {
-		v, err := src.Counter(c.BPF)
-		if err != nil {
-			return Snapshot{}, fmt.Errorf("snapshot: %w", err)
-		}
-		s.Values[c.Name] = v
+		s.Values[c.Name] = *c.Field(&st)
 	}
 	return s, nil
+}
+
+// Stats returns the counters of @s in the BPF side's layout, for code that
+// wants them by field rather than by name.
+func (s Snapshot) Stats() bpf.Stats {
+	var st bpf.Stats
+	for _, c := range Counters {
+		*c.Field(&st) = s.Values[c.Name]
+	}
+	return st
 }
 
 // WithEvents returns @s with the kernel's event counters read by @r (nil:

@@ -5,28 +5,33 @@ package stats
 import (
 	"errors"
 	"io/fs"
+	"reflect"
 	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
+
+	"github.com/scx-qmap-go/scx-qmap-go/bpf"
 )
 
-type fakeSource map[string]uint64
-
-func (f fakeSource) Counter(name string) (uint64, error) {
-	v, ok := f[name]
-	if !ok {
-		return 0, errors.New("missing " + name)
-	}
-	return v, nil
+// fakeSource serves a fixed bpf.Stats, or fails.
+type fakeSource struct {
+	st  bpf.Stats
+	err error
 }
 
+func (f fakeSource) Stats() (bpf.Stats, error) { return f.st, f.err }
+
+// allCounters is a source whose every field reads @v.
 func allCounters(v uint64) fakeSource {
-	f := fakeSource{}
-	for _, c := range Counters {
-		f[c.BPF] = v
+	var st bpf.Stats
+	fields := reflect.ValueOf(&st).Elem()
+	for i := range fields.NumField() {
+		if f := fields.Field(i); f.CanSet() && f.Kind() == reflect.Uint64 {
+			f.SetUint(v)
+		}
 	}
-	return f
+	return fakeSource{st: st}
 }
 
 func TestTake(t *testing.T) {
@@ -40,9 +45,61 @@ func TestTake(t *testing.T) {
 			t.Errorf("%s = %d, want 7", c.Name, s.Values[c.Name])
 		}
 	}
-	if _, err := Take(fakeSource{}, now); err == nil {
-		t.Error("Take with missing counters succeeded")
+	if got := s.Stats(); got != allCounters(7).st {
+		t.Errorf("Snapshot.Stats() = %+v, want every field 7", got)
 	}
+	if _, err := Take(fakeSource{err: errors.New("gone")}, now); err == nil {
+		t.Error("Take from a failing source succeeded")
+	}
+}
+
+// TestCountersCoverStats fails when a field of struct qmap_stats has no
+// counter in the table, when a counter reads a field other than the one its
+// BPF name says, or when two counters read the same field.
+func TestCountersCoverStats(t *testing.T) {
+	var st bpf.Stats
+	fields := reflect.ValueOf(&st).Elem()
+	byGoName := map[string]uint64{} // field -> the unique value it holds
+	for i := range fields.NumField() {
+		f := fields.Field(i)
+		if !f.CanSet() {
+			continue // layout markers and padding
+		}
+		v := uint64(1000 + i)
+		f.SetUint(v)
+		byGoName[fields.Type().Field(i).Name] = v
+	}
+	read := map[uint64]string{}
+	for _, c := range Counters {
+		want, ok := byGoName[goFieldName(c.BPF)]
+		if !ok {
+			t.Errorf("counter %s: struct qmap_stats has no field %s", c.Name, c.BPF)
+			continue
+		}
+		if got := *c.Field(&st); got != want {
+			t.Errorf("counter %s reads another field than %s", c.Name, c.BPF)
+		}
+		if other, dup := read[want]; dup {
+			t.Errorf("counters %s and %s read the same field %s", other, c.Name, c.BPF)
+		}
+		read[want] = c.Name
+	}
+	for name, v := range byGoName {
+		if _, ok := read[v]; !ok {
+			t.Errorf("struct qmap_stats field %s has no counter in stats.Counters", name)
+		}
+	}
+}
+
+// goFieldName is bpf2go's Go name for a C field: nr_cpu_online -> NrCpuOnline.
+func goFieldName(c string) string {
+	var b strings.Builder
+	for w := range strings.SplitSeq(c, "_") {
+		if w != "" {
+			b.WriteString(strings.ToUpper(w[:1]) + w[1:])
+		}
+	}
+	return b.String()
 }
 
 func TestLine(t *testing.T) {

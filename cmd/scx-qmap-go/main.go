@@ -195,24 +195,39 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	o.cfg.DispatchBatch = uint32(batch)
 	o.cfg.ExitDumpLen = uint32(dumpLen)
 	o.cfg.DisallowTgid = int32(tgid)
-	if err := o.cfg.Validate(); err != nil {
-		return o, err
+	if sliceUs > 10_000_000 {
+		return o, fmt.Errorf("-s/--slice-us %d is too long: use at most 10000000 (10 s)", sliceUs)
+	}
+	if latBudget > 0 && latBudget < 100 {
+		return o, fmt.Errorf("-L/--lat-budget-us %d is too short: use at least 100 (or 0 for off)", latBudget)
+	}
+	if latBudget > 10_000_000 {
+		return o, fmt.Errorf("-L/--lat-budget-us %d is too long: use at most 10000000 (10 s)", latBudget)
+	}
+	// Against the kernel's default slice, the loader checks it once it
+	// has read that from BTF.
+	if latBudget > 0 && sliceUs > 0 && latBudget >= sliceUs {
+		return o, fmt.Errorf("-L/--lat-budget-us %d must be shorter than the slice (-s %d), or it never applies", latBudget, sliceUs)
 	}
 	return o, nil
 }
 
-func run(ctx context.Context, args []string, stdout, stderr io.Writer, host loader.Host) loader.ExitCode {
-	fail := func(err error) loader.ExitCode {
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, host loader.Host) exitCode {
+	fail := func(err error) exitCode {
+		msg, cause := err.Error(), error(nil)
 		var lerr *loader.Error
-		if errors.As(err, &lerr) {
-			fmt.Fprintf(stderr, "scx-qmap-go: %s\n", lerr.Msg)
-			if lerr.Err != nil {
-				fmt.Fprintf(stderr, "scx-qmap-go: cause: %v\n", firstLine(lerr.Err))
-			}
-			return lerr.Code
+		var cerr *cliError
+		switch {
+		case errors.As(err, &cerr):
+			msg, cause = cerr.msg, cerr.err
+		case errors.As(err, &lerr):
+			msg, cause = lerr.Msg, lerr.Err
 		}
-		fmt.Fprintf(stderr, "scx-qmap-go: %v\n", err)
-		return loader.ExitInternal
+		fmt.Fprintf(stderr, "scx-qmap-go: %s\n", msg)
+		if cause != nil {
+			fmt.Fprintf(stderr, "scx-qmap-go: cause: %v\n", firstLine(cause))
+		}
+		return exitCodeOf(err)
 	}
 
 	if len(args) > 0 && args[0] == "stats" {
@@ -220,24 +235,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, host load
 	}
 	o, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
-		return loader.ExitOK
+		return exitOK
 	}
 	if err != nil {
-		var lerr *loader.Error
-		if !errors.As(err, &lerr) {
-			fmt.Fprintf(stderr, "scx-qmap-go: %v (see --help)\n", err)
-			return loader.ExitUsage
-		}
-		return fail(err)
+		fmt.Fprintf(stderr, "scx-qmap-go: %v (see --help)\n", err)
+		return exitUsage
 	}
 	if o.version {
 		fmt.Fprintf(stdout, "scx-qmap-go %s\n", version)
-		return loader.ExitOK
+		return exitOK
 	}
 	// Once, not before each restart: a target that exits later is no
 	// reason to stop scheduling. 0 is "off", not a pid.
 	if tgid := int(o.cfg.DisallowTgid); tgid != 0 && !host.ProcExists(tgid) {
-		return fail(&loader.Error{Code: loader.ExitNoTarget, Msg: fmt.Sprintf(
+		return fail(&cliError{code: exitNoTarget, msg: fmt.Sprintf(
 			"-d/--disallow-tgid %d: no such process (a thread id is no tgid: check the pid, or use -1 for this loader)", tgid)})
 	}
 
@@ -254,9 +265,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, host load
 			continue
 		}
 		if ei.Kind.IsError() {
-			return loader.ExitEjected
+			return exitEjected
 		}
-		return loader.ExitOK
+		return exitOK
 	}
 }
 
@@ -349,13 +360,13 @@ func startServices(o options, cache *stats.Cache, stderr io.Writer) (stop func()
 	if o.statsSocket != "" {
 		srv, err := stats.StartServer(stats.ServerConfig{Path: o.statsSocket}, cache)
 		if errors.Is(err, stats.ErrInUse) {
-			return nil, nil, &loader.Error{Code: loader.ExitBusy, Msg: fmt.Sprintf(
+			return nil, nil, &cliError{code: exitBusy, msg: fmt.Sprintf(
 				"another scx-qmap-go instance is serving stats on %s: stop it, or pass --stats-socket PATH", o.statsSocket)}
 		}
 		switch {
 		case err != nil && o.socketChosen:
-			return nil, nil, &loader.Error{Code: loader.ExitInternal, Err: err,
-				Msg: "cannot serve stats (pass --stats-socket PATH for another path, or --stats-socket \"\" for none)"}
+			return nil, nil, &cliError{code: exitInternal, err: err,
+				msg: "cannot serve stats (pass --stats-socket PATH for another path, or --stats-socket \"\" for none)"}
 		case err != nil:
 			fmt.Fprintf(stderr, "scx-qmap-go: warning: running without the stats socket: %v\n", err)
 		default:
@@ -367,8 +378,8 @@ func startServices(o options, cache *stats.Cache, stderr io.Writer) (stop func()
 		ms, err := metrics.Listen(o.metricsAddr, cache)
 		if err != nil {
 			stop()
-			return nil, nil, &loader.Error{Code: loader.ExitInternal, Err: err,
-				Msg: fmt.Sprintf("cannot serve metrics on --metrics-addr %s", o.metricsAddr)}
+			return nil, nil, &cliError{code: exitInternal, err: err,
+				msg: fmt.Sprintf("cannot serve metrics on --metrics-addr %s", o.metricsAddr)}
 		}
 		closers = append(closers, func() { ms.Close() })
 		served = append(served, "metrics on http://"+ms.Addr()+"/metrics")

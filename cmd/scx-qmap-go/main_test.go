@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -121,55 +122,55 @@ func TestRunRefusals(t *testing.T) {
 		name      string
 		args      []string
 		host      func(h *loader.Host) // changes to a root host with sched_ext disabled, every pid alive, and a pre-7.1 kernel BTF
-		want      loader.ExitCode
+		want      exitCode
 		inMsg     string
 		cause     bool // a second "scx-qmap-go: cause: ..." line follows
 		readsBTF  bool // the refusal needs the kernel's BTF
 		checksPid bool // -d's pid is looked up
 	}{
-		{name: "malformed value", args: []string{"-b", "lots"}, want: loader.ExitUsage,
+		{name: "malformed value", args: []string{"-b", "lots"}, want: exitUsage,
 			inMsg: `invalid value "lots" for flag -b`},
-		{name: "value out of range", args: []string{"-b", "0"}, want: loader.ExitUsage,
+		{name: "value out of range", args: []string{"-b", "0"}, want: exitUsage,
 			inMsg: "-b/--batch 0 out of range"},
-		{name: "missing value", args: []string{"-p", "-b"}, want: loader.ExitUsage,
+		{name: "missing value", args: []string{"-p", "-b"}, want: exitUsage,
 			inMsg: "flag needs an argument: -b"},
-		{name: "unknown flag", args: []string{"--frobnicate"}, want: loader.ExitUsage,
+		{name: "unknown flag", args: []string{"--frobnicate"}, want: exitUsage,
 			inMsg: "flag provided but not defined: -frobnicate"},
-		{name: "stray argument", args: []string{"-p", "extra"}, want: loader.ExitUsage,
+		{name: "stray argument", args: []string{"-p", "extra"}, want: exitUsage,
 			inMsg: `unexpected argument "extra"`},
-		{name: "-P with --quiet", args: []string{"-P", "--quiet"}, want: loader.ExitUsage,
+		{name: "-P with --quiet", args: []string{"-P", "--quiet"}, want: exitUsage,
 			inMsg: "-P/--print-dsqs-events and --quiet conflict"},
-		{name: "-F without -I", args: []string{"-F", "4"}, want: loader.ExitUsage,
+		{name: "-F without -I", args: []string{"-F", "4"}, want: exitUsage,
 			inMsg: "-F/--immed-stress-nth needs -I/--always-enq-immed"},
-		{name: "slice too long", args: []string{"-s", "99999999999"}, want: loader.ExitUsage,
-			inMsg: "slice 99999999999 us is too long"},
-		{name: "not root", host: func(h *loader.Host) { h.EUID = 1000 }, want: loader.ExitNotRoot,
+		{name: "slice too long", args: []string{"-s", "99999999999"}, want: exitUsage,
+			inMsg: "-s/--slice-us 99999999999 is too long"},
+		{name: "not root", host: func(h *loader.Host) { h.EUID = 1000 }, want: exitNotRoot,
 			inMsg: "must run as root"},
 		{name: "sysfs not mounted", host: func(h *loader.Host) { h.Sys, h.Sysfs = fstest.MapFS{}, fstest.MapFS{} },
-			want: loader.ExitNoSchedExt, inMsg: "/sys is not mounted (no /sys/kernel), so sched_ext cannot be found: mount it (mount -t sysfs sysfs /sys)"},
+			want: exitNoSchedExt, inMsg: "/sys is not mounted (no /sys/kernel), so sched_ext cannot be found: mount it (mount -t sysfs sysfs /sys)"},
 		{name: "no sched_ext", host: func(h *loader.Host) { h.Sysfs = fstest.MapFS{} },
-			want: loader.ExitNoSchedExt, inMsg: "this kernel has no sched_ext (/sys/kernel/sched_ext/state missing)"},
+			want: exitNoSchedExt, inMsg: "this kernel has no sched_ext (/sys/kernel/sched_ext/state missing)"},
 		{name: "no kernel BTF",
 			host: func(h *loader.Host) {
 				h.Kernel = func() (*loader.Kernel, error) { return nil, errors.New("no BTF") }
 			},
-			want: loader.ExitNoSchedExt, inMsg: "cannot read the kernel's BTF", cause: true, readsBTF: true},
-		{name: "kernel too old", want: loader.ExitKernelTooOld, inMsg: "lacks the scx_bpf_dsq_reenq() kfunc", readsBTF: true},
+			want: exitNoSchedExt, inMsg: "cannot read the kernel's BTF", cause: true, readsBTF: true},
+		{name: "kernel too old", want: exitKernelTooOld, inMsg: "lacks the scx_bpf_dsq_reenq() kfunc", readsBTF: true},
 		{name: "busy",
 			host: func(h *loader.Host) {
 				h.Sysfs = fstest.MapFS{"state": {Data: []byte("enabled\n")}, "root/ops": {Data: []byte("simple\n")}}
 			},
-			want: loader.ExitBusy, inMsg: `another sched_ext scheduler is active (state "enabled", ops "simple")`},
+			want: exitBusy, inMsg: `another sched_ext scheduler is active (state "enabled", ops "simple")`},
 		{name: "no target", args: []string{"-d", "4242"}, host: func(h *loader.Host) { h.ProcExists = func(int) bool { return false } },
-			want: loader.ExitNoTarget, inMsg: "-d/--disallow-tgid 4242: no such process (a thread id is no tgid: check the pid, or use -1 for this loader)",
+			want: exitNoTarget, inMsg: "-d/--disallow-tgid 4242: no such process (a thread id is no tgid: check the pid, or use -1 for this loader)",
 			checksPid: true},
 		// -d passing its check: the run goes on to the next refusal.
 		{name: "-d 0 is off, not a pid", args: []string{"-d", "0"}, host: func(h *loader.Host) { h.ProcExists = func(int) bool { return false } },
-			want: loader.ExitKernelTooOld, inMsg: "kernel too old", readsBTF: true},
-		{name: "-d live pid", args: []string{"--disallow-tgid", "4242"}, want: loader.ExitKernelTooOld, inMsg: "kernel too old",
+			want: exitKernelTooOld, inMsg: "kernel too old", readsBTF: true},
+		{name: "-d live pid", args: []string{"--disallow-tgid", "4242"}, want: exitKernelTooOld, inMsg: "kernel too old",
 			readsBTF: true, checksPid: true},
 	}
-	covered := map[loader.ExitCode]bool{}
+	covered := map[exitCode]bool{}
 	for _, tt := range tests {
 		covered[tt.want] = true
 		t.Run(tt.name, func(t *testing.T) {
@@ -210,8 +211,8 @@ func TestRunRefusals(t *testing.T) {
 			}
 		})
 	}
-	for _, c := range []loader.ExitCode{loader.ExitUsage, loader.ExitNotRoot, loader.ExitNoSchedExt,
-		loader.ExitKernelTooOld, loader.ExitBusy, loader.ExitNoTarget} {
+	for _, c := range []exitCode{exitUsage, exitNotRoot, exitNoSchedExt,
+		exitKernelTooOld, exitBusy, exitNoTarget} {
 		if !covered[c] {
 			t.Errorf("no case refuses with exit code %d", c)
 		}
@@ -240,7 +241,7 @@ func checkRefusal(t *testing.T, stderr, inMsg string, cause bool) {
 
 func TestHelpAndVersion(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if got := run(context.Background(), []string{"--help"}, &stdout, &stderr, loader.Host{}); got != loader.ExitOK {
+	if got := run(context.Background(), []string{"--help"}, &stdout, &stderr, loader.Host{}); got != exitOK {
 		t.Errorf("--help exit = %d, want 0", got)
 	}
 	for _, flag := range []string{"-slice-us", "-batch", "-partial", "-exit-dump-len", "-stats-interval",
@@ -252,7 +253,7 @@ func TestHelpAndVersion(t *testing.T) {
 		}
 	}
 	stdout.Reset()
-	if got := run(context.Background(), []string{"-V"}, &stdout, &stderr, loader.Host{}); got != loader.ExitOK ||
+	if got := run(context.Background(), []string{"-V"}, &stdout, &stderr, loader.Host{}); got != exitOK ||
 		!strings.HasPrefix(stdout.String(), "scx-qmap-go ") {
 		t.Errorf("-V = %d, %q", got, stdout.String())
 	}
@@ -265,12 +266,44 @@ func FuzzParseFlags(f *testing.F) {
 	f.Fuzz(func(t *testing.T, line string) {
 		var stderr bytes.Buffer
 		o, err := parseFlags(strings.Fields(line), &stderr)
-		if err == nil {
-			if verr := o.cfg.Validate(); verr != nil {
-				t.Errorf("parseFlags accepted %q but Validate refuses: %v", line, verr)
-			}
+		if err != nil {
+			return
+		}
+		// What it accepts, the loader can use as it is.
+		c := o.cfg
+		if c.DispatchBatch < 1 || c.ExitDumpLen > loader.MaxExitDumpLen || c.SliceUs > 10_000_000 ||
+			c.DisallowTgid < 0 || (c.LatBudgetUs > 0 && (c.LatBudgetUs < 100 || c.LatBudgetUs > 10_000_000)) ||
+			(c.LatBudgetUs > 0 && c.SliceUs > 0 && c.LatBudgetUs >= c.SliceUs) {
+			t.Errorf("parseFlags accepted %q as %+v", line, c)
 		}
 	})
+}
+
+func TestExitCodes(t *testing.T) {
+	all := []exitCode{exitOK, exitEjected, exitUsage, exitNotRoot, exitNoSchedExt,
+		exitKernelTooOld, exitBusy, exitLoad, exitAttach, exitInternal, exitNoInstance, exitNoTarget}
+	seen := map[exitCode]bool{}
+	for _, c := range all {
+		if seen[c] {
+			t.Errorf("exit code %d used twice", c)
+		}
+		seen[c] = true
+	}
+	tests := []struct {
+		err  error
+		want exitCode
+	}{
+		{&loader.Error{Kind: loader.ErrBusy, Msg: "busy"}, exitBusy},
+		{fmt.Errorf("run: %w", &loader.Error{Kind: loader.ErrLoad, Err: errors.New("verifier")}), exitLoad},
+		{&loader.Error{Kind: loader.ErrInvalid}, exitUsage},
+		{&cliError{code: exitNoTarget}, exitNoTarget},
+		{errors.New("something else"), exitInternal},
+	}
+	for _, tt := range tests {
+		if got := exitCodeOf(tt.err); got != tt.want {
+			t.Errorf("exitCodeOf(%v) = %d, want %d", tt.err, got, tt.want)
+		}
+	}
 }
 
 // On a host without sched_ext (like the development machine) the real host
@@ -282,7 +315,7 @@ func TestRealHostWithoutSchedExt(t *testing.T) {
 	host := loader.RealHost()
 	host.EUID = 0 // reach the sysfs check even when not root
 	var stdout, stderr bytes.Buffer
-	if got := run(context.Background(), nil, &stdout, &stderr, host); got != loader.ExitNoSchedExt {
-		t.Errorf("exit code = %d, want %d; stderr:\n%s", got, loader.ExitNoSchedExt, stderr.String())
+	if got := run(context.Background(), nil, &stdout, &stderr, host); got != exitNoSchedExt {
+		t.Errorf("exit code = %d, want %d; stderr:\n%s", got, exitNoSchedExt, stderr.String())
 	}
 }

@@ -16,7 +16,6 @@ import (
 	"testing/fstest"
 	"time"
 
-	"github.com/scx-qmap-go/scx-qmap-go/loader"
 	"github.com/scx-qmap-go/scx-qmap-go/stats"
 )
 
@@ -93,17 +92,17 @@ func TestStartServices(t *testing.T) {
 		unusable    bool // the socket's directory cannot be created
 		chosen      bool // --stats-socket was given
 		metricsAddr string
-		wantCode    loader.ExitCode // 0: starts
+		wantCode    exitCode // 0: starts
 		wantServed  int
 		wantWarning string
 	}{
 		{name: "nothing", wantServed: 0},
 		{name: "socket", socket: true, wantServed: 1},
 		{name: "socket and metrics", socket: true, metricsAddr: "127.0.0.1:0", wantServed: 2},
-		{name: "live instance", socket: true, liveSocket: true, wantCode: loader.ExitBusy},
-		{name: "metrics port taken", socket: true, metricsAddr: busyPort.Addr().String(), wantCode: loader.ExitInternal},
+		{name: "live instance", socket: true, liveSocket: true, wantCode: exitBusy},
+		{name: "metrics port taken", socket: true, metricsAddr: busyPort.Addr().String(), wantCode: exitInternal},
 		{name: "default path unusable", socket: true, unusable: true, wantServed: 0, wantWarning: "running without the stats socket"},
-		{name: "chosen path unusable", socket: true, unusable: true, chosen: true, wantCode: loader.ExitInternal},
+		{name: "chosen path unusable", socket: true, unusable: true, chosen: true, wantCode: exitInternal},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -127,8 +126,7 @@ func TestStartServices(t *testing.T) {
 			var stderr bytes.Buffer
 			stop, served, err := startServices(o, &stats.Cache{}, &stderr)
 			if tt.wantCode != 0 {
-				var lerr *loader.Error
-				if !errors.As(err, &lerr) || lerr.Code != tt.wantCode {
+				if err == nil || exitCodeOf(err) != tt.wantCode {
 					t.Fatalf("startServices error = %v, want exit code %d", err, tt.wantCode)
 				}
 				if !tt.liveSocket {

@@ -12,7 +12,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/scx-qmap-go/scx-qmap-go/loader"
 	"github.com/scx-qmap-go/scx-qmap-go/stats"
 )
 
@@ -22,7 +21,7 @@ const statsTimeout = 5 * time.Second
 
 // runStats is "scx-qmap-go stats": print the running scheduler's stats
 // from its socket, once or every --watch seconds.
-func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) loader.ExitCode {
+func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) exitCode {
 	fs := flag.NewFlagSet("scx-qmap-go stats", flag.ContinueOnError)
 	// Silent while parsing, as the main command: a bad flag is one line,
 	// and only --help prints the usage.
@@ -31,9 +30,9 @@ func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) load
 	watch := fs.Float64("watch", 0, "print a sample every `SECS` seconds, with the change since the previous one, until interrupted (0: once)")
 	asJSON := fs.Bool("json", false, "print each sample as one JSON object per line, with the socket's field names (at_ms is the snapshot time)")
 	fs.Usage = func() {}
-	usage := func(format string, a ...any) loader.ExitCode {
+	usage := func(format string, a ...any) exitCode {
 		fmt.Fprintf(stderr, "scx-qmap-go stats: "+format+" (see --help)\n", a...)
-		return loader.ExitUsage
+		return exitUsage
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -41,7 +40,7 @@ func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) load
 				"Prints the running scx-qmap-go scheduler's counters and the kernel's sched_ext events.\n\nFlags:\n")
 			fs.SetOutput(stderr)
 			fs.PrintDefaults()
-			return loader.ExitOK
+			return exitOK
 		}
 		return usage("%v", err)
 	}
@@ -86,36 +85,36 @@ func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) load
 			fmt.Fprint(stdout, stats.Render(prev, s))
 		}
 		if interval == 0 {
-			return loader.ExitOK
+			return exitOK
 		}
 		prev = s
 		select {
 		case <-ctx.Done():
-			return loader.ExitOK
+			return exitOK
 		case <-time.After(interval):
 		}
 	}
 }
 
 // statsFailure prints one line naming the cause and picks the exit code:
-// loader.ExitNoInstance, ExitNotRoot for a permission problem, else ExitInternal.
-func statsFailure(err error, path string, stderr io.Writer) loader.ExitCode {
+// exitNoInstance, ExitNotRoot for a permission problem, else ExitInternal.
+func statsFailure(err error, path string, stderr io.Writer) exitCode {
 	var remote *stats.RemoteError
 	switch {
 	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ENOTDIR):
 		fmt.Fprintf(stderr, "scx-qmap-go: no scx-qmap-go instance is running (no stats socket at %s)\n", path)
-		return loader.ExitNoInstance
+		return exitNoInstance
 	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EPERM):
 		fmt.Fprintf(stderr, "scx-qmap-go: permission denied on %s: run as root\n", path)
-		return loader.ExitNotRoot
+		return exitNotRoot
 	case errors.As(err, &remote) && remote.Errno == int(syscall.EAGAIN):
 		fmt.Fprintf(stderr, "scx-qmap-go: the scheduler is starting and has no stats yet: try again in a second\n")
-		return loader.ExitInternal
+		return exitInternal
 	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
 		fmt.Fprintf(stderr, "scx-qmap-go: the scx-qmap-go instance at %s stopped\n", path)
-		return loader.ExitNoInstance
+		return exitNoInstance
 	default:
 		fmt.Fprintf(stderr, "scx-qmap-go: reading stats from %s: %v\n", path, err)
-		return loader.ExitInternal
+		return exitInternal
 	}
 }

@@ -20,22 +20,23 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/scx-qmap-go/scx-qmap-go/bpf"
 	"github.com/scx-qmap-go/scx-qmap-go/loader"
 	"github.com/scx-qmap-go/scx-qmap-go/stats"
 )
 
-// fakeSched stands in for the loaded scheduler: every counter reads @n,
-// which the test may raise.
+// fakeSched stands in for the loaded scheduler: each read counts one more
+// enqueue and dispatch.
 type fakeSched struct {
 	mu sync.Mutex
 	n  uint64
 }
 
-func (f *fakeSched) Counter(string) (uint64, error) {
+func (f *fakeSched) Stats() (bpf.Stats, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.n++
-	return f.n, nil
+	return bpf.Stats{NrEnqueued: f.n, NrDispatched: f.n}, nil
 }
 
 var fakeSysfs = fstest.MapFS{"root/events": {Data: []byte("SCX_EV_SELECT_CPU_FALLBACK 4\nSCX_EV_BYPASS_DURATION 0\n")}}
@@ -87,7 +88,7 @@ func TestStatsCommand(t *testing.T) {
 		name       string
 		args       []string
 		runFor     time.Duration // cancel a --watch after this long
-		want       loader.ExitCode
+		want       exitCode
 		wantStderr string
 		check      func(t *testing.T, stdout string)
 	}{
@@ -117,14 +118,14 @@ func TestStatsCommand(t *testing.T) {
 					t.Errorf("want several JSON lines, got %d", len(lines))
 				}
 			}},
-		{name: "no instance", args: []string{"--socket", missing}, want: loader.ExitNoInstance,
+		{name: "no instance", args: []string{"--socket", missing}, want: exitNoInstance,
 			wantStderr: "scx-qmap-go: no scx-qmap-go instance is running (no stats socket at " + missing + ")\n"},
-		{name: "stale socket", args: []string{"--socket", stale}, want: loader.ExitNoInstance,
+		{name: "stale socket", args: []string{"--socket", stale}, want: exitNoInstance,
 			wantStderr: "no scx-qmap-go instance is running"},
-		{name: "help", args: []string{"--help"}, want: loader.ExitOK, wantStderr: "-watch"},
-		{name: "bad flag", args: []string{"--frobnicate"}, want: loader.ExitUsage, wantStderr: "scx-qmap-go stats: flag provided but not defined: -frobnicate (see --help)\n"},
-		{name: "negative watch", args: []string{"--watch", "-1"}, want: loader.ExitUsage, wantStderr: "--watch -1 out of range"},
-		{name: "stray argument", args: []string{"top"}, want: loader.ExitUsage, wantStderr: `unexpected argument "top"`},
+		{name: "help", args: []string{"--help"}, want: exitOK, wantStderr: "-watch"},
+		{name: "bad flag", args: []string{"--frobnicate"}, want: exitUsage, wantStderr: "scx-qmap-go stats: flag provided but not defined: -frobnicate (see --help)\n"},
+		{name: "negative watch", args: []string{"--watch", "-1"}, want: exitUsage, wantStderr: "--watch -1 out of range"},
+		{name: "stray argument", args: []string{"top"}, want: exitUsage, wantStderr: `unexpected argument "top"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -180,16 +181,16 @@ func TestStatsFailure(t *testing.T) {
 	tests := []struct {
 		name string
 		err  error
-		want loader.ExitCode
+		want exitCode
 		msg  string
 	}{
-		{"missing", connErr(syscall.ENOENT), loader.ExitNoInstance, "no scx-qmap-go instance is running (no stats socket at /s)"},
-		{"refused", connErr(syscall.ECONNREFUSED), loader.ExitNoInstance, "no scx-qmap-go instance is running"},
-		{"not root", connErr(syscall.EACCES), loader.ExitNotRoot, "permission denied on /s: run as root"},
-		{"not permitted", connErr(syscall.EPERM), loader.ExitNotRoot, "permission denied on /s: run as root"},
-		{"starting", &stats.RemoteError{Errno: int(syscall.EAGAIN), Msg: "no snapshot yet"}, loader.ExitInternal, "try again"},
-		{"went away", fmt.Errorf("reading: %w", syscall.ECONNRESET), loader.ExitNoInstance, "stopped"},
-		{"other", errors.New("stats response is not a JSON object"), loader.ExitInternal, "reading stats from /s: stats response"},
+		{"missing", connErr(syscall.ENOENT), exitNoInstance, "no scx-qmap-go instance is running (no stats socket at /s)"},
+		{"refused", connErr(syscall.ECONNREFUSED), exitNoInstance, "no scx-qmap-go instance is running"},
+		{"not root", connErr(syscall.EACCES), exitNotRoot, "permission denied on /s: run as root"},
+		{"not permitted", connErr(syscall.EPERM), exitNotRoot, "permission denied on /s: run as root"},
+		{"starting", &stats.RemoteError{Errno: int(syscall.EAGAIN), Msg: "no snapshot yet"}, exitInternal, "try again"},
+		{"went away", fmt.Errorf("reading: %w", syscall.ECONNRESET), exitNoInstance, "stopped"},
+		{"other", errors.New("stats response is not a JSON object"), exitInternal, "reading stats from /s: stats response"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -215,7 +216,7 @@ func TestStatsCommandPermission(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stdout, stderr bytes.Buffer
-	if got := run(context.Background(), []string{"stats", "--socket", path}, &stdout, &stderr, loader.Host{}); got != loader.ExitNotRoot {
-		t.Errorf("exit code = %d, want %d; stderr %q", got, loader.ExitNotRoot, stderr.String())
+	if got := run(context.Background(), []string{"stats", "--socket", path}, &stdout, &stderr, loader.Host{}); got != exitNotRoot {
+		t.Errorf("exit code = %d, want %d; stderr %q", got, exitNotRoot, stderr.String())
 	}
 }

@@ -1,23 +1,26 @@
 // SPDX-License-Identifier: Apache-2.0
 
-package vmtest
+package scenarios
 
 import (
 	"encoding/json"
+	"io"
 	"math"
+	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/scx-qmap-go/scx-qmap-go/loader"
 	"github.com/scx-qmap-go/scx-qmap-go/stats"
 	"github.com/scx-qmap-go/scx-qmap-go/stats/metrics"
+	"github.com/scx-qmap-go/scx-qmap-go/vmtest/guest"
 )
 
 // sample is one `scx-qmap-go stats --json` line: the counters by name,
@@ -27,51 +30,42 @@ type sample struct {
 	events map[string]int64
 }
 
-func readSample(t *testing.T, path string) sample {
+// statsJSON runs `scx-qmap-go stats --json` and parses its one line.
+func statsJSON(t *testing.T, bin string) sample {
 	t.Helper()
+	rc, out := guest.RunOutput(t, 10*time.Second, bin, "stats", "--json")
+	if rc != 0 {
+		t.Fatalf("stats --json: exit %d\n%s", rc, out)
+	}
 	var raw map[string]json.RawMessage
-	text := strings.TrimSpace(readFile(t, path))
-	if err := json.Unmarshal([]byte(text), &raw); err != nil {
-		t.Fatalf("%s: not one JSON object: %v\n%s", filepath.Base(path), err, text)
+	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &raw); err != nil {
+		t.Fatalf("stats --json: not one JSON object: %v\n%s", err, out)
 	}
 	s := sample{values: map[string]uint64{}, events: map[string]int64{}}
 	for name, v := range raw {
 		if name == "events" {
 			if err := json.Unmarshal(v, &s.events); err != nil {
-				t.Fatalf("%s: events: %v", filepath.Base(path), err)
+				t.Fatalf("stats --json: events: %v", err)
 			}
 			continue
 		}
 		n, err := strconv.ParseUint(string(v), 10, 64)
 		if err != nil {
-			t.Fatalf("%s: %s = %s, want a number", filepath.Base(path), name, v)
+			t.Fatalf("stats --json: %s = %s, want a number", name, v)
 		}
 		s.values[name] = n
 	}
 	return s
 }
 
-// checkStats: a second process reads counters that move with the workload,
-// the socket is root's alone, and a metrics scrape agrees with the socket.
-func checkStats(t *testing.T, r map[string]string, out string) {
+// checkStatsClients, while a workload runs: a second process reads
+// counters that move, the socket is root's alone, and a metrics scrape
+// agrees with the socket.
+func checkStatsClients(t *testing.T, bin string) {
 	t.Helper()
-	for _, c := range []struct{ key, want string }{
-		{"stats_json_rc", "0"},
-		{"socket_mode", "600 root"},
-		{"stats_nonroot_rc", strconv.Itoa(int(loader.ExitNotRoot))},
-		{"socket_after", "0"},
-		{"stats_none_rc", strconv.Itoa(int(loader.ExitNoInstance))},
-	} {
-		if got := r[c.key]; got != c.want {
-			t.Errorf("%s = %q, want %q", c.key, got, c.want)
-		}
-	}
-	if t.Failed() {
-		return
-	}
-
-	first := readSample(t, filepath.Join(out, "stats1.json"))
-	second := readSample(t, filepath.Join(out, "stats2.json"))
+	first := statsJSON(t, bin)
+	time.Sleep(2 * time.Second)
+	second := statsJSON(t, bin)
 	for _, c := range stats.Counters {
 		if _, ok := second.values[c.Name]; !ok {
 			t.Errorf("stats --json has no %q", c.Name)
@@ -83,33 +77,61 @@ func checkStats(t *testing.T, r map[string]string, out string) {
 		}
 	}
 	if len(second.events) == 0 {
-		t.Errorf("stats --json: no kernel events")
+		t.Error("stats --json: no kernel events")
 	}
 	t.Logf("stats --json 2 s apart under load: enq %d -> %d, dsp %d -> %d",
 		first.values["enq"], second.values["enq"], first.values["dsp"], second.values["dsp"])
 
-	if r["metrics_tries"] == "5" {
-		// Five tries never saw one snapshot on both sides of the scrape.
-		t.Logf("metrics: no scrape fell inside one snapshot; comparing names only")
+	st, err := os.Stat(stats.DefaultSocket)
+	if err != nil {
+		t.Fatal(err)
 	}
-	before := readSample(t, filepath.Join(out, "pair-before.json"))
-	after := readSample(t, filepath.Join(out, "pair-after.json"))
-	sameSnapshot := before.values[stats.FieldTime] == after.values[stats.FieldTime]
-	checkScrape(t, filepath.Join(out, "metrics.txt"), before, sameSnapshot)
+	if mode, uid := st.Mode().Perm(), st.Sys().(*syscall.Stat_t).Uid; mode != 0o600 || uid != 0 {
+		t.Errorf("socket mode %o owner %d, want 600 root", mode, uid)
+	}
+	if rc := guest.Run(t, 10*time.Second, "setpriv", append(nobody, bin, "stats")...); rc != exitNotRoot {
+		t.Errorf("non-root stats: exit %d, want %d", rc, exitNotRoot)
+	}
+
+	// A scrape between two socket samples of the same snapshot must agree
+	// with them; five tries to land inside one stats interval.
+	var before sample
+	var scrape string
+	same := false
+	for try := 0; try < 5 && !same; try++ {
+		before = statsJSON(t, bin)
+		scrape = httpGet(t, "http://127.0.0.1:9464/metrics")
+		after := statsJSON(t, bin)
+		same = before.values[stats.FieldTime] == after.values[stats.FieldTime]
+	}
+	if !same {
+		t.Log("metrics: no scrape fell inside one snapshot; comparing names only")
+	}
+	checkScrape(t, scrape, before, same)
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	c := http.Client{Timeout: 10 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s, %v", url, resp.Status, err)
+	}
+	return string(b)
 }
 
 // checkScrape parses the scrape with the client library's own text parser
 // and, when @same says the socket saw one snapshot around it, compares every
 // counter and event with the socket's @want.
-func checkScrape(t *testing.T, path string, want sample, same bool) {
+func checkScrape(t *testing.T, text string, want sample, same bool) {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	parser := expfmt.NewTextParser(model.LegacyValidation)
-	families, err := parser.TextToMetricFamilies(f)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(text))
 	if err != nil {
 		t.Fatalf("parsing the metrics scrape: %v", err)
 	}
@@ -131,7 +153,7 @@ func checkScrape(t *testing.T, path string, want sample, same bool) {
 	}
 	events := families[metrics.Namespace+"_kernel_event_total"]
 	if events == nil || len(events.GetMetric()) == 0 {
-		t.Errorf("metrics: no kernel events")
+		t.Error("metrics: no kernel events")
 		return
 	}
 	for _, m := range events.GetMetric() {

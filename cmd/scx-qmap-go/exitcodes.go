@@ -1,0 +1,73 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"errors"
+
+	"github.com/scx-qmap-go/scx-qmap-go/loader"
+)
+
+// exitCode is the process exit status. Every refusal has its own, so that
+// scripts and systemd can tell them apart; the README lists them.
+type exitCode int
+
+const (
+	exitOK           exitCode = 0  // detached normally (SIGINT/SIGTERM or unregistered)
+	exitEjected      exitCode = 1  // the kernel ejected the scheduler with an error
+	exitUsage        exitCode = 2  // bad command line
+	exitNotRoot      exitCode = 3  // needs CAP_SYS_ADMIN / root
+	exitNoSchedExt   exitCode = 4  // kernel built without sched_ext (or BTF), or /sys not mounted
+	exitKernelTooOld exitCode = 5  // sched_ext without scx_bpf_dsq_reenq (before 7.1)
+	exitBusy         exitCode = 6  // another sched_ext scheduler is attached
+	exitLoad         exitCode = 7  // the BPF object failed to load (verifier, maps)
+	exitAttach       exitCode = 8  // the kernel refused to enable the scheduler
+	exitInternal     exitCode = 9  // anything else
+	exitNoInstance   exitCode = 10 // "stats": no running instance to ask
+	exitNoTarget     exitCode = 11 // a process (or cgroup) the flags name does not exist
+)
+
+// loaderExits maps the loader's sentinel errors to exit codes.
+var loaderExits = []struct {
+	kind error
+	code exitCode
+}{
+	{loader.ErrNotRoot, exitNotRoot},
+	{loader.ErrNoSchedExt, exitNoSchedExt},
+	{loader.ErrKernelTooOld, exitKernelTooOld},
+	{loader.ErrBusy, exitBusy},
+	{loader.ErrLoad, exitLoad},
+	{loader.ErrAttach, exitAttach},
+	{loader.ErrInvalid, exitUsage},
+	{loader.ErrInternal, exitInternal},
+}
+
+// cliError is a refusal or failure the CLI itself decides on.
+type cliError struct {
+	code exitCode
+	msg  string
+	err  error // underlying cause, if any
+}
+
+func (e *cliError) Error() string {
+	if e.err != nil {
+		return e.msg + ": " + e.err.Error()
+	}
+	return e.msg
+}
+
+func (e *cliError) Unwrap() error { return e.err }
+
+// exitCodeOf is the exit status for @err.
+func exitCodeOf(err error) exitCode {
+	var cerr *cliError
+	if errors.As(err, &cerr) {
+		return cerr.code
+	}
+	for _, e := range loaderExits {
+		if errors.Is(err, e.kind) {
+			return e.code
+		}
+	}
+	return exitInternal
+}

@@ -1,0 +1,100 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package guest
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scx-qmap-go/scx-qmap-go/workload"
+)
+
+// StartHelper starts workload @name (package workload: spin, ext-spin,
+// ext-sleep, rt-hog) for @secs seconds with @arg (nice level, CPU), stopped
+// by the test's cleanup if still running. TestMain must call
+// workload.RunIfAsked first.
+func StartHelper(t *testing.T, name string, secs, arg int) *Proc {
+	t.Helper()
+	cmd, err := workload.Command(name, secs, arg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Proc{Log: OutFile(t, fmt.Sprintf("%s%d.log", name, arg)), done: make(chan struct{})}
+	for i := 2; fileExists(p.Log); i++ {
+		p.Log = OutFile(t, fmt.Sprintf("%s%d-%d.log", name, arg, i))
+	}
+	f, err := os.Create(p.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	p.Cmd = cmd
+	p.Cmd.Stdout, p.Cmd.Stderr = f, f
+	p.start(t)
+	return p
+}
+
+// WaitReady waits up to 30 s for a helper to print "ready" (it has its
+// scheduling policy).
+func (p *Proc) WaitReady(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(p.Output(t), "ready") {
+		if time.Now().After(deadline) || !p.Running() {
+			t.Fatalf("%s did not get ready:\n%s", filepath.Base(p.Log), p.Output(t))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// Rounds is what a finished spin helper printed last: how many rounds it
+// made.
+func (p *Proc) Rounds(t *testing.T) int {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(p.Output(t)), "\n")
+	out := lines[len(lines)-1]
+	n, err := strconv.Atoi(out)
+	if err != nil {
+		t.Errorf("%s: want a round count, got %q", filepath.Base(p.Log), out)
+	}
+	return n
+}
+
+// ExtEnabled reports whether task @pid is on the ext class (its
+// /proc/PID/sched says ext.enabled 1).
+func ExtEnabled(t *testing.T, pid int) bool {
+	t.Helper()
+	return procSched(t, pid, "ext.enabled") == "1"
+}
+
+// Policy is task @pid's scheduling policy (7 is SCHED_EXT).
+func Policy(t *testing.T, pid int) string {
+	t.Helper()
+	return procSched(t, pid, "policy")
+}
+
+func procSched(t *testing.T, pid int, key string) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/sched", pid))
+	if err != nil {
+		t.Fatalf("reading /proc/%d/sched: %v", pid, err)
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 3 && f[0] == key && f[1] == ":" {
+			return f[2]
+		}
+	}
+	t.Fatalf("/proc/%d/sched has no %s", pid, key)
+	return ""
+}

@@ -1,0 +1,206 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package vmtest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scx-qmap-go/scx-qmap-go/vm"
+	"github.com/scx-qmap-go/scx-qmap-go/vmtest/guest"
+)
+
+var guestTests built
+
+// buildGuestTests compiles the in-guest tests (package scenarios) into one
+// static test binary.
+func buildGuestTests(t *testing.T) string {
+	t.Helper()
+	return guestTests.get(t, "scenarios.test", "./scenarios", "test", "-c")
+}
+
+// guestBoot describes one boot that runs in-guest tests.
+type guestBoot struct {
+	kernel        string
+	cpus          int
+	tests         []string // top-level tests of package scenarios
+	allowEjection bool     // the tests eject the scheduler on purpose
+	env           []string // more NAME=value settings for the guest tests
+}
+
+// runGuest boots @b.kernel, runs @b.tests there in one go, and replays each
+// as a subtest of @t: its log, its subtests, and its verdict. The guest
+// kernel's log is judged here, on the host.
+func runGuest(t *testing.T, b guestBoot) {
+	t.Helper()
+	bin := buildBinary(t)
+	testBin := buildGuestTests(t)
+	out := t.TempDir() // the guest runs as root: 0700 is fine
+	defer dumpOnFailure(t, out)
+
+	env := append([]string{guest.EnvGuest + "=1", guest.EnvBinary + "=" + bin, guest.EnvOutDir + "=" + out}, b.env...)
+	cmdline := fmt.Sprintf("%s %s -test.v -test.count=1 -test.timeout=25m -test.run '^(%s)$'",
+		strings.Join(env, " "), testBin, strings.Join(b.tests, "|"))
+	ctx, cancel := context.WithTimeout(context.Background(), 32*time.Minute)
+	defer cancel()
+	res, err := vm.Run(ctx, vm.Config{Kernel: b.kernel, CPUs: b.cpus, Timeout: 30 * time.Minute, RWDirs: []string{out}}, cmdline)
+	if err != nil {
+		t.Fatalf("boot %s: %v", b.kernel, err)
+	}
+	t.Logf("kernel %s: boot took %v (attempts %d, %s)", b.kernel, res.Elapsed.Round(time.Second), res.Attempts, res.Accelerator)
+
+	results, err := parseGuestTests(res.Output)
+	if err != nil {
+		t.Fatalf("reading the guest's test output: %v\n%s", err, vm.Tail(res.Output, 40))
+	}
+	for _, name := range b.tests {
+		t.Run(name, func(t *testing.T) {
+			r, ok := results[name]
+			if !ok {
+				t.Fatalf("%s did not run in the guest (exit %d); output tail:\n%s\nconsole tail:\n%s",
+					name, res.ExitCode, vm.Tail(res.Output, 40), vm.Tail(res.Console, 40))
+			}
+			if r.action == "skip" {
+				t.Fatalf("skipped in the guest: the guest environment is wrong\n%s", strings.Join(r.output, ""))
+			}
+			replay(t, r, results)
+		})
+	}
+	if p := res.Problems(b.allowEjection); len(p) > 0 {
+		t.Errorf("guest kernel log shows problems:\n%s", strings.Join(p, "\n"))
+	}
+}
+
+// guestResult is one guest test as test2json saw it.
+type guestResult struct {
+	name     string
+	action   string // pass, fail, skip; "" if it never finished
+	elapsed  float64
+	output   []string
+	children []string // full names, in the order they started
+}
+
+// parseGuestTests turns `go test -v` output into results by full test name.
+func parseGuestTests(output string) (map[string]*guestResult, error) {
+	cmd := exec.Command("go", "tool", "test2json")
+	cmd.Stdin = strings.NewReader(output)
+	js, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("go tool test2json: %w", err)
+	}
+	results := map[string]*guestResult{}
+	get := func(name string) *guestResult {
+		r, ok := results[name]
+		if !ok {
+			r = &guestResult{name: name}
+			results[name] = r
+			if i := strings.LastIndexByte(name, '/'); i > 0 {
+				parent := results[name[:i]]
+				if parent != nil {
+					parent.children = append(parent.children, name)
+				}
+			}
+		}
+		return r
+	}
+	sc := bufio.NewScanner(bytes.NewReader(js))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var ev struct {
+			Action  string
+			Test    string
+			Elapsed float64
+			Output  string
+		}
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			return nil, fmt.Errorf("test2json event %q: %w", sc.Text(), err)
+		}
+		if ev.Test == "" {
+			continue
+		}
+		r := get(ev.Test)
+		switch ev.Action {
+		case "output":
+			r.output = append(r.output, ev.Output)
+		case "pass", "fail", "skip":
+			r.action, r.elapsed = ev.Action, ev.Elapsed
+		}
+	}
+	return results, sc.Err()
+}
+
+// replay reports a guest test's log, subtests and verdict through @t.
+func replay(t *testing.T, r *guestResult, all map[string]*guestResult) {
+	t.Helper()
+	var log strings.Builder
+	for _, line := range r.output {
+		// test2json keeps the framing lines as output; the host prints its own.
+		trimmed := strings.TrimSpace(line)
+		if strings.HasPrefix(trimmed, "=== ") || strings.HasPrefix(trimmed, "--- ") {
+			continue
+		}
+		log.WriteString(line)
+	}
+	if s := strings.TrimRight(log.String(), "\n"); s != "" {
+		t.Log("guest:\n" + s)
+	}
+	for _, c := range r.children {
+		t.Run(c[strings.LastIndexByte(c, '/')+1:], func(t *testing.T) { replay(t, all[c], all) })
+	}
+	switch r.action {
+	case "pass":
+	case "skip":
+		t.Skip("skipped in the guest")
+	case "fail":
+		t.Errorf("failed in the guest after %.1fs", r.elapsed)
+	default:
+		t.Error("never finished in the guest (the guest died or timed out)")
+	}
+}
+
+// The guest's `go test -v` output becomes one result per test, with its
+// own log lines, its subtests in order, and its verdict.
+func TestParseGuestTests(t *testing.T) {
+	out := "=== RUN   TestFaults\n=== RUN   TestFaults/error\n    faults_test.go:40: exit kind ERROR_BPF\n" +
+		"=== RUN   TestFaults/stall_user\n    faults_test.go:44: loader exit = 0, want 1\n" +
+		"=== RUN   TestFaults/recovers\n" +
+		"--- FAIL: TestFaults (9.00s)\n    --- PASS: TestFaults/error (3.00s)\n" +
+		"    --- FAIL: TestFaults/stall_user (5.00s)\n    --- SKIP: TestFaults/recovers (0.00s)\nFAIL\n"
+	results, err := parseGuestTests(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, action, log string
+	}{
+		{"TestFaults", "fail", ""},
+		{"TestFaults/error", "pass", "exit kind ERROR_BPF"},
+		{"TestFaults/stall_user", "fail", "loader exit = 0, want 1"},
+		{"TestFaults/recovers", "skip", ""},
+	}
+	for _, tt := range tests {
+		r := results[tt.name]
+		if r == nil {
+			t.Errorf("%s: missing", tt.name)
+			continue
+		}
+		if r.action != tt.action || !strings.Contains(strings.Join(r.output, ""), tt.log) {
+			t.Errorf("%s: action %q, output %q; want %q and a line with %q", tt.name, r.action, r.output, tt.action, tt.log)
+		}
+	}
+	if got := strings.Join(results["TestFaults"].children, ","); got != "TestFaults/error,TestFaults/stall_user,TestFaults/recovers" {
+		t.Errorf("children = %s", got)
+	}
+	// A test the guest never finished (the guest died) has no verdict.
+	results, err = parseGuestTests("=== RUN   TestBasic\n    basic_test.go:9: attached\n")
+	if err != nil || results["TestBasic"] == nil || results["TestBasic"].action != "" {
+		t.Errorf("unfinished test: %+v, %v; want no verdict", results["TestBasic"], err)
+	}
+}

@@ -1,0 +1,260 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package scenarios
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scx-qmap-go/scx-qmap-go/stats"
+	"github.com/scx-qmap-go/scx-qmap-go/vmtest/guest"
+)
+
+// The CLI's exit codes that TestBasic expects, as the README documents them.
+const (
+	exitNotRoot    = 3
+	exitBusy       = 6
+	exitNoInstance = 10
+)
+
+// nobody runs commands as an unprivileged user.
+var nobody = []string{"--reuid=65534", "--regid=65534", "--clear-groups"}
+
+// TestBasic: the scheduler attaches, schedules a real workload, serves its
+// stats, refuses a second instance and a non-root caller, detaches on
+// SIGINT leaving nothing behind, and reports an exit the kernel initiates.
+func TestBasic(t *testing.T) {
+	guest.Require(t)
+	bin := guest.Binary(t)
+	pinnedBefore := dirLen(t, "/sys/fs/bpf")
+
+	start := time.Now()
+	s := guest.StartScheduler(t, "-v", "--stats-interval", "1s", "--metrics-addr", "127.0.0.1:9464",
+		"--stats-socket", stats.DefaultSocket)
+	t.Logf("exec to enabled: %v", time.Since(start).Round(time.Millisecond))
+	if ops := sysfs(t, "root/ops"); ops != "qmap" {
+		t.Errorf("root/ops = %q, want qmap", ops)
+	}
+	before := s.Counters(t)
+
+	t.Run("workload", func(t *testing.T) {
+		work := guest.Start(t, "stress-ng", "--cpu", "2", "--fork", "2", "--timeout", "8", "--metrics-brief")
+		time.Sleep(2 * time.Second)
+		if !guest.ExtEnabled(t, work.Pid()) {
+			t.Error("the workload is not on the ext class")
+		}
+		checkStatsClients(t, bin)
+		if rc := work.Wait(t, 120*time.Second); rc != 0 {
+			t.Errorf("stress-ng exit = %d, want 0", rc)
+		}
+		if rc := guest.Run(t, 180*time.Second, "hackbench", "-g", "4", "-f", "10", "-l", "400"); rc != 0 {
+			t.Errorf("hackbench exit = %d, want 0", rc)
+		}
+	})
+
+	// Nice 19 hogs park in the low-priority DSQ and run when the 10 ms timer
+	// reenqueues them; they must still make progress beside nice 0 hogs.
+	t.Run("lowpri", func(t *testing.T) {
+		low := guest.Start(t, "nice", "-n", "19", "stress-ng", "--cpu", "2", "--timeout", "6", "--metrics-brief")
+		guest.Run(t, 120*time.Second, "stress-ng", "--cpu", "2", "--timeout", "6", "--quiet")
+		if rc := low.Wait(t, 120*time.Second); rc != 0 {
+			t.Errorf("nice 19 stress-ng exit = %d, want 0", rc)
+		}
+		ops := bogoOps(low.Output(t))
+		t.Logf("nice 19 stress-ng bogo ops beside nice 0 hogs: %d", ops)
+		if ops <= 0 {
+			t.Errorf("nice 19 hogs made no progress (bogo ops %d)", ops)
+		}
+		c := s.Counters(t)
+		t.Logf("counters: %+v", c)
+		for name, v := range map[string]uint64{"enq": c.NrEnqueued - before.NrEnqueued,
+			"dsp": c.NrDispatched - before.NrDispatched, "deq": c.NrDequeued - before.NrDequeued} {
+			if v == 0 {
+				t.Errorf("%s did not rise under load", name)
+			}
+		}
+		for name, v := range map[string]uint64{"lowpri": c.NrLowpriQueued, "reenq_total": c.ReenqTotal,
+			"reenq_kfunc": c.ReenqKfunc, "lowpri_reenq_requests": c.LowpriReenqRequests} {
+			if v == 0 {
+				t.Errorf("%s = 0 after nice 19 load, want > 0", name)
+			}
+		}
+		if c.ReenqKfunc > c.ReenqTotal {
+			t.Errorf("reenq_kfunc %d > reenq_total %d", c.ReenqKfunc, c.ReenqTotal)
+		}
+	})
+
+	// The loader's own cost while it idles at the default 1 s interval.
+	t.Run("loader_cost", func(t *testing.T) {
+		t0 := cpuTicks(t, s.Pid())
+		time.Sleep(5 * time.Second)
+		t1 := cpuTicks(t, s.Pid())
+		t.Logf("loader idle at a 1 s stats interval: %.2f%% of a CPU, RSS %s KiB (peak %s KiB)",
+			float64(t1-t0)/5, procStatus(t, s.Pid(), "VmRSS"), procStatus(t, s.Pid(), "VmHWM"))
+	})
+
+	// sysrq-D emits the kernel's debug dump, with the scheduler's ops.dump
+	// and ops.dump_task lines, through the sched_ext_dump tracepoint.
+	t.Run("sysrq_dump", func(t *testing.T) {
+		dump := sysrqDump(t)
+		if n := strings.Count(dump, "FIFO["); n != 5 {
+			t.Errorf("%d ops.dump FIFO lines, want 5", n)
+		}
+		if !strings.Contains(dump, "QMAP: highpri=") {
+			t.Error("no ops.dump_task lines")
+		}
+	})
+
+	t.Run("refusals", func(t *testing.T) {
+		rc, out := guest.RunOutput(t, 60*time.Second, bin)
+		if rc != exitBusy || !strings.Contains(out, "another sched_ext scheduler is active") || strings.Contains(out, "goroutine") {
+			t.Errorf("second instance: exit %d, want %d and one clear line; got:\n%s", rc, exitBusy, out)
+		}
+		if st := guest.State(t); st != "enabled" {
+			t.Errorf("state after the refused second instance = %s, want enabled", st)
+		}
+		rc, out = guest.RunOutput(t, 60*time.Second, "setpriv", append(nobody, bin)...)
+		if rc != exitNotRoot || !strings.Contains(out, "must run as root") {
+			t.Errorf("non-root: exit %d, want %d and a clear refusal; got:\n%s", rc, exitNotRoot, out)
+		}
+	})
+
+	t.Run("sigint", func(t *testing.T) {
+		code, kind := s.Stop(t)
+		if code != 0 || kind != "UNREG" {
+			t.Errorf("exit %d, kind %q; want 0 and UNREG", code, kind)
+		}
+		out := s.Output(t)
+		if !strings.Contains(out, "EXIT: UNREG (kind 64)") {
+			t.Errorf("no unregister exit report in the loader's output:\n%s", out)
+		}
+		verified := 0
+		blocks := 0
+		for line := range strings.SplitSeq(out, "\n") {
+			if strings.HasPrefix(line, "verified: ") {
+				t.Log(line)
+				verified++
+			}
+			if strings.HasPrefix(line, "enq=") {
+				blocks++
+			}
+		}
+		if verified == 0 {
+			t.Error("-v printed no verified instruction counts")
+		}
+		if blocks < 3 {
+			t.Errorf("want at least 3 stats blocks printed, got %d", blocks)
+		}
+		if !guest.WaitState(t, "disabled", 30*time.Second) {
+			t.Errorf("state %s after SIGINT, want disabled", guest.State(t))
+		}
+		if _, err := os.Lstat(stats.DefaultSocket); err == nil {
+			t.Errorf("%s left behind", stats.DefaultSocket)
+		}
+		if rc := guest.Run(t, 10*time.Second, bin, "stats"); rc != exitNoInstance {
+			t.Errorf("stats with no instance: exit %d, want %d", rc, exitNoInstance)
+		}
+		if n := dirLen(t, "/sys/fs/bpf"); n != pinnedBefore {
+			t.Errorf("bpffs holds %d entries after detach, %d before", n, pinnedBefore)
+		}
+		if _, out := guest.RunOutput(t, 30*time.Second, "bpftool", "struct_ops", "list"); strings.TrimSpace(out) != "" {
+			t.Errorf("struct_ops left registered:\n%s", out)
+		}
+	})
+
+	// An exit the kernel initiates (sysrq-S) is noticed and reported.
+	t.Run("sysrq_s", func(t *testing.T) {
+		s := guest.StartScheduler(t, "--quiet")
+		if err := os.WriteFile("/proc/sysrq-trigger", []byte("S"), 0); err != nil {
+			t.Fatal(err)
+		}
+		code, kind := s.Wait(t, 60*time.Second)
+		if code != 0 || kind != "SYSRQ" {
+			t.Errorf("exit %d, kind %q; want 0 and SYSRQ", code, kind)
+		}
+		if out := s.Output(t); !strings.Contains(out, "EXIT: SYSRQ (kind 67): disabled by sysrq-S") {
+			t.Errorf("want a SYSRQ exit report, got:\n%s", out)
+		}
+		if !guest.WaitState(t, "disabled", 30*time.Second) {
+			t.Errorf("state %s after sysrq-S, want disabled", guest.State(t))
+		}
+	})
+}
+
+// sysrqDump triggers sysrq-D and returns the sched_ext_dump trace lines.
+func sysrqDump(t *testing.T) string {
+	t.Helper()
+	const tr = "/sys/kernel/tracing/"
+	write := func(path, v string) {
+		t.Helper()
+		if err := os.WriteFile(tr+path, []byte(v), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("trace", "")
+	write("events/sched_ext/sched_ext_dump/enable", "1")
+	if err := os.WriteFile("/proc/sysrq-trigger", []byte("D"), 0); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	write("events/sched_ext/sched_ext_dump/enable", "0")
+	var b strings.Builder
+	for line := range strings.SplitSeq(readTrim(t, tr+"trace"), "\n") {
+		if strings.Contains(line, "sched_ext_dump") {
+			b.WriteString(line + "\n")
+		}
+	}
+	return b.String()
+}
+
+func dirLen(t *testing.T, dir string) int {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries)
+}
+
+// cpuTicks is a process's user+system time in clock ticks (1/100 s).
+func cpuTicks(t *testing.T, pid int) int {
+	t.Helper()
+	stat := readTrim(t, "/proc/"+strconv.Itoa(pid)+"/stat")
+	// Fields after the ")" that ends the command name; utime and stime are
+	// fields 14 and 15 of the whole line.
+	f := strings.Fields(stat[strings.LastIndexByte(stat, ')')+1:])
+	utime, _ := strconv.Atoi(f[11])
+	stime, _ := strconv.Atoi(f[12])
+	return utime + stime
+}
+
+// procStatus is one field of /proc/PID/status, e.g. VmRSS's "12345".
+func procStatus(t *testing.T, pid int, key string) string {
+	t.Helper()
+	for line := range strings.SplitSeq(readTrim(t, "/proc/"+strconv.Itoa(pid)+"/status"), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && k == key {
+			return strings.Fields(v)[0]
+		}
+	}
+	return "?"
+}
+
+// bogoOps is the "cpu" bogo ops figure of stress-ng --metrics-brief.
+func bogoOps(out string) int {
+	for line := range strings.SplitSeq(out, "\n") {
+		if !strings.Contains(line, "metrc:") {
+			continue
+		}
+		f := strings.Fields(line)
+		for i := range f {
+			if f[i] == "cpu" && i+1 < len(f) {
+				n, _ := strconv.Atoi(f[i+1])
+				return n
+			}
+		}
+	}
+	return 0
+}

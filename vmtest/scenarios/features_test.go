@@ -1,0 +1,324 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package scenarios
+
+import (
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/scx-qmap-go/scx-qmap-go/bpf"
+	"github.com/scx-qmap-go/scx-qmap-go/vmtest/guest"
+)
+
+const exitNoTarget = 11
+
+// TestFeatures: every scheduler flag shows its effect in the counters or in
+// the kernel's view.
+func TestFeatures(t *testing.T) {
+	guest.Require(t)
+
+	// -H: nice -20 tasks are expedited to a local DSQ with SCX_ENQ_PREEMPT;
+	// cpuperf targets follow the weights.
+	t.Run("highpri", func(t *testing.T) {
+		s := guest.StartScheduler(t, "-H", "-b", "8")
+		boosted := guest.Start(t, "nice", "-n", "-20", "stress-ng", "--cpu", "2", "--fork", "1", "--timeout", "5", "--quiet")
+		guest.Run(t, 60*time.Second, "stress-ng", "--cpu", "2", "--fork", "1", "--timeout", "5", "--quiet")
+		boosted.Wait(t, 60*time.Second)
+		time.Sleep(1200 * time.Millisecond) // one monitor tick
+		c := s.Counters(t)
+		t.Logf("-H: exp_local=%d exp_remote=%d exp_timer=%d", c.NrExpeditedLocal, c.NrExpeditedRemote, c.NrExpeditedFromTimer)
+		if c.NrExpeditedLocal+c.NrExpeditedRemote == 0 {
+			t.Error("-H: no expedited nice -20 tasks")
+		}
+		if c.CpuperfTargetMax < 1 || c.CpuperfAvg < 1 {
+			t.Errorf("cpuperf: target max %d, current avg %d; want both >= 1", c.CpuperfTargetMax, c.CpuperfAvg)
+		}
+	})
+
+	// -I -F: local inserts that cannot run at once come back as IMMED or
+	// PREEMPTED reenqueues.
+	t.Run("immed", func(t *testing.T) {
+		s := guest.StartScheduler(t, "-I", "-F", "4")
+		guest.Run(t, 60*time.Second, "stress-ng", "--cpu", "3", "--fork", "2", "--timeout", "5", "--quiet")
+		guest.Run(t, 60*time.Second, "hackbench", "-g", "2", "-l", "200")
+		c := s.Counters(t)
+		t.Logf("-I -F: immed_stress=%d reenq_immed=%d reenq_preempted=%d", c.NrImmedStress, c.ReenqImmed, c.ReenqPreempted)
+		if c.NrImmedStress < 1 {
+			t.Error("-F: no stress inserts")
+		}
+		if c.ReenqImmed+c.ReenqPreempted == 0 {
+			t.Error("-I -F: no IMMED or PREEMPTED reenqueues")
+		}
+	})
+
+	// --remote-reenq: an RT task on CPU 1 that runs 80 ms of every 100 takes
+	// the CPU from whatever ext task runs there, which then waits at the
+	// head of CPU 1's local DSQ. A two-worker CPU-bound job is timed with
+	// and without the flag, alternating, three rounds each.
+	t.Run("remote_reenq", func(t *testing.T) {
+		var off, on []int
+		var requests, kfunc, offRequests uint64
+		for range 3 {
+			ms, c := rtJob(t)
+			off = append(off, ms)
+			offRequests += c.RemoteReenqRequests
+			ms, c = rtJob(t, "--remote-reenq")
+			on = append(on, ms)
+			requests += c.RemoteReenqRequests
+			kfunc += c.ReenqKfunc
+		}
+		t.Logf("--remote-reenq, RT task on CPU 1 80%% of the time: 2-worker job median %d ms without %v, %d ms with %v; %d requests",
+			median(off), off, median(on), on, requests)
+		if requests < 1 || kfunc < 1 {
+			t.Errorf("--remote-reenq: %d requests, %d kfunc reenqueues; want both >= 1", requests, kfunc)
+		}
+		if offRequests != 0 {
+			t.Errorf("without --remote-reenq: %d requests, want 0", offRequests)
+		}
+	})
+
+	// -s: the slice the kernel holds for each task (slice= in its sysrq-D
+	// dump) never exceeds -s; by default it reaches SCX_SLICE_DFL's 20 ms.
+	t.Run("slice", func(t *testing.T) {
+		def, short := maxSlice(t), maxSlice(t, "-s", "2000")
+		t.Logf("largest slice %d ns by default, %d with -s 2000", def, short)
+		if short <= 0 || short > 2_000_000 {
+			t.Errorf("-s 2000: largest slice %d ns, want 1..2000000", short)
+		}
+		if def <= 2_000_000 {
+			t.Errorf("default: largest slice %d ns, want > 2000000", def)
+		}
+	})
+
+	// -b: dispatch moves up to -b tasks from a FIFO to the shared DSQ at
+	// once, so the shared DSQ -P samples is deeper with a bigger batch.
+	t.Run("batch", func(t *testing.T) {
+		b1, b16 := dsqDepth(t, "1"), dsqDepth(t, "16")
+		t.Logf("deepest shared DSQ: %d with -b 1, %d with -b 16", b1, b16)
+		if b16 <= b1 {
+			t.Errorf("-b 16 shared DSQ depth %d, -b 1 %d; want deeper with -b 16", b16, b1)
+		}
+	})
+
+	// -P: the shared DSQ and the kernel's event counters every interval.
+	t.Run("print", func(t *testing.T) {
+		s := guest.StartScheduler(t, "-P", "-b", "8", "--stats-interval", "1s")
+		guest.Run(t, 60*time.Second, "stress-ng", "--cpu", "3", "--timeout", "3", "--quiet")
+		if code, kind := s.Stop(t); code != 0 || kind != "UNREG" {
+			t.Errorf("exit %d, kind %q; want 0 and UNREG", code, kind)
+		}
+		out := s.Output(t)
+		dsq := len(regexp.MustCompile(`(?m)^shared_dsq: nr=`).FindAllString(out, -1))
+		events := len(regexp.MustCompile(`(?m)^events: .*SELECT_CPU_FALLBACK=`).FindAllString(out, -1))
+		if dsq < 2 || events < 2 {
+			t.Errorf("-P printed %d shared_dsq and %d events lines, want >= 2 each", dsq, events)
+		}
+	})
+
+	// -M: cgroup events reach the trace buffer; CPU hotplug is handled in
+	// place.
+	t.Run("msgs_hotplug", func(t *testing.T) {
+		const cg = "/sys/fs/cgroup/"
+		writeFile(t, "/sys/kernel/tracing/trace", "")
+		writeFile(t, "/sys/kernel/tracing/tracing_on", "1")
+		_ = os.WriteFile(cg+"cgroup.subtree_control", []byte("+cpu"), 0)
+		if err := os.MkdirAll(cg+"qmaptest", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Remove(cg + "qmaptest") })
+		s := guest.StartScheduler(t, "-M")
+		writeFile(t, cg+"qmaptest/cpu.weight", "50")
+		writeFile(t, cg+"qmaptest/cpu.max", "50000 100000")
+		time.Sleep(500 * time.Millisecond)
+		setCPU1Online(t, false)
+		time.Sleep(time.Second)
+		setCPU1Online(t, true)
+		time.Sleep(time.Second)
+		if st := guest.State(t); st != "enabled" {
+			t.Errorf("state after hotplug = %s, want enabled", st)
+		}
+		c := s.Counters(t)
+		if c.NrCpuOffline < 1 || c.NrCpuOnline < 1 {
+			t.Errorf("cpu_offline %d, cpu_online %d; want both >= 1", c.NrCpuOffline, c.NrCpuOnline)
+		}
+		trace := readTrim(t, "/sys/kernel/tracing/trace")
+		if n := strings.Count(trace, "CGRP INIT"); n < 1 {
+			t.Error("-M: no CGRP INIT line in the trace buffer")
+		}
+		if n := strings.Count(trace, "CGRP SET"); n < 2 {
+			t.Errorf("-M: %d CGRP SET lines, want >= 2", n)
+		}
+	})
+
+	// -L: with more CPU hogs than CPUs and a 1 ms periodic waker, tasks over
+	// the 2 ms budget are preempted for wakeups (kicks) and cut short at
+	// ticks.
+	t.Run("lat_budget", func(t *testing.T) {
+		s := guest.StartScheduler(t, "-L", "2000")
+		w := guest.Start(t, "stress-ng", "--cpu", "4", "--timeout", "6", "--quiet")
+		time.Sleep(500 * time.Millisecond)
+		if rc := guest.Run(t, 60*time.Second, "cyclictest", "-q", "-D", "4", "-i", "1000", "-t", "2"); rc != 0 {
+			t.Errorf("cyclictest exit = %d, want 0", rc)
+		}
+		w.Wait(t, 60*time.Second)
+		c := s.Counters(t)
+		t.Logf("-L 2000: %d kicks, %d yields", c.NrLatKicks, c.NrLatYields)
+		if c.NrLatKicks < 1 || c.NrLatYields < 1 {
+			t.Error("-L 2000: want kicks and yields")
+		}
+	})
+
+	// -p: only SCHED_EXT tasks are scheduled by it. -d: a SCHED_EXT process
+	// named at load is reverted to SCHED_NORMAL and counted as rejected.
+	t.Run("partial_disallow", func(t *testing.T) {
+		ext := extSleeper(t)
+		victim := extSleeper(t)
+		normal := guest.Start(t, "sleep", "60")
+		rejected := sysfs(t, "nr_rejected")
+		guest.StartScheduler(t, "-p", "-d", strconv.Itoa(victim.Pid()))
+		time.Sleep(500 * time.Millisecond)
+		if v := sysfs(t, "switch_all"); v != "0" {
+			t.Errorf("-p: switch_all = %s, want 0", v)
+		}
+		if guest.ExtEnabled(t, normal.Pid()) {
+			t.Error("-p: a SCHED_NORMAL task is on the ext class")
+		}
+		if !guest.ExtEnabled(t, ext.Pid()) {
+			t.Error("-p: a SCHED_EXT task is not on the ext class")
+		}
+		if guest.ExtEnabled(t, victim.Pid()) || guest.Policy(t, victim.Pid()) != "0" {
+			t.Errorf("-d: the disallowed task is on ext %v with policy %s; want off, 0",
+				guest.ExtEnabled(t, victim.Pid()), guest.Policy(t, victim.Pid()))
+		}
+		before, _ := strconv.Atoi(rejected)
+		after, _ := strconv.Atoi(sysfs(t, "nr_rejected"))
+		if after-before < 1 {
+			t.Errorf("nr_rejected %d -> %d, want it to rise", before, after)
+		}
+	})
+
+	// -d given a thread's id, not its process's: refused at start, since the
+	// scheduler matches tgids and would refuse nothing.
+	t.Run("disallow_thread", func(t *testing.T) {
+		tid := otherThread(t)
+		rc, out := guest.RunOutput(t, 60*time.Second, guest.Binary(t), "-d", strconv.Itoa(tid))
+		if rc != exitNoTarget || !strings.Contains(out, "no such process") {
+			t.Errorf("-d %d (a thread of pid %d): exit %d, want %d with 'no such process'; got:\n%s",
+				tid, os.Getpid(), rc, exitNoTarget, out)
+		}
+	})
+
+	// -S: the kernel's dump has no scheduler lines.
+	t.Run("suppress_dump", func(t *testing.T) {
+		guest.StartScheduler(t, "-S", "--quiet")
+		dump := sysrqDump(t)
+		if strings.Count(dump, "FIFO[")+strings.Count(dump, "QMAP:") != 0 {
+			t.Errorf("-S: the dump has scheduler lines:\n%s", dump)
+		}
+		if !strings.Contains(dump, "sched_ext_dump") {
+			t.Error("-S: no dump at all")
+		}
+	})
+}
+
+// rtJob times a two-worker CPU-bound job beside an RT task on CPU 1 under a
+// scheduler started with @flags, and returns its wall time and the
+// scheduler's counters.
+func rtJob(t *testing.T, flags ...string) (int, bpf.Stats) {
+	t.Helper()
+	s := guest.StartScheduler(t, append([]string{"--quiet"}, flags...)...)
+	hog := guest.StartHelper(t, "rt-hog", 20, 1)
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	guest.Run(t, 60*time.Second, "stress-ng", "--cpu", "2", "--cpu-ops", "300", "--quiet")
+	ms := int(time.Since(start).Milliseconds())
+	hog.Signal(os.Kill)
+	c := s.Counters(t)
+	if code, kind := s.Stop(t); code != 0 || kind != "UNREG" {
+		t.Errorf("exit %d, kind %q; want 0 and UNREG", code, kind)
+	}
+	return ms, c
+}
+
+func median(v []int) int {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+var sliceRE = regexp.MustCompile(` slice=(\d+)`)
+
+// maxSlice is the largest slice= in a kernel dump taken under load with a
+// scheduler started with @flags.
+func maxSlice(t *testing.T, flags ...string) int64 {
+	t.Helper()
+	s := guest.StartScheduler(t, append([]string{"--quiet"}, flags...)...)
+	w := guest.Start(t, "stress-ng", "--cpu", "4", "--timeout", "4", "--quiet")
+	time.Sleep(1500 * time.Millisecond)
+	dump := sysrqDump(t)
+	w.Wait(t, 60*time.Second)
+	if code, kind := s.Stop(t); code != 0 || kind != "UNREG" {
+		t.Errorf("exit %d, kind %q; want 0 and UNREG", code, kind)
+	}
+	var top int64
+	for _, m := range sliceRE.FindAllStringSubmatch(dump, -1) {
+		n, _ := strconv.ParseInt(m[1], 10, 64)
+		top = max(top, n)
+	}
+	return top
+}
+
+var dsqRE = regexp.MustCompile(`(?m)^shared_dsq: nr=(\d+)`)
+
+// dsqDepth is the deepest shared DSQ -P sampled under load with -b @batch.
+func dsqDepth(t *testing.T, batch string) int {
+	t.Helper()
+	s := guest.StartScheduler(t, "-P", "-b", batch)
+	guest.Run(t, 60*time.Second, "stress-ng", "--cpu", "16", "--timeout", "6", "--quiet")
+	if code, kind := s.Stop(t); code != 0 || kind != "UNREG" {
+		t.Errorf("exit %d, kind %q; want 0 and UNREG", code, kind)
+	}
+	top := 0
+	for _, m := range dsqRE.FindAllStringSubmatch(s.Output(t), -1) {
+		n, _ := strconv.Atoi(m[1])
+		top = max(top, n)
+	}
+	return top
+}
+
+// extSleeper starts a sleeping task with the SCHED_EXT policy and waits
+// until the policy is set.
+func extSleeper(t *testing.T) *guest.Proc {
+	t.Helper()
+	p := guest.StartHelper(t, "ext-sleep", 60, 0)
+	p.WaitReady(t)
+	return p
+}
+
+// otherThread is the id of a thread of this process that is not its leader.
+func otherThread(t *testing.T) int {
+	t.Helper()
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range tasks {
+		if tid, _ := strconv.Atoi(e.Name()); tid != os.Getpid() {
+			return tid
+		}
+	}
+	t.Fatal("this process has no thread but its leader")
+	return 0
+}
+
+func writeFile(t *testing.T, path, v string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(v), 0); err != nil {
+		t.Fatalf("writing %q to %s: %v", v, path, err)
+	}
+}

@@ -1,0 +1,290 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package scenarios
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/scx-qmap-go/scx-qmap-go/vmtest/guest"
+)
+
+// TestReliability: loads that must not get the scheduler ejected, and
+// faults to the machine (kill -9 of the loader, CPU hotplug, no bpffs) it
+// must survive, each followed by a clean detach or a clean reattach. The
+// host fails the boot on any ejection, BUG, WARNING or hung task.
+func TestReliability(t *testing.T) {
+	guest.Require(t)
+
+	// kill -9 of the loader while a workload runs: closing the link's last
+	// fd unregisters the scheduler, the workload falls back to the fair
+	// class and finishes, and the next start attaches, replacing the stats
+	// socket the killed loader left behind.
+	t.Run("kill9", func(t *testing.T) {
+		sock := filepath.Join(t.TempDir(), "stats.sock")
+		s := guest.StartScheduler(t, "--quiet", "--stats-socket", sock)
+		w := guest.Start(t, "stress-ng", "--cpu", "2", "--fork", "2", "--timeout", "15", "--quiet")
+		h := guest.Start(t, "hackbench", "-g", "2", "-l", "400")
+		time.Sleep(3 * time.Second)
+		if !guest.ExtEnabled(t, w.Pid()) {
+			t.Error("the workload is not on the ext class while the scheduler runs")
+		}
+		s.Signal(syscall.SIGKILL)
+		if code, _ := s.Wait(t, 30*time.Second); code != 128+int(syscall.SIGKILL) {
+			t.Errorf("loader exit = %d, want %d (killed)", code, 128+int(syscall.SIGKILL))
+		}
+		if !guest.WaitState(t, "disabled", 30*time.Second) {
+			t.Fatalf("state %s after kill -9, want disabled", guest.State(t))
+		}
+		if guest.ExtEnabled(t, w.Pid()) {
+			t.Error("the workload is still on the ext class after the loader died")
+		}
+		if rc := w.Wait(t, 120*time.Second); rc != 0 {
+			t.Errorf("stress-ng exit = %d, want 0", rc)
+		}
+		if rc := h.Wait(t, 120*time.Second); rc != 0 {
+			t.Errorf("hackbench exit = %d, want 0", rc)
+		}
+		_, err := os.Stat(sock)
+		t.Logf("stats socket left behind by the killed loader: %v (the next start replaces it)", err == nil)
+
+		guest.StartScheduler(t, "--quiet", "--stats-socket", sock) // cleanup: SIGINT -> 0, UNREG
+		if rc := guest.Run(t, 60*time.Second, "hackbench", "-g", "2", "-l", "100"); rc != 0 {
+			t.Errorf("hackbench after the reattach: exit %d, want 0", rc)
+		}
+		if rc := guest.Run(t, 10*time.Second, guest.Binary(t), "stats", "--json", "--socket", sock); rc != 0 {
+			t.Errorf("stats --json after the reattach: exit %d, want 0", rc)
+		}
+	})
+
+	// CPU hotplug under load: ops.cpu_offline/cpu_online keep the scheduler
+	// running, so the kernel never asks for a restart (enable_seq stays).
+	t.Run("hotplug", func(t *testing.T) {
+		s := guest.StartScheduler(t, "--quiet")
+		seq := sysfs(t, "enable_seq")
+		w := guest.Start(t, "stress-ng", "--cpu", "2", "--fork", "1", "--timeout", "20", "--quiet")
+		time.Sleep(2 * time.Second)
+		setCPU1Online(t, false)
+		time.Sleep(4 * time.Second)
+		if got := readTrim(t, "/sys/devices/system/cpu/online"); got != "0" {
+			t.Errorf("online CPUs with CPU 1 off = %q, want 0", got)
+		}
+		if st := guest.State(t); st != "enabled" {
+			t.Errorf("state with CPU 1 offline = %s, want enabled", st)
+		}
+		setCPU1Online(t, true)
+		time.Sleep(4 * time.Second)
+		if st := guest.State(t); st != "enabled" {
+			t.Errorf("state with CPU 1 back = %s, want enabled", st)
+		}
+		if rc := w.Wait(t, 120*time.Second); rc != 0 {
+			t.Errorf("stress-ng exit = %d, want 0", rc)
+		}
+		if got := sysfs(t, "enable_seq"); got != seq {
+			t.Errorf("enable_seq %s -> %s: the scheduler was reloaded", seq, got)
+		}
+		c := s.Counters(t)
+		if c.NrCpuOffline < 1 || c.NrCpuOnline < 1 {
+			t.Errorf("cpu_offline %d, cpu_online %d; want both >= 1", c.NrCpuOffline, c.NrCpuOnline)
+		}
+		if code, kind := s.Stop(t); code != 0 || kind != "UNREG" {
+			t.Errorf("exit %d, kind %q; want 0 and UNREG", code, kind)
+		}
+		if strings.Contains(s.Output(t), "asked for a restart") {
+			t.Error("the loader restarted the scheduler")
+		}
+	})
+
+	// hackbench at the size of the original report: many short wakeups
+	// across pipes.
+	t.Run("hackbench", func(t *testing.T) {
+		guest.StartScheduler(t, "--quiet")
+		for i := 1; i <= 3; i++ {
+			if rc := guest.Run(t, 120*time.Second, "hackbench", "-g", "4", "-f", "10", "-l", "400"); rc != 0 {
+				t.Errorf("hackbench run %d: exit %d, want 0", i, rc)
+			}
+		}
+		if st := guest.State(t); st != "enabled" {
+			t.Errorf("state = %s, want enabled", st)
+		}
+	})
+
+	// nice -20, 0 and 19 loops together, with an RT task taking CPU 1 80% of
+	// the time: nobody starves (the watchdog would eject) and every loop
+	// progresses.
+	t.Run("mixed", func(t *testing.T) {
+		guest.StartScheduler(t, "--quiet")
+		hog := guest.StartHelper(t, "rt-hog", 20, 1)
+		spins := map[int][]*guest.Proc{}
+		for _, nice := range []int{-20, 0, 19} {
+			for range 2 {
+				spins[nice] = append(spins[nice], guest.StartHelper(t, "spin", 15, nice))
+			}
+		}
+		for _, nice := range []int{-20, 0, 19} {
+			rounds := 0
+			for _, p := range spins[nice] {
+				if rc := p.Wait(t, 60*time.Second); rc != 0 {
+					t.Errorf("nice %d loop: exit %d\n%s", nice, rc, p.Output(t))
+				}
+				rounds += p.Rounds(t)
+			}
+			t.Logf("nice %d: %d rounds", nice, rounds)
+			if rounds < 1 {
+				t.Errorf("nice %d loops made no progress", nice)
+			}
+		}
+		hog.Signal(syscall.SIGKILL)
+		if st := guest.State(t); st != "enabled" {
+			t.Errorf("state = %s, want enabled", st)
+		}
+	})
+
+	// 10,000 threads released at once by one Event: 10,000 tasks through
+	// init_task, enable and exit, and a wake-all of 10,000 waiters. Each does
+	// a token amount of work: with more, the GIL forms a convoy (a holder
+	// whose slice ran out queues behind thousands of waiters that can only
+	// fail to take the GIL), and a slow host stretches FIFO waits past the
+	// 5 s watchdog. The GIL keeps most threads asleep, so the FIFOs do not
+	// overflow; the overflow count is logged, not asserted.
+	t.Run("threads", func(t *testing.T) {
+		s := guest.StartScheduler(t, "--quiet")
+		p := guest.Start(t, "python3", "-c", threadStorm)
+		if rc := p.Wait(t, 300*time.Second); rc != 0 {
+			t.Errorf("python3 exit = %d, want 0\n%s", rc, p.Output(t))
+		}
+		if got := strings.TrimSpace(p.Output(t)); got != "10000" {
+			t.Errorf("threads done = %q, want 10000", got)
+		}
+		if st := guest.State(t); st != "enabled" {
+			t.Errorf("state = %s, want enabled", st)
+		}
+		c := s.Counters(t)
+		if c.NrEnqueued < 10000 {
+			t.Errorf("enq = %d, want >= 10000", c.NrEnqueued)
+		}
+		t.Logf("enq %d, overflow to the shared DSQ %d", c.NrEnqueued, c.NrOverflow)
+	})
+
+	// -p: only SCHED_EXT tasks are the scheduler's; the rest stay on the
+	// fair class, and both kinds make progress side by side.
+	t.Run("partial", func(t *testing.T) {
+		s := guest.StartScheduler(t, "--quiet", "-p")
+		var ext, fair []*guest.Proc
+		for range 2 {
+			ext = append(ext, guest.StartHelper(t, "ext-spin", 8, 0))
+			fair = append(fair, guest.StartHelper(t, "spin", 8, 0))
+		}
+		for _, p := range ext {
+			p.WaitReady(t)
+		}
+		time.Sleep(time.Second)
+		for _, p := range ext {
+			if !guest.ExtEnabled(t, p.Pid()) {
+				t.Errorf("SCHED_EXT loop %d is not on the ext class", p.Pid())
+			}
+		}
+		for _, p := range fair {
+			if guest.ExtEnabled(t, p.Pid()) {
+				t.Errorf("SCHED_NORMAL loop %d is on the ext class under -p", p.Pid())
+			}
+		}
+		rounds := map[string]int{}
+		for kind, ps := range map[string][]*guest.Proc{"ext": ext, "fair": fair} {
+			for _, p := range ps {
+				if rc := p.Wait(t, 60*time.Second); rc != 0 {
+					t.Errorf("%s loop: exit %d\n%s", kind, rc, p.Output(t))
+				}
+				rounds[kind] += p.Rounds(t)
+			}
+			if rounds[kind] < 1 {
+				t.Errorf("%s loops made no progress", kind)
+			}
+		}
+		t.Logf("-p rounds: ext %d, fair %d", rounds["ext"], rounds["fair"])
+		if st := guest.State(t); st != "enabled" {
+			t.Errorf("state = %s, want enabled", st)
+		}
+		if c := s.Counters(t); c.NrEnqueued < 1 {
+			t.Error("enq = 0: the SCHED_EXT loops never went through the FIFOs")
+		}
+	})
+
+	// No bpffs mounted: the loader pins nothing, so it needs none.
+	t.Run("nobpffs", func(t *testing.T) {
+		_ = syscall.Unmount("/sys/fs/bpf", 0)
+		t.Cleanup(func() { _ = syscall.Mount("bpf", "/sys/fs/bpf", "bpf", 0, "") })
+		if mounted(t, "/sys/fs/bpf") {
+			t.Fatal("bpffs is still mounted")
+		}
+		guest.StartScheduler(t, "--quiet")
+		if rc := guest.Run(t, 60*time.Second, "hackbench", "-g", "2", "-l", "100"); rc != 0 {
+			t.Errorf("hackbench exit = %d, want 0", rc)
+		}
+	})
+}
+
+const threadStorm = `
+import threading
+threading.stack_size(64 * 1024)
+go = threading.Event()
+done = []
+def work():
+    go.wait()
+    x = 0
+    for i in range(50):
+        x += i
+    done.append(x)
+ts = [threading.Thread(target=work) for _ in range(10000)]
+for t in ts:
+    t.start()
+go.set()
+for t in ts:
+    t.join()
+print(len(done))
+`
+
+func readTrim(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// sysfs reads a file of sched_ext's sysfs directory.
+func sysfs(t *testing.T, name string) string {
+	t.Helper()
+	return readTrim(t, filepath.Join(guest.SysfsRoot, name))
+}
+
+func setCPU1Online(t *testing.T, on bool) {
+	t.Helper()
+	v := "0"
+	if on {
+		v = "1"
+	}
+	if err := os.WriteFile("/sys/devices/system/cpu/cpu1/online", []byte(v), 0); err != nil {
+		t.Fatalf("CPU 1 online=%s: %v", v, err)
+	}
+}
+
+// mounted reports whether @dir is a mount point.
+func mounted(t *testing.T, dir string) bool {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[1] == dir {
+			return true
+		}
+	}
+	return false
+}

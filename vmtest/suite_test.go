@@ -1,0 +1,167 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package vmtest
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/scx-qmap-go/scx-qmap-go/vm"
+)
+
+// kernels lists the kernel series the suite boots ($SCX_VM_KERNELS).
+func kernels() []string {
+	if k := os.Getenv("SCX_VM_KERNELS"); k != "" {
+		return strings.Fields(k)
+	}
+	return []string{"7.2", "7.3"}
+}
+
+func requireVM(t *testing.T) {
+	t.Helper()
+	if os.Getenv("SCX_VM_TESTS") != "1" {
+		t.Skip("VM suite: set SCX_VM_TESTS=1 (make test does)")
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("the VM suite needs root (virtme-ng, and the guest runs as root)")
+	}
+}
+
+// built is a binary the suite builds once per process, static, into a
+// directory the guest can see.
+type built struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// get builds @pkg with `go @verb... -o FILE` the first time, and returns
+// the binary's path.
+func (b *built) get(t *testing.T, file, pkg string, verb ...string) string {
+	t.Helper()
+	b.once.Do(func() {
+		dir, err := os.MkdirTemp("", "scx-qmap-go-vm")
+		if err != nil {
+			b.err = err
+			return
+		}
+		b.path = filepath.Join(dir, file)
+		cmd := exec.Command("go", append(verb, "-o", b.path, pkg)...)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.err = fmt.Errorf("%v\n%s", err, out)
+		}
+	})
+	if b.err != nil {
+		t.Fatalf("building %s: %v", pkg, b.err)
+	}
+	return b.path
+}
+
+var cli built
+
+// buildBinary builds the CLI.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	return cli.get(t, "scx-qmap-go", "../cmd/scx-qmap-go", "build")
+}
+
+// dumpOnFailure logs every file the guest wrote, when the test failed.
+func dumpOnFailure(t *testing.T, dir string) {
+	t.Helper()
+	if !t.Failed() {
+		return
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+		t.Logf("--- %s:\n%s", e.Name(), excerpt(string(b)))
+	}
+}
+
+// excerpt is what dumpOnFailure shows of a guest file. A loader's log that
+// ends in an exit report shows the report's head: the reason (which task
+// stalled, for how long) and what each CPU was doing; the kernel's dump runs
+// to tens of KiB, and its tail is only the last runnable tasks. Any other
+// file shows its tail. (The lines just before the report, the final totals
+// among them, come along.)
+func excerpt(s string) string {
+	const before, reportLines, tailLines = 3, 80, 60
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, line := range lines {
+		if !strings.HasPrefix(line, "EXIT: ") {
+			continue
+		}
+		end := min(i+reportLines, len(lines))
+		head := strings.Join(lines[max(i-before, 0):end], "\n")
+		if end < len(lines) {
+			head += fmt.Sprintf("\n[%d more lines]", len(lines)-end)
+		}
+		return head
+	}
+	return vm.Tail(s, tailLines)
+}
+
+// forEachKernel runs the guest test @name in one 2-vCPU boot per kernel.
+func forEachKernel(t *testing.T, name string, allowEjection bool) {
+	t.Helper()
+	requireVM(t)
+	for _, kernel := range kernels() {
+		t.Run(kernel, func(t *testing.T) {
+			runGuest(t, guestBoot{kernel: kernel, cpus: 2, tests: []string{name}, allowEjection: allowEjection})
+		})
+	}
+}
+
+// TestBasic: attach, a real workload, stats clients, refusals, a clean
+// detach, a kernel-initiated exit (scenarios.TestBasic).
+func TestBasic(t *testing.T) { forEachKernel(t, "TestBasic", false) }
+
+// TestFeatures: every scheduler flag shows its effect in the counters or in
+// the kernel's view (scenarios.TestFeatures).
+func TestFeatures(t *testing.T) { forEachKernel(t, "TestFeatures", false) }
+
+// TestFaults: each injected fault ejects the scheduler with the expected
+// exit kind and a readable report, and the machine recovers
+// (scenarios.TestFaults).
+func TestFaults(t *testing.T) { forEachKernel(t, "TestFaults", true) }
+
+// TestReliability: loads that must not get the scheduler ejected and faults
+// the machine must survive (scenarios.TestReliability).
+func TestReliability(t *testing.T) { forEachKernel(t, "TestReliability", false) }
+
+// gateRuns is how many times TestStressGate runs the gate per vCPU count:
+// $SCX_GATE_RUNS, default 2 (`make stress` asks for 10).
+func gateRuns(t *testing.T) int {
+	t.Helper()
+	s := os.Getenv("SCX_GATE_RUNS")
+	if s == "" {
+		return 2
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 50 {
+		t.Fatalf("SCX_GATE_RUNS=%q: want 1..50", s)
+	}
+	return n
+}
+
+// TestStressGate: the scx project's CI gate, on 2 and 4 vCPUs
+// (scenarios.TestStressGate). It boots the first kernel of $SCX_VM_KERNELS
+// only, to bound make test.
+func TestStressGate(t *testing.T) {
+	requireVM(t)
+	runs := gateRuns(t)
+	kernel := kernels()[0]
+	for _, cpus := range []int{2, 4} {
+		t.Run(fmt.Sprintf("%s/%dcpus", kernel, cpus), func(t *testing.T) {
+			runGuest(t, guestBoot{kernel: kernel, cpus: cpus, tests: []string{"TestStressGate"},
+				env: []string{fmt.Sprintf("SCX_GATE_RUNS=%d", runs)}})
+		})
+	}
+}

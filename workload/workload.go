@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: Apache-2.0
+
+// Package workload runs small CPU workloads with a scheduling policy of
+// their own, for the VM suite and the benchmark: busy loops at a nice level
+// or under SCHED_EXT, and a SCHED_FIFO task that takes one CPU 80 ms in
+// every 100. Each runs in a child process, the calling binary started again
+// with $SCX_WORKLOAD naming it, so it needs nothing installed in the guest,
+// and it stops by itself after its seconds (a kill that misses cannot leave
+// a busy RT loop behind).
+package workload
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+const env = "SCX_WORKLOAD"
+
+// PolicyExt is SCHED_EXT. A task may take it with no scheduler attached; it
+// then runs on the fair class until one attaches.
+const PolicyExt = 7
+
+// The workloads, by name. @arg is the nice level, or the CPU for rt-hog.
+var workloads = map[string]func(secs, arg int) error{
+	// spin: a busy loop at nice @arg; prints how many rounds it made, a
+	// measure of the CPU it got.
+	"spin": func(secs, nice int) error {
+		// A nice level belongs to a thread: the runtime's own threads
+		// would otherwise use CPU at nice 0 in the process's name.
+		err := eachThread(func(tid int) error { return unix.Setpriority(unix.PRIO_PROCESS, tid, nice) })
+		if err != nil {
+			return fmt.Errorf("setpriority(%d): %w", nice, err)
+		}
+		return spin(secs)
+	},
+	// ext-spin: spin under SCHED_EXT; prints "ready" once it has the
+	// policy.
+	"ext-spin": func(secs, _ int) error {
+		if err := SetPolicy(PolicyExt, 0); err != nil {
+			return err
+		}
+		fmt.Println("ready")
+		return spin(secs)
+	},
+	// ext-sleep: sleep under SCHED_EXT; prints "ready" once it has the
+	// policy.
+	"ext-sleep": func(secs, _ int) error {
+		if err := SetPolicy(PolicyExt, 0); err != nil {
+			return err
+		}
+		fmt.Println("ready")
+		time.Sleep(time.Duration(secs) * time.Second)
+		return nil
+	},
+	// rt-hog: SCHED_FIFO 10 on CPU @arg, busy 80 ms and asleep 20 ms in
+	// turn, taking the CPU from whatever ext task runs there.
+	"rt-hog": func(secs, cpu int) error {
+		var set unix.CPUSet
+		set.Set(cpu)
+		// All threads: the runtime's own ones run as SCHED_FIFO too.
+		if err := eachThread(func(tid int) error { return unix.SchedSetaffinity(tid, &set) }); err != nil {
+			return fmt.Errorf("pinning to CPU %d: %w", cpu, err)
+		}
+		if err := SetPolicy(unix.SCHED_FIFO, 10); err != nil {
+			return err
+		}
+		for end := time.Now().Add(time.Duration(secs) * time.Second); time.Now().Before(end); {
+			for busy := time.Now().Add(80 * time.Millisecond); time.Now().Before(busy); {
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		return nil
+	},
+}
+
+func spin(secs int) error {
+	n := 0
+	for end := time.Now().Add(time.Duration(secs) * time.Second); time.Now().Before(end); n++ {
+	}
+	fmt.Println(n)
+	return nil
+}
+
+// SetPolicy gives every thread of the calling process @policy at priority
+// @prio (0 unless real-time): Go may run a goroutine on any of them, and
+// threads it starts later inherit it.
+func SetPolicy(policy, prio uint32) error {
+	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: policy, Priority: prio}
+	return eachThread(func(tid int) error {
+		if err := unix.SchedSetAttr(tid, &attr, 0); err != nil {
+			return fmt.Errorf("sched_setattr(%d, policy %d): %w", tid, policy, err)
+		}
+		return nil
+	})
+}
+
+// eachThread calls @f with the id of every thread of the process.
+func eachThread(f func(tid int) error) error {
+	tids, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return fmt.Errorf("listing threads: %w", err)
+	}
+	for _, tid := range tids {
+		id, _ := strconv.Atoi(tid.Name())
+		if err := f(id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RunIfAsked runs the workload $SCX_WORKLOAD names and exits; it returns at
+// once when none is named. Call it first in main (or TestMain).
+func RunIfAsked() {
+	name := os.Getenv(env)
+	if name == "" {
+		return
+	}
+	f, ok := workloads[name]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "no workload %q\n", name)
+		os.Exit(2)
+	}
+	secs, _ := strconv.Atoi(os.Getenv(env + "_SECS"))
+	arg, _ := strconv.Atoi(os.Getenv(env + "_ARG"))
+	// Nice levels and CPU affinity belong to a thread, not the process:
+	// keep the loop on the thread that got them.
+	runtime.LockOSThread()
+	if err := f(secs, arg); err != nil {
+		fmt.Fprintf(os.Stderr, "workload %s: %v\n", name, err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// Command is workload @name for @secs seconds with @arg, as a command that
+// runs this binary again; the caller starts it.
+func Command(name string, secs, arg int) (*exec.Cmd, error) {
+	if _, ok := workloads[name]; !ok {
+		return nil, fmt.Errorf("no workload %q", name)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(), env+"="+name,
+		fmt.Sprintf("%s_SECS=%d", env, secs), fmt.Sprintf("%s_ARG=%d", env, arg))
+	return cmd, nil
+}
+
+// CPUTicks is process @pid's user+system time, all threads, in clock ticks
+// (USER_HZ, 100 a second).
+func CPUTicks(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the ")" that ends the command name (which may hold
+	// spaces): utime and stime are the 12th and 13th.
+	s := string(b)
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == ')' {
+			s = s[i+1:]
+			break
+		}
+	}
+	f := strings.Fields(s)
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields after the name", pid, len(f))
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: bad utime/stime %q %q", pid, f[11], f[12])
+	}
+	return utime + stime, nil
+}

@@ -1,0 +1,104 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package workload
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMain(m *testing.M) {
+	RunIfAsked()
+	os.Exit(m.Run())
+}
+
+func TestSpinRunsInAChild(t *testing.T) {
+	cmd, err := Command("spin", 1, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("spin: %v", err)
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(string(out))); err != nil || n <= 0 {
+		t.Errorf("spin printed %q, want a positive round count", out)
+	}
+}
+
+func TestCommandUnknown(t *testing.T) {
+	if _, err := Command("nope", 1, 0); err == nil {
+		t.Error("Command accepted an unknown workload")
+	}
+}
+
+func TestCPUTicks(t *testing.T) {
+	if _, err := CPUTicks(os.Getpid()); err != nil {
+		t.Errorf("CPUTicks(self): %v", err)
+	}
+	if _, err := CPUTicks(1<<22 + 1); err == nil {
+		t.Error("CPUTicks of a pid that cannot exist succeeded")
+	}
+}
+
+// threadStat is one thread's CPU ticks and nice level from
+// /proc/PID/task/TID/stat.
+type threadStat struct{ ticks, nice int }
+
+func threadStats(t *testing.T, pid int) []threadStat {
+	t.Helper()
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	tids, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []threadStat
+	for _, tid := range tids {
+		b, err := os.ReadFile(filepath.Join(dir, tid.Name(), "stat"))
+		if err != nil {
+			continue // the thread exited
+		}
+		// After the ")" that ends the name: utime, stime and nice are
+		// the 12th, 13th and 17th fields.
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		utime, _ := strconv.Atoi(f[11])
+		stime, _ := strconv.Atoi(f[12])
+		nice, _ := strconv.Atoi(f[16])
+		out = append(out, threadStat{utime + stime, nice})
+	}
+	return out
+}
+
+// A nice level belongs to a thread: every thread of a spin, the one that
+// loops above all, must have it.
+func TestSpinThreadsHaveTheNice(t *testing.T) {
+	cmd, err := Command("spin", 3, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	time.Sleep(time.Second)
+	busiest := threadStat{ticks: -1}
+	for _, s := range threadStats(t, cmd.Process.Pid) {
+		if s.nice != 5 {
+			t.Errorf("a thread runs at nice %d, want 5", s.nice)
+		}
+		if s.ticks > busiest.ticks {
+			busiest = s
+		}
+	}
+	if busiest.ticks <= 0 {
+		t.Errorf("no thread of the spin ran: %+v", busiest)
+	}
+}
