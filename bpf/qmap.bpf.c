@@ -35,6 +35,14 @@ enum consts {
 	LOWPRI_INTV_NS	= 10 * 1000 * 1000,
 	/* Weight below which a user task is parked in LOWPRI_DSQ (nice 19 is 1). */
 	LOWPRI_WEIGHT	= 2,
+	/*
+	 * Wait bound: when so many tasks wait in the FIFOs that a full slice
+	 * each would keep the last of them waiting longer than this, tasks
+	 * leave the FIFOs with a shorter slice (never below MIN_FIFO_SLICE_NS),
+	 * so the FIFOs turn over well inside the kernel's 5 s watchdog.
+	 */
+	WAIT_BOUND_NS	= 1000 * 1000 * 1000,
+	MIN_FIFO_SLICE_NS = 1000 * 1000,
 };
 
 #define CLOCK_MONOTONIC 1
@@ -103,6 +111,7 @@ struct qmap_stats {
 	u64 nr_cpu_offline;	/* ops.cpu_offline calls */
 	u64 nr_lat_kicks;	/* -L: busy CPUs preempted for a waking task */
 	u64 nr_lat_yields;	/* -L: tasks over budget cut short by ops.tick */
+	u64 nr_slice_cut;	/* tasks that left a deep FIFO with less than slice_ns */
 
 	/*
 	 * Reenqueues: tasks the kernel handed back to ops.enqueue with
@@ -431,6 +440,29 @@ static bool fifos_queued(void)
 	return false;
 }
 
+/*
+ * The slice for a task leaving the FIFOs: slice_ns, unless that many tasks
+ * waiting with it would not all run within WAIT_BOUND_NS on the CPUs there
+ * are. A convoy of thousands of threads that each burn their whole slice
+ * (10,000 Python threads fighting over the GIL in futex_wake) otherwise
+ * keeps the last of them waiting past the watchdog.
+ */
+static u64 fifo_slice(void)
+{
+	s64 waiting = 0;
+	u64 slice;
+	int i;
+
+	for (i = 0; i < NR_QUEUES; i++)
+		waiting += fifo_nr_queued[i];
+	if (waiting <= 0)
+		return slice_ns;
+	slice = (u64)WAIT_BOUND_NS * scx_bpf_nr_cpu_ids() / (u64)waiting;
+	if (slice >= slice_ns)
+		return slice_ns;
+	return slice > MIN_FIFO_SLICE_NS ? slice : MIN_FIFO_SLICE_NS;
+}
+
 /* -L: whether a task waits in the FIFOs or the shared DSQ. */
 static bool tasks_waiting(void)
 {
@@ -569,12 +601,14 @@ static u32 drain_fifo(struct cpu_ctx *cpuc, int idx, u32 batch, s32 this_cpu,
 	s64 *nr_queued;
 	bool allowed;
 	void *fifo;
+	u64 slice;
 
 	if (idx < 0 || idx >= NR_QUEUES)
 		return 0;
 	nr_queued = &fifo_nr_queued[idx];
 	if (*nr_queued <= 0)
 		return 0;
+	slice = fifo_slice();
 
 	fifo = bpf_map_lookup_elem(&queue_arr, &idx);
 	if (!fifo) {
@@ -606,12 +640,14 @@ static u32 drain_fifo(struct cpu_ctx *cpuc, int idx, u32 batch, s32 this_cpu,
 		}
 
 		__sync_fetch_and_add(&stats.nr_dispatched, 1);
+		if (slice < slice_ns)
+			__sync_fetch_and_add(&stats.nr_slice_cut, 1);
 		allowed = bpf_cpumask_test_cpu(this_cpu, p->cpus_ptr);
 		if (allowed && !*here && !highpri_boosting) {
-			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, 0);
+			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice, 0);
 			*here = true;
 		} else {
-			scx_bpf_dsq_insert(p, SHARED_DSQ, slice_ns, 0);
+			scx_bpf_dsq_insert(p, SHARED_DSQ, slice, 0);
 		}
 		/*
 		 * The FIFOs are global: a task that may not run here would wait

@@ -42,6 +42,7 @@ type qmapQmapStats struct {
 	NrCpuOffline         uint64
 	NrLatKicks           uint64
 	NrLatYields          uint64
+	NrSliceCut           uint64
 	ReenqTotal           uint64
 	ReenqCpu0            uint64
 	ReenqKfunc           uint64

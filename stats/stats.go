@@ -52,6 +52,7 @@ var Counters = []Counter{
 	{"cpu_offline", "nr_cpu_offline", "CPUs that went offline while attached", false, func(s *bpf.Stats) *uint64 { return &s.NrCpuOffline }},
 	{"lat_kicks", "nr_lat_kicks", "-L: busy CPUs preempted because a waking task queued behind a task over its budget", false, func(s *bpf.Stats) *uint64 { return &s.NrLatKicks }},
 	{"lat_yields", "nr_lat_yields", "-L: tasks over their budget whose slice ops.tick ended because others waited", false, func(s *bpf.Stats) *uint64 { return &s.NrLatYields }},
+	{"slice_cut", "nr_slice_cut", "tasks that left a deep FIFO with a slice cut short so that every waiting task runs within 1 s", false, func(s *bpf.Stats) *uint64 { return &s.NrSliceCut }},
 	{"cpuperf_min", "cpuperf_min", "lowest current CPU performance level (1024 = full)", true, func(s *bpf.Stats) *uint64 { return &s.CpuperfMin }},
 	{"cpuperf_avg", "cpuperf_avg", "capacity-weighted average current performance level", true, func(s *bpf.Stats) *uint64 { return &s.CpuperfAvg }},
 	{"cpuperf_max", "cpuperf_max", "highest current CPU performance level", true, func(s *bpf.Stats) *uint64 { return &s.CpuperfMax }},

@@ -167,7 +167,7 @@ func TestReliability(t *testing.T) {
 		if c.NrEnqueued < 10000 {
 			t.Errorf("enq = %d, want >= 10000", c.NrEnqueued)
 		}
-		t.Logf("enq %d, overflow to the shared DSQ %d", c.NrEnqueued, c.NrOverflow)
+		t.Logf("enq %d, overflow to the shared DSQ %d, slices cut for a deep FIFO %d", c.NrEnqueued, c.NrOverflow, c.NrSliceCut)
 	})
 
 	// -p: only SCHED_EXT tasks are the scheduler's; the rest stay on the
