@@ -74,7 +74,7 @@ stress: build
 
 # EEVDF vs scx-qmap-go in one guest (KERNEL, default 7.2), ROUNDS interleaved
 # rounds on CPUS vCPUs; results in OUT, default bench/results (see
-# bench/guest.sh).
+# docs/benchmarks.md; the guest side is `scx-bench guest`, bench/guest).
 bench: build
 	$(GO) build -o bin/scx-bench ./cmd/scx-bench
 	bin/scx-bench -kernel $(or $(KERNEL),7.2) -cpus $(or $(CPUS),2) -rounds $(or $(ROUNDS),5) -out $(or $(OUT),bench/results)

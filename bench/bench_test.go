@@ -5,96 +5,149 @@ package bench
 import (
 	"math"
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 )
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-9*math.Max(1, math.Abs(b)) }
 
-func parseString(t *testing.T, s string) *Run {
+// decode reads a Result from guest output or JSON text.
+func decode(t *testing.T, s string) *Result {
 	t.Helper()
-	run, err := Parse(strings.NewReader(s))
+	res, err := FindResult(s)
 	if err != nil {
-		t.Fatalf("Parse: %v", err)
+		t.Fatalf("FindResult: %v", err)
 	}
-	return run
+	return res
+}
+
+// oneRound is a Result with configuration "a" and round 1 as @round, the
+// JSON of a Round's fields.
+func oneRound(round string) string {
+	return `{"configs":[{"name":"a"}],"rounds":[{"config":"a","round":1,` + round + `}]}`
 }
 
 func fixture(t *testing.T) *Summary {
 	t.Helper()
-	f, err := os.Open("testdata/guest.log")
+	b, err := os.ReadFile("testdata/guest.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	run, err := Parse(f)
-	if err != nil {
-		t.Fatalf("Parse(testdata/guest.log): %v", err)
-	}
-	return Summarise(run)
+	return Summarise(decode(t, string(b)))
 }
 
-func TestParseRecords(t *testing.T) {
+func TestSamples(t *testing.T) {
+	const hist = `"hists":{"cyc":{"buckets":[[1,50],[5,49],[9,1]],"overflow":0,"max_us":9}}`
 	tests := []struct {
 		name   string
-		in     string
-		config string
-		round  int
+		round  string
 		metric string
 		want   float64
 	}{
-		{"bench", "CONFIG eevdf\nBENCH eevdf 1 hackbench_s 1.5\n", "eevdf", 1, "hackbench_s", 1.5},
-		{"exponent", "CONFIG eevdf\nBENCH eevdf 2 attach_ms 1.2e+04\n", "eevdf", 2, "attach_ms", 12000},
-		{"crlf", "CONFIG eevdf\r\nBENCH eevdf 1 x 3\r\n", "eevdf", 1, "x", 3},
-		{"hist p50", "CONFIG a\nHIST a 1 cyc max=9 overflow=0 1:50 5:49 9:1\n", "a", 1, "cyc_p50_us", 1},
-		{"hist p99", "CONFIG a\nHIST a 1 cyc max=9 overflow=0 1:50 5:49 9:1\n", "a", 1, "cyc_p99_us", 5},
-		{"hist max", "CONFIG a\nHIST a 1 cyc max=9 overflow=0 1:50 5:49 9:1\n", "a", 1, "cyc_max_us", 9},
-		{"hist p99 in overflow", "CONFIG a\nHIST a 1 cyc max=70000 overflow=5 1:95\n", "a", 1, "cyc_p99_us", 70000},
-		{"noise skipped", "[ 1.0] BENCH-like kernel line\nenq=1 dsp=2\nCONFIG a\nBENCH a 1 m 7\n", "a", 1, "m", 7},
+		{"value", `"values":{"hackbench_s":1.5}`, "hackbench_s", 1.5},
+		{"exponent", `"values":{"attach_ms":1.2e+04}`, "attach_ms", 12000},
+		{"hist p50", hist, "cyc_p50_us", 1},
+		{"hist p99", hist, "cyc_p99_us", 5},
+		{"hist max", hist, "cyc_max_us", 9},
+		{"hist p99 in overflow", `"hists":{"cyc":{"buckets":[[1,95]],"overflow":5,"max_us":70000}}`, "cyc_p99_us", 70000},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			run := parseString(t, tt.in)
-			got, ok := run.Samples[tt.config][tt.round][tt.metric]
+			got, ok := samples(decode(t, oneRound(tt.round)))["a"][1][tt.metric]
 			if !ok || !near(got, tt.want) {
-				t.Errorf("%s/%d/%s = %v (present %v), want %v", tt.config, tt.round, tt.metric, got, ok, tt.want)
+				t.Errorf("a/1/%s = %v (present %v), want %v", tt.metric, got, ok, tt.want)
 			}
 		})
 	}
 }
 
-func TestParseMetaConfigsNotes(t *testing.T) {
-	run := parseString(t, "META kernel 7.2.13\nMETA perf perf bench x (v 6.1)\nCONFIG eevdf \nCONFIG qmap-I  -I\nNOTE something odd \n")
-	if run.Meta["kernel"] != "7.2.13" || run.Meta["perf"] != "perf bench x (v 6.1)" {
-		t.Errorf("meta = %v", run.Meta)
-	}
-	want := []Config{{"eevdf", ""}, {"qmap-I", "-I"}}
-	if len(run.Configs) != len(want) || run.Configs[0] != want[0] || run.Configs[1] != want[1] {
-		t.Errorf("configs = %v, want %v", run.Configs, want)
-	}
-	if len(run.Notes) != 1 || run.Notes[0] != "something odd" {
-		t.Errorf("notes = %q", run.Notes)
+func TestEmptyHistogramHasNoMetrics(t *testing.T) {
+	m := samples(decode(t, oneRound(`"hists":{"cyc":{"buckets":[],"overflow":0,"max_us":0}}`)))["a"][1]
+	if len(m) != 0 {
+		t.Errorf("an empty histogram gave %v, want no metrics", m)
 	}
 }
 
-func TestParseErrors(t *testing.T) {
+func TestFindResult(t *testing.T) {
+	line := Marker + oneRound(`"values":{"m":7}`)
 	tests := []struct {
-		name, in, want string
+		name, in string
 	}{
-		{"no configs", "META kernel x\n", "no CONFIG"},
-		{"short bench", "CONFIG a\nBENCH a 1 m\n", "want <config>"},
-		{"bad round", "CONFIG a\nBENCH a one m 1\n", "round"},
-		{"bad value", "CONFIG a\nBENCH a 1 m fast\n", "value"},
-		{"nan", "CONFIG a\nBENCH a 1 m NaN\n", "not finite"},
-		{"short hist", "CONFIG a\nHIST a 1 cyc max=1\n", "too short"},
-		{"bad bucket", "CONFIG a\nHIST a 1 cyc max=1 overflow=0 x:1\n", "bad bucket"},
-		{"bad count", "CONFIG a\nHIST a 1 cyc max=1 overflow=0 1:-1\n", "bad field"},
+		{"marker line", "# round 1/1: a\n" + line + "\n# done\n"},
+		{"crlf", "# progress\r\n" + line + "\r\n"},
+		{"noise around", "[ 1.0] kernel line\nenq=1 dsp=2\n" + line + "\nscx-qmap-go: detached\n"},
+		{"last marker wins", Marker + oneRound(`"values":{"m":1}`) + "\n" + line + "\n"},
+		{"saved json", "\n  " + oneRound(`"values":{"m":7}`) + "\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Parse(strings.NewReader(tt.in))
+			if got := samples(decode(t, tt.in))["a"][1]["m"]; got != 7 {
+				t.Errorf("m = %v, want 7", got)
+			}
+		})
+	}
+}
+
+func TestResultRoundTrip(t *testing.T) {
+	in := &Result{
+		Meta:    map[string]string{"kernel": "7.2.13"},
+		Configs: []Config{{"eevdf", ""}, {"qmap-I", "-I"}},
+		Rounds: []*Round{{Config: "qmap-I", Number: 2, Values: map[string]float64{"x": 0.25},
+			Hists: map[string]Histogram{"cyc_rt": {Buckets: []Bucket{{3, 4}, {50000, 1}}, Overflow: 2, Max: 70000}}}},
+		Notes: []string{"something odd"},
+	}
+	var b strings.Builder
+	if err := in.WriteLine(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(b.String(), Marker+"{") || strings.Count(b.String(), "\n") != 1 {
+		t.Fatalf("WriteLine wrote %q, want one marker line", b.String())
+	}
+	if !strings.Contains(b.String(), `"buckets":[[3,4],[50000,1]]`) {
+		t.Errorf("buckets not written as [us, count] pairs: %s", b.String())
+	}
+	out := decode(t, b.String())
+	if !reflect.DeepEqual(in, out) {
+		t.Errorf("read back %+v, want %+v", out, in)
+	}
+}
+
+func TestMetaConfigsNotes(t *testing.T) {
+	res := decode(t, `{"meta":{"kernel":"7.2.13","perf":"perf bench x (v 6.1)"},
+		"configs":[{"name":"eevdf","flags":""},{"name":"qmap-I","flags":"-I"}],"rounds":[],"notes":["something odd"]}`)
+	s := Summarise(res)
+	if s.Meta["kernel"] != "7.2.13" || s.Meta["perf"] != "perf bench x (v 6.1)" {
+		t.Errorf("meta = %v", s.Meta)
+	}
+	want := []Config{{"eevdf", ""}, {"qmap-I", "-I"}}
+	if !reflect.DeepEqual(s.Configs, want) {
+		t.Errorf("configs = %v, want %v", s.Configs, want)
+	}
+	if len(s.Notes) != 1 || s.Notes[0] != "something odd" {
+		t.Errorf("notes = %q", s.Notes)
+	}
+}
+
+func TestFindResultErrors(t *testing.T) {
+	tests := []struct {
+		name, in, want string
+	}{
+		{"no marker", "# round 1/5: eevdf\nKernel panic\n", "did not finish"},
+		{"bad json", Marker + `{"configs":[`, "decoding"},
+		{"wrong type", Marker + `{"configs":[{"name":"a"}],"rounds":[{"config":"a","round":"one"}]}`, "decoding"},
+		{"bad bucket", Marker + oneRound(`"hists":{"c":{"buckets":[[1]]}}`), "want [us, count]"},
+		{"negative count", Marker + oneRound(`"hists":{"c":{"buckets":[[1,-1]]}}`), "want [us, count]"},
+		{"no configs", Marker + `{"meta":{"kernel":"x"}}`, "no configurations"},
+		{"unknown config", Marker + `{"configs":[{"name":"a"}],"rounds":[{"config":"b","round":1}]}`, "known configuration"},
+		{"round 0", Marker + `{"configs":[{"name":"a"}],"rounds":[{"config":"a","round":0}]}`, "round from 1"},
+		{"unsorted", Marker + oneRound(`"hists":{"c":{"buckets":[[5,1],[1,1]]}}`), "not ascending"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := FindResult(tt.in)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Errorf("Parse error = %v, want one containing %q", err, tt.want)
+				t.Errorf("FindResult error = %v, want one containing %q", err, tt.want)
 			}
 		})
 	}
@@ -151,9 +204,9 @@ func TestFairness(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			run := parseString(t, "CONFIG a\nBENCH a 1 fair_ticks.-20 "+tt.ticks[0]+
-				"\nBENCH a 1 fair_ticks.0 "+tt.ticks[1]+"\nBENCH a 1 fair_ticks.19 "+tt.ticks[2]+"\n")
-			m := run.Samples["a"][1]
+			res := decode(t, oneRound(`"values":{"fair_ticks.-20":`+tt.ticks[0]+
+				`,"fair_ticks.0":`+tt.ticks[1]+`,"fair_ticks.19":`+tt.ticks[2]+`}`))
+			m := samples(res)["a"][1]
 			for k := range m {
 				if strings.HasPrefix(k, "fair_ticks.") {
 					t.Errorf("raw %s left in the samples", k)

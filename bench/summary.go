@@ -107,11 +107,12 @@ type Summary struct {
 	Notes   []string          `json:"notes,omitempty"`
 }
 
-// Summarise computes each metric's median, range and ratio to the baseline.
-func Summarise(run *Run) *Summary {
-	s := &Summary{Meta: run.Meta, Configs: run.Configs, Notes: run.Notes}
+// Summarise derives the metrics of a guest's Result and computes each one's
+// median, range and ratio to the baseline.
+func Summarise(res *Result) *Summary {
+	s := &Summary{Meta: res.Meta, Configs: res.Configs, Notes: res.Notes}
 	byMetric := map[string]map[string][]float64{}
-	for cfg, rounds := range run.Samples {
+	for cfg, rounds := range samples(res) {
 		for _, r := range slices.Sorted(maps.Keys(rounds)) {
 			for metric, v := range rounds[r] {
 				if byMetric[metric] == nil {

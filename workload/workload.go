@@ -10,12 +10,14 @@
 package workload
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -182,4 +184,21 @@ func CPUTicks(pid int) (int64, error) {
 		return 0, fmt.Errorf("/proc/%d/stat: bad utime/stime %q %q", pid, f[11], f[12])
 	}
 	return utime + stime, nil
+}
+
+// ExitStatus is a finished command's status as a shell reports it: the exit
+// code, 128+N for death by signal N, 0 for no error, -1 when it never ran.
+func ExitStatus(err error) int {
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal())
+		}
+		return ee.ExitCode()
+	default:
+		return -1
+	}
 }

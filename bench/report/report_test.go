@@ -17,16 +17,15 @@ import (
 
 func fixture(t *testing.T) *bench.Summary {
 	t.Helper()
-	f, err := os.Open("../testdata/guest.log")
+	b, err := os.ReadFile("../testdata/guest.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	run, err := bench.Parse(f)
+	res, err := bench.FindResult(string(b))
 	if err != nil {
-		t.Fatalf("Parse: %v", err)
+		t.Fatalf("FindResult: %v", err)
 	}
-	return bench.Summarise(run)
+	return bench.Summarise(res)
 }
 
 func render(t *testing.T, f func(io.Writer) error) string {

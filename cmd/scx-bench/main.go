@@ -1,17 +1,25 @@
 // SPDX-License-Identifier: Apache-2.0
 
 // Command scx-bench is `make bench`: it boots the cached kernel once, runs
-// bench/guest.sh there (EEVDF and scx-qmap-go configurations, interleaved
-// round by round), and writes the summarised results to bench/results:
-// latest.log (the guest's raw output), latest.json, latest.md and
-// latest.svg, printing the table. With -from it re-renders a saved log
-// without booting.
+// itself there as `scx-bench guest` (EEVDF and scx-qmap-go configurations,
+// interleaved round by round; package bench/guest), and writes the
+// summarised results to bench/results: latest.json, latest.md and
+// latest.svg, printing the table, and latest.guest.json, the guest's result
+// as measured. With -from it re-renders a saved result without booting.
+// Arguments after "--" go to `scx-bench guest` (-- -secs 2 -configs
+// eevdf,qmap ...).
+//
+// Its guest sides, run in a guest booted by package vm:
+//
+//	scx-bench guest -bin SCHEDULER [-rounds N ...]   the benchmark; prints its result as JSON
+//	scx-bench cost -bin SCHEDULER [-rounds N -secs S] the loader's idle cost per flag set
 package main
 
 import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -25,7 +33,12 @@ import (
 	"github.com/scx-qmap-go/scx-qmap-go/bench"
 	"github.com/scx-qmap-go/scx-qmap-go/bench/report"
 	"github.com/scx-qmap-go/scx-qmap-go/vm"
+	"github.com/scx-qmap-go/scx-qmap-go/workload"
 )
+
+// guestResult is the file that keeps the guest's result beside the
+// summaries, for -from.
+const guestResult = "latest.guest.json"
 
 type options struct {
 	kernel  string
@@ -35,18 +48,36 @@ type options struct {
 	outDir  string
 	from    string
 	timeout time.Duration
+	guest   []string // more arguments for scx-bench guest
 }
 
 func main() {
+	// The guest's busy loops and RT hog are this binary started again.
+	workload.RunIfAsked()
+	if len(os.Args) > 1 {
+		switch os.Args[1] {
+		case "guest":
+			os.Exit(guestMain(os.Args[2:]))
+		case "cost":
+			os.Exit(costMain(os.Args[2:]))
+		}
+	}
+
 	var o options
 	flag.StringVar(&o.kernel, "kernel", "7.2", "kernel series in the cache, or a path to a vmlinuz")
 	flag.IntVar(&o.cpus, "cpus", 2, "guest vCPUs")
 	flag.IntVar(&o.rounds, "rounds", 5, "rounds; each runs every configuration once")
 	flag.StringVar(&o.bin, "bin", "bin/scx-qmap-go", "scheduler binary to benchmark")
-	flag.StringVar(&o.outDir, "out", "bench/results", "where to write latest.{log,json,md,svg}")
-	flag.StringVar(&o.from, "from", "", "render this saved guest output instead of booting a guest")
+	flag.StringVar(&o.outDir, "out", "bench/results", "where to write latest.{json,md,svg} and "+guestResult)
+	flag.StringVar(&o.from, "from", "", "render this saved guest result ("+guestResult+") instead of booting a guest")
 	flag.DurationVar(&o.timeout, "timeout", 0, "hard limit for the guest (default: scaled to rounds and vCPUs)")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: scx-bench [flags] [-- scx-bench guest flags]\n"+
+			"       scx-bench guest|cost -h\n")
+		flag.PrintDefaults()
+	}
 	flag.Parse()
+	o.guest = flag.Args()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, o)
@@ -61,60 +92,57 @@ func run(ctx context.Context, o options) error {
 	if err := os.MkdirAll(o.outDir, 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", o.outDir, err)
 	}
-	var raw []byte
+	var res *bench.Result
 	if o.from != "" {
 		b, err := os.ReadFile(o.from)
 		if err != nil {
-			return fmt.Errorf("reading saved output: %w", err)
+			return fmt.Errorf("reading the saved result: %w", err)
 		}
-		raw = b
+		if res, err = bench.FindResult(string(b)); err != nil {
+			return fmt.Errorf("%s: %w", o.from, err)
+		}
 	} else {
-		b, err := boot(ctx, o)
-		if b != nil {
-			// Keep whatever the guest printed, even from a failed run.
-			if werr := os.WriteFile(filepath.Join(o.outDir, "latest.log"), b, 0o644); werr != nil && err == nil {
-				err = fmt.Errorf("saving guest output: %w", werr)
-			}
-		}
-		if err != nil {
+		var err error
+		if res, err = boot(ctx, o); err != nil {
 			return err
 		}
-		raw = b
+		if err := saveResult(filepath.Join(o.outDir, guestResult), res); err != nil {
+			return err
+		}
 	}
 
-	parsed, err := bench.Parse(bytes.NewReader(raw))
-	if err != nil {
-		return fmt.Errorf("parsing guest output: %w", err)
-	}
-	s := bench.Summarise(parsed)
+	s := bench.Summarise(res)
 	if err := report.Text(os.Stdout, s); err != nil {
 		return err
 	}
 	return write(o.outDir, s)
 }
 
-// boot runs the guest script and returns its output, followed by META and
-// NOTE records of what the host knows about the run, so that the saved log
-// alone can be rendered again.
-func boot(ctx context.Context, o options) ([]byte, error) {
-	script, err := filepath.Abs("bench/guest.sh")
+// boot runs `scx-bench guest` in a guest and returns its result, with
+// what the host knows about the run added, so that the saved result alone
+// can be rendered again.
+func boot(ctx context.Context, o options) (*bench.Result, error) {
+	// The guest reads the host's files live, and others may rebuild the
+	// binaries meanwhile: it runs private copies. They live under bench/
+	// because virtme-ng mounts tmpfs over /tmp and /var/tmp.
+	dir, err := os.MkdirTemp("bench", ".run-")
 	if err != nil {
-		return nil, fmt.Errorf("locating bench/guest.sh: %w", err)
-	}
-	if _, err := os.Stat(script); err != nil {
-		return nil, fmt.Errorf("run from the repository root: %w", err)
-	}
-	// The guest reads the host's files live, and others may rebuild
-	// bin/scx-qmap-go meanwhile: benchmark a private copy. It lives beside
-	// the script because virtme-ng mounts tmpfs over /tmp and /var/tmp.
-	dir, err := os.MkdirTemp(filepath.Dir(script), ".run-")
-	if err != nil {
-		return nil, fmt.Errorf("creating a directory for the binary: %w", err)
+		return nil, fmt.Errorf("creating a directory for the binaries (run from the repository root): %w", err)
 	}
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "scx-qmap-go")
-	if err := copyFile(o.bin, bin); err != nil {
+	if dir, err = filepath.Abs(dir); err != nil {
 		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("locating scx-bench: %w", err)
+	}
+	bin, guestBin := filepath.Join(dir, "scx-qmap-go"), filepath.Join(dir, "scx-bench")
+	if err := copyFile(o.bin, bin); err != nil {
+		return nil, fmt.Errorf("the scheduler binary (make build): %w", err)
+	}
+	if err := copyFile(self, guestBin); err != nil {
+		return nil, fmt.Errorf("scx-bench itself: %w", err)
 	}
 
 	timeout := o.timeout
@@ -130,40 +158,69 @@ func boot(ctx context.Context, o options) ([]byte, error) {
 		Stdout:  progress(os.Stderr),
 		Console: io.Discard,
 	}
+	args := append([]string{guestBin, "guest", "-bin", bin, "-rounds", fmt.Sprint(o.rounds)}, o.guest...)
 	date := time.Now().UTC().Format(time.RFC3339)
 	fmt.Fprintf(os.Stderr, "scx-bench: booting %s with %d vCPUs for %d rounds (limit %v)\n", o.kernel, o.cpus, o.rounds, timeout)
-	res, err := vm.Run(ctx, cfg, fmt.Sprintf("bash %s %s %d", script, bin, o.rounds))
+	res, err := vm.Run(ctx, cfg, shellJoin(args))
 	if res == nil {
 		return nil, fmt.Errorf("booting the guest: %w", err)
 	}
-	var out bytes.Buffer
-	out.WriteString(res.Output)
-	fmt.Fprintf(&out, "META date %s\nMETA command %s\nMETA host_cpu %s\nMETA elapsed_s %d\n",
-		date, command(o), hostCPU(), int(res.Elapsed.Seconds()))
 	if err != nil {
-		return out.Bytes(), fmt.Errorf("guest: %w", err)
+		return nil, fmt.Errorf("guest: %w; output tail:\n%s", err, vm.Tail(res.Output, 20))
 	}
 	if res.ExitCode != 0 {
-		return out.Bytes(), fmt.Errorf("guest script exited with %d; console tail:\n%s", res.ExitCode, vm.Tail(res.Console, 20))
+		return nil, fmt.Errorf("scx-bench guest exited with %d; output tail:\n%s\nconsole tail:\n%s",
+			res.ExitCode, vm.Tail(res.Output, 20), vm.Tail(res.Console, 20))
 	}
+	result, err := bench.FindResult(res.Output)
+	if err != nil {
+		return nil, fmt.Errorf("reading the guest's result: %w; output tail:\n%s", err, vm.Tail(res.Output, 20))
+	}
+	result.Meta["date"] = date
+	result.Meta["command"] = command(o)
+	result.Meta["host_cpu"] = hostCPU()
+	result.Meta["elapsed_s"] = fmt.Sprint(int(res.Elapsed.Seconds()))
 	if p := res.Problems(false); len(p) > 0 {
 		fmt.Fprintf(os.Stderr, "scx-bench: the guest kernel log shows problems:\n%s\n", strings.Join(p, "\n"))
 		for _, l := range p {
-			fmt.Fprintf(&out, "NOTE guest kernel log: %s\n", l)
+			result.Notes = append(result.Notes, "guest kernel log: "+l)
 		}
 	}
-	return out.Bytes(), nil
+	return result, nil
 }
 
-// progress passes the guest's progress lines and notes through to @w as
-// they come, and drops the records (a histogram is one long line).
+// shellJoin makes a command line of @args for the guest's shell.
+func shellJoin(args []string) string {
+	quoted := make([]string, len(args))
+	for i, a := range args {
+		quoted[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	}
+	return strings.Join(quoted, " ")
+}
+
+// saveResult writes the guest's result as JSON, on one line: its
+// histograms are long.
+func saveResult(path string, res *bench.Result) error {
+	b, err := json.Marshal(res)
+	if err != nil {
+		return fmt.Errorf("encoding the guest's result: %w", err)
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("saving the guest's result: %w", err)
+	}
+	return nil
+}
+
+// progress passes the guest's progress lines ("# ...", notes among them)
+// and its errors through to @w as they come, and drops the rest (the
+// result is one long line).
 func progress(w io.Writer) io.Writer {
 	pr, pw := io.Pipe()
 	go func() {
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 0, 64*1024), 16*1024*1024)
 		for sc.Scan() {
-			if l := sc.Text(); strings.HasPrefix(l, "# ") || strings.HasPrefix(l, "NOTE ") {
+			if l := sc.Text(); strings.HasPrefix(l, "# ") || strings.HasPrefix(l, "scx-bench ") {
 				fmt.Fprintln(w, l)
 			}
 		}
@@ -204,10 +261,10 @@ func hostCPU() string {
 func copyFile(src, dst string) error {
 	b, err := os.ReadFile(src)
 	if err != nil {
-		return fmt.Errorf("reading the scheduler binary (make build): %w", err)
+		return fmt.Errorf("reading: %w", err)
 	}
 	if err := os.WriteFile(dst, b, 0o755); err != nil {
-		return fmt.Errorf("copying the scheduler binary: %w", err)
+		return fmt.Errorf("copying: %w", err)
 	}
 	return nil
 }
@@ -232,6 +289,6 @@ func write(dir string, s *bench.Summary) error {
 			return fmt.Errorf("writing %s: %w", path, err)
 		}
 	}
-	fmt.Fprintf(os.Stderr, "scx-bench: wrote %s/latest.{log,json,md,svg}\n", dir)
+	fmt.Fprintf(os.Stderr, "scx-bench: wrote %s/latest.{json,md,svg}\n", dir)
 	return nil
 }

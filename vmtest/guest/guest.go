@@ -11,7 +11,6 @@ package guest
 
 import (
 	"context"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/scx-qmap-go/scx-qmap-go/bpf"
 	"github.com/scx-qmap-go/scx-qmap-go/stats"
+	"github.com/scx-qmap-go/scx-qmap-go/workload"
 )
 
 // Environment the host passes to the guest test binary.
@@ -167,7 +167,7 @@ func (p *Proc) Wait(t *testing.T, limit time.Duration) int {
 		<-p.done
 		t.Fatalf("%s did not exit within %v; killed", p.Cmd.Path, limit)
 	}
-	return exitStatus(p.err)
+	return workload.ExitStatus(p.err)
 }
 
 // Signal sends @sig to the process.
@@ -181,21 +181,6 @@ func (p *Proc) Output(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return string(b)
-}
-
-func exitStatus(err error) int {
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return 0
-	case errors.As(err, &ee):
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return 128 + int(ws.Signal())
-		}
-		return ee.ExitCode()
-	default:
-		return -1
-	}
 }
 
 // Run runs @name with @args to completion within @limit and returns its
@@ -218,7 +203,7 @@ func RunOutput(t *testing.T, limit time.Duration, name string, args ...string) (
 	if ctx.Err() != nil {
 		return 124, string(out)
 	}
-	return exitStatus(err), string(out)
+	return workload.ExitStatus(err), string(out)
 }
 
 func tail(s string, n int) string {

@@ -1,0 +1,241 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package guest
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/scx-qmap-go/scx-qmap-go/workload"
+)
+
+func TestMain(m *testing.M) {
+	workload.RunIfAsked()
+	os.Exit(m.Run())
+}
+
+func TestOptionsCheck(t *testing.T) {
+	valid := func() Options {
+		return Options{Bin: "scx-qmap-go", Rounds: 1, Secs: 1, Configs: ConfigNames(), Phases: PhaseNames()}
+	}
+	tests := []struct {
+		name    string
+		change  func(*Options)
+		wantErr string
+	}{
+		{"defaults", func(*Options) {}, ""},
+		{"no binary", func(o *Options) { o.Bin = "" }, "no scheduler binary"},
+		{"no rounds", func(o *Options) { o.Rounds = 0 }, "must be positive"},
+		{"no configs", func(o *Options) { o.Configs = nil }, "no configurations"},
+		{"unknown config", func(o *Options) { o.Configs = []string{"eevdf", "cfs"} }, `unknown configuration "cfs"`},
+		{"unknown phase", func(o *Options) { o.Phases = []string{"fairness", "dbench"} }, `unknown phase "dbench"`},
+		{"no phases", func(o *Options) { o.Phases = nil }, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := valid()
+			tt.change(&o)
+			err := o.check()
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("check() = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestConfigurations(t *testing.T) {
+	tests := []struct {
+		name, published string
+		sched           []string
+	}{
+		{"eevdf", "", nil},
+		{"qmap", "", []string{"-v"}},
+		{"qmap-remote-reenq", "--remote-reenq", []string{"-v", "--remote-reenq"}},
+		{"qmap-I", "-I", []string{"-v", "-I"}},
+		{"qmap-L", "-L 2000", []string{"-v", "-L", "2000"}},
+	}
+	if got := strings.Join(ConfigNames(), ","); got != "eevdf,qmap,qmap-remote-reenq,qmap-I,qmap-L" {
+		t.Errorf("ConfigNames = %s", got)
+	}
+	for _, tt := range tests {
+		if got := strings.Join(publishedFlags(tt.name), " "); got != tt.published {
+			t.Errorf("%s: published flags %q, want %q", tt.name, got, tt.published)
+		}
+		if got := schedFlags(tt.name); strings.Join(got, " ") != strings.Join(tt.sched, " ") {
+			t.Errorf("%s: scheduler flags %q, want %q", tt.name, got, tt.sched)
+		}
+	}
+	if got := strings.Join(PhaseNames(), ","); got != "hackbench,perf,stress,cyclictest_load,cyclictest_rt,fairness" {
+		t.Errorf("PhaseNames = %s", got)
+	}
+}
+
+// setAllThreads gives every thread of this process @policy (unprivileged
+// for the non-real-time ones).
+func setAllThreads(t *testing.T, policy uint32) {
+	t.Helper()
+	if err := workload.SetPolicy(policy, 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A child takes the policy of the thread that forks it: startOther's
+// children run as SCHED_OTHER whatever the starter's threads run as.
+func TestStartOtherDropsThePolicy(t *testing.T) {
+	setAllThreads(t, unix.SCHED_BATCH)
+	t.Cleanup(func() { setAllThreads(t, unix.SCHED_NORMAL) })
+	tests := []struct {
+		name  string
+		start func(*exec.Cmd) error
+		want  uint32
+	}{
+		{"exec.Cmd.Start", func(c *exec.Cmd) error { return c.Start() }, unix.SCHED_BATCH},
+		{"startOther", startOther, unix.SCHED_NORMAL},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cmd := exec.Command("sleep", "5")
+			if err := tt.start(cmd); err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				_ = cmd.Process.Kill()
+				_ = cmd.Wait()
+			}()
+			attr, err := unix.SchedGetAttr(cmd.Process.Pid, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if attr.Policy != tt.want {
+				t.Errorf("child policy %d, want %d", attr.Policy, tt.want)
+			}
+		})
+	}
+}
+
+func TestProcWait(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		limit time.Duration
+		want  int
+	}{
+		{"exits", []string{"true"}, 5 * time.Second, 0},
+		{"fails", []string{"false"}, 5 * time.Second, 1},
+		{"killed past the limit", []string{"sleep", "30"}, 100 * time.Millisecond, 128 + int(syscall.SIGKILL)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := background(exec.Command(tt.args[0], tt.args[1:]...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := p.wait(tt.limit); got != tt.want {
+				t.Errorf("wait = %d, want %d", got, tt.want)
+			}
+			if p.running() {
+				t.Error("still running after wait")
+			}
+		})
+	}
+}
+
+func TestStopAllEndsTheGroup(t *testing.T) {
+	p, err := background(exec.Command("sleep", "30"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	stopAll(p, nil)
+	if p.running() || time.Since(start) > 5*time.Second {
+		t.Errorf("sleep not stopped at once (running %v, %v)", p.running(), time.Since(start))
+	}
+	if got := workload.ExitStatus(p.err); got != 128+int(syscall.SIGTERM) {
+		t.Errorf("exit status %d, want SIGTERM's", got)
+	}
+}
+
+func TestRunTool(t *testing.T) {
+	tests := []struct {
+		name    string
+		limit   time.Duration
+		args    []string
+		wantOut string
+		wantErr string
+	}{
+		{"output", 5 * time.Second, []string{"echo", "Time: 1.5"}, "Time: 1.5\n", ""},
+		{"failure", 5 * time.Second, []string{"ls", "/nonexistent"}, "nonexistent", "exit status"},
+		{"missing", 5 * time.Second, []string{"no-such-benchmark"}, "", "no-such-benchmark"},
+		{"too long", 200 * time.Millisecond, []string{"sleep", "30"}, "", "did not finish within"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			start := time.Now()
+			out, err := runTool(context.Background(), tt.limit, tt.args[0], tt.args[1:]...)
+			if !strings.Contains(out, tt.wantOut) {
+				t.Errorf("output %q, want it to contain %q", out, tt.wantOut)
+			}
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("error %v, want %q", err, tt.wantErr)
+			}
+			if time.Since(start) > 10*time.Second {
+				t.Errorf("took %v", time.Since(start))
+			}
+		})
+	}
+}
+
+func TestSig6(t *testing.T) {
+	tests := []struct{ in, want float64 }{
+		{5365.694213, 5365.69}, {67.2694, 67.2694}, {4.47341234, 4.47341}, {1234567, 1.23457e6}, {0, 0},
+	}
+	for _, tt := range tests {
+		if got := sig6(tt.in); got != tt.want {
+			t.Errorf("sig6(%v) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestWhy(t *testing.T) {
+	tests := []struct {
+		err  error
+		out  string
+		want string
+	}{
+		{nil, "", ""},
+		{errors.New("hackbench: exit status 1"), "", ": hackbench: exit status 1"},
+		{nil, "a\nb\nc\nd\n", ": b c d"},
+		{errors.New("x"), "fork failed\n", ": x: fork failed"},
+	}
+	for _, tt := range tests {
+		if got := why(tt.err, tt.out); got != tt.want {
+			t.Errorf("why(%v, %q) = %q, want %q", tt.err, tt.out, got, tt.want)
+		}
+	}
+}
+
+func TestCostChecksItsOptions(t *testing.T) {
+	tests := []struct {
+		name string
+		o    CostOptions
+	}{
+		{"no binary", CostOptions{Rounds: 1, Secs: 1}},
+		{"no rounds", CostOptions{Bin: "scx-qmap-go", Secs: 1}},
+		{"no window", CostOptions{Bin: "scx-qmap-go", Rounds: 1}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := Cost(context.Background(), tt.o); err == nil || !strings.Contains(err.Error(), "positive rounds") {
+				t.Errorf("Cost = %v, want a complaint about its options", err)
+			}
+		})
+	}
+}

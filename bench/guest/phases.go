@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package guest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
+
+	"github.com/scx-qmap-go/scx-qmap-go/bench"
+	"github.com/scx-qmap-go/scx-qmap-go/workload"
+)
+
+// phases are the workloads, in the order each round runs them.
+var phases = []struct {
+	name string
+	run  func(*runner, context.Context)
+}{
+	{"hackbench", (*runner).hackbench},
+	{"perf", (*runner).perfMessaging},
+	{"stress", (*runner).stress},
+	{"cyclictest_load", func(r *runner, ctx context.Context) { r.cyclictest(ctx, "cyc_load", false) }},
+	{"cyclictest_rt", func(r *runner, ctx context.Context) { r.cyclictest(ctx, "cyc_rt", true) }},
+	{"fairness", (*runner).fairness},
+}
+
+// histMax is cyclictest's histogram range, µs: over twice the 20 ms slice,
+// so that p99 under CPU load stays inside.
+const histMax = 50000
+
+// histPath is where cyclictest writes its histogram.
+const histPath = "/tmp/cyc.hist"
+
+// hackbench times hackbench and, under scx-qmap-go, the BPF programs' run
+// time meanwhile: each program's ns per run, and their total as a share of
+// all CPUs' time.
+func (r *runner) hackbench(ctx context.Context) {
+	progs, done := r.watchBPF()
+	defer done()
+	before, errBefore := progs.snapshotIfAny()
+	t0 := time.Now()
+	out, err := runTool(ctx, 300*time.Second, "hackbench", r.o.Hackbench...)
+	wall := time.Since(t0)
+	after, errAfter := progs.snapshotIfAny()
+
+	if v, ok := hackbenchTime(out); ok {
+		r.set("hackbench_s", v)
+	} else {
+		r.note("%s: hackbench failed%s", r.where(), why(err, out))
+	}
+	if progs == nil {
+		return
+	}
+	if errBefore != nil || errAfter != nil {
+		r.note("%s: no BPF cost: %v", r.where(), firstErr(errBefore, errAfter))
+		return
+	}
+	perRun, pct := bpfCost(before, after, wall, r.ncpu)
+	for name, ns := range perRun {
+		r.set("bpf_ns."+name, ns)
+	}
+	r.set("bpf_cpu_pct", pct)
+}
+
+// watchBPF turns the kernel's BPF run-time statistics on and, under
+// scx-qmap-go, opens its programs (nil if that fails); done closes them
+// and turns the statistics off.
+func (r *runner) watchBPF() (progs *progSet, done func()) {
+	stats, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+	if err != nil {
+		if r.sched != nil {
+			r.note("%s: no BPF run-time stats: %v", r.where(), err)
+		}
+		return nil, func() {}
+	}
+	if r.sched != nil {
+		progs, err = openProgs(r.names)
+		if err == nil && len(progs.progs) == 0 {
+			progs.Close()
+			progs, err = nil, fmt.Errorf("no %s BPF programs loaded", progPrefix)
+		}
+		if err != nil {
+			r.note("%s: no BPF cost: %v", r.where(), err)
+		}
+	}
+	return progs, func() {
+		if progs != nil {
+			progs.Close()
+		}
+		stats.Close()
+	}
+}
+
+// snapshotIfAny is snapshot, or nothing without programs.
+func (ps *progSet) snapshotIfAny() (map[string]progStat, error) {
+	if ps == nil {
+		return nil, nil
+	}
+	return ps.snapshot()
+}
+
+// why explains a failed tool for a note: its error and the end of its
+// output, each after ": " when there is one.
+func why(err error, out string) string {
+	var s string
+	if err != nil {
+		s += ": " + err.Error()
+	}
+	if tail := lastLines(out, 3); tail != "" {
+		s += ": " + tail
+	}
+	return s
+}
+
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// perfMessaging times perf bench sched messaging, when perf is here.
+func (r *runner) perfMessaging(ctx context.Context) {
+	if !r.perf {
+		return
+	}
+	out, err := runTool(ctx, 300*time.Second, "perf", append([]string{"bench", "sched", "messaging"}, r.o.Perf...)...)
+	if v, ok := perfTotal(out); ok {
+		r.set("perf_msg_s", v)
+	} else {
+		r.note("%s: perf bench failed%s", r.where(), why(err, out))
+	}
+}
+
+// stress is stress-ng's CPU-bound throughput, one worker per CPU.
+func (r *runner) stress(ctx context.Context) {
+	secs := r.o.Secs
+	out, err := runTool(ctx, time.Duration(secs+60)*time.Second, "stress-ng",
+		"--cpu", strconv.Itoa(r.ncpu), "--metrics-brief", "-t", strconv.Itoa(secs))
+	if v, ok := stressBogoOps(out); ok {
+		r.set("stress_bogo_ops_s", v)
+	} else {
+		r.note("%s: stress-ng failed%s", r.where(), why(err, out))
+	}
+}
+
+// cyclictest measures the wakeup latency of SCHED_OTHER threads (what the
+// scheduler decides; RT threads would measure the RT class) beside a CPU
+// hog per CPU. With @rtHog, a SCHED_FIFO 10 task on CPU 1 also runs 80 ms
+// in every 100: each time it wakes it strands whatever waits in CPU 1's
+// local DSQ, which is what --remote-reenq hands back.
+func (r *runner) cyclictest(ctx context.Context, metric string, rtHog bool) {
+	secs := r.o.Secs
+	load, err := background(exec.Command("stress-ng", "--cpu", strconv.Itoa(r.ncpu), "-t", strconv.Itoa(secs+30), "--quiet"))
+	if err != nil {
+		r.note("%s: no CPU load for %s: %v", r.where(), metric, err)
+	}
+	var hog *proc
+	var hogErr bytes.Buffer
+	if rtHog {
+		if hog, err = startWorkload("rt-hog", secs+60, 1, &hogErr); err != nil {
+			r.note("%s: no RT hog for %s: %v", r.where(), metric, err)
+		}
+	}
+	sleep(ctx, 500*time.Millisecond)
+	if hog != nil && !hog.running() {
+		r.note("%s: the RT hog exited early%s", r.where(), why(hog.err, hogErr.String()))
+	}
+	_ = os.Remove(histPath)
+	out, err := runTool(ctx, time.Duration(secs+60)*time.Second, "cyclictest", "-q", "-D", strconv.Itoa(secs),
+		"-i", "1000", "-t", strconv.Itoa(r.ncpu), "-h", strconv.Itoa(histMax), "--histfile="+histPath)
+	stopAll(hog, load)
+	h, herr := readHistfile(histPath)
+	if herr != nil {
+		r.note("%s: cyclictest wrote no histogram for %s: %v%s", r.where(), metric, herr, why(err, out))
+		return
+	}
+	if r.cur.Hists == nil {
+		r.cur.Hists = map[string]bench.Histogram{}
+	}
+	r.cur.Hists[metric] = h
+}
+
+// fairness runs three CPU-bound groups, one busy loop per CPU each, at
+// nice -20, 0 and 19, and records each group's CPU time over the window,
+// in ticks.
+func (r *runner) fairness(ctx context.Context) {
+	secs := r.o.Secs
+	nices := []int{-20, 0, 19}
+	type loop struct {
+		nice int
+		p    *proc
+	}
+	var loops []loop
+	defer func() {
+		var ps []*proc
+		for _, l := range loops {
+			ps = append(ps, l.p)
+		}
+		stopAll(ps...)
+	}()
+	for range r.ncpu {
+		for _, nice := range nices {
+			p, err := startWorkload("spin", secs+60, nice, nil)
+			if err != nil {
+				r.note("%s: no fairness groups: %v", r.where(), err)
+				return
+			}
+			loops = append(loops, loop{nice, p})
+		}
+	}
+	sleep(ctx, 500*time.Millisecond)
+	t0 := time.Now()
+	c0 := make([]int64, len(loops))
+	for i, l := range loops {
+		c0[i] = ticksOrZero(l.p)
+	}
+	sleep(ctx, time.Duration(secs)*time.Second)
+	sum := map[int]int64{}
+	for i, l := range loops {
+		// A loop that is gone reads 0 and makes its group's sum
+		// negative: the host then leaves this round's shares out.
+		sum[l.nice] += ticksOrZero(l.p) - c0[i]
+	}
+	window := time.Since(t0)
+	for _, nice := range nices {
+		r.set(fmt.Sprintf("fair_ticks.%d", nice), float64(sum[nice]))
+	}
+	// The shares do not depend on the window's length, but a long one
+	// means the guest was held up, which the reader should know.
+	if s := int(window.Seconds()); s > secs*2 {
+		r.note("%s: the fairness window took %d s instead of %d", r.where(), s, secs)
+	}
+}
+
+func ticksOrZero(p *proc) int64 {
+	t, err := workload.CPUTicks(p.pid())
+	if err != nil {
+		return 0
+	}
+	return t
+}
+
+// startWorkload starts workload @name (package workload) in the
+// background, its stderr to @stderr (nil: discarded).
+func startWorkload(name string, secs, arg int, stderr io.Writer) (*proc, error) {
+	cmd, err := workload.Command(name, secs, arg)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = stderr
+	return background(cmd)
+}

@@ -1,0 +1,129 @@
+// SPDX-License-Identifier: Apache-2.0
+
+// Package bench holds what `make bench` measures and how it is summarised:
+// the guest's Result (written as JSON by `scx-bench guest`, package
+// bench/guest), the metrics derived from its raw samples (latency
+// percentiles from cyclictest histograms, CPU shares from tick counts), and
+// each metric's median with its range and its ratio to EEVDF's median.
+package bench
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Baseline is the configuration every ratio is taken against.
+const Baseline = "eevdf"
+
+// Marker starts the one output line that carries the guest's Result as
+// JSON; the guest's other output (progress) is free text around it.
+const Marker = "SCX-BENCH-RESULT "
+
+// Config is one configuration the guest ran: a name and scheduler flags
+// (none for the baseline).
+type Config struct {
+	Name  string `json:"name"`
+	Flags string `json:"flags"`
+}
+
+// Label is how tables and charts name a configuration.
+func (c Config) Label() string {
+	switch {
+	case c.Name == Baseline:
+		return "EEVDF"
+	case c.Flags == "":
+		return "qmap"
+	default:
+		return "qmap " + c.Flags
+	}
+}
+
+// Result is one guest run: facts about the machine and the run, the
+// configurations in table order, what each configuration measured in each
+// round, and what the reader of the results should know.
+type Result struct {
+	Meta    map[string]string `json:"meta"`
+	Configs []Config          `json:"configs"`
+	Rounds  []*Round          `json:"rounds"` // in the order they ran
+	Notes   []string          `json:"notes,omitempty"`
+}
+
+// Round is what one configuration measured in one round: raw values by
+// metric name (hackbench_s, fair_ticks.-20, bpf_ns.qmap_enqueue...) and
+// cyclictest histograms (cyc_load, cyc_rt). A measurement that failed is
+// missing, with a note in the Result.
+type Round struct {
+	Config string               `json:"config"`
+	Number int                  `json:"round"` // from 1
+	Values map[string]float64   `json:"values,omitempty"`
+	Hists  map[string]Histogram `json:"hists,omitempty"`
+}
+
+// WriteLine writes @r as the marker line the host looks for.
+func (r *Result) WriteLine(w io.Writer) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encoding the result: %w", err)
+	}
+	if _, err := fmt.Fprintf(w, "%s%s\n", Marker, b); err != nil {
+		return fmt.Errorf("writing the result: %w", err)
+	}
+	return nil
+}
+
+// FindResult reads a Result from @text: the last marker line in a guest's
+// output, or, when there is none, the whole of @text as JSON (a result
+// saved by the host).
+func FindResult(text string) (*Result, error) {
+	js, found := "", false
+	for line := range strings.SplitSeq(text, "\n") {
+		if _, after, ok := strings.Cut(line, Marker); ok {
+			js, found = strings.TrimRight(after, "\r"), true
+		}
+	}
+	if !found {
+		if !strings.HasPrefix(strings.TrimSpace(text), "{") {
+			return nil, errors.New("no " + strings.TrimSpace(Marker) + " line: the guest did not finish")
+		}
+		js = text
+	}
+	var r Result
+	if err := json.Unmarshal([]byte(js), &r); err != nil {
+		return nil, fmt.Errorf("decoding the result: %w", err)
+	}
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	if r.Meta == nil {
+		r.Meta = map[string]string{} // the host adds to it
+	}
+	return &r, nil
+}
+
+// Validate checks what the summary relies on: configurations, rounds of
+// known configurations numbered from 1, histograms in ascending order.
+func (r *Result) Validate() error {
+	if len(r.Configs) == 0 {
+		return errors.New("the result names no configurations")
+	}
+	known := map[string]bool{}
+	for _, c := range r.Configs {
+		known[c.Name] = true
+	}
+	for _, rd := range r.Rounds {
+		if rd == nil || !known[rd.Config] || rd.Number < 1 {
+			return fmt.Errorf("round %+v: want a known configuration and a round from 1", rd)
+		}
+		for name, h := range rd.Hists {
+			for i := 1; i < len(h.Buckets); i++ {
+				if h.Buckets[i].US <= h.Buckets[i-1].US {
+					return fmt.Errorf("%s round %d: histogram %s: buckets not ascending", rd.Config, rd.Number, name)
+				}
+			}
+		}
+	}
+	return nil
+}

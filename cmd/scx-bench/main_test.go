@@ -1,0 +1,128 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/scx-qmap-go/scx-qmap-go/bench"
+)
+
+func TestShellJoin(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"/r/bench/.run-1/scx-bench", "guest", "-rounds", "5"}, `'/r/bench/.run-1/scx-bench' 'guest' '-rounds' '5'`},
+		{[]string{"-hackbench", "-g 2 -l 10"}, `'-hackbench' '-g 2 -l 10'`},
+		{[]string{"it's"}, `'it'\''s'`},
+		{[]string{""}, `''`},
+	}
+	for _, tt := range tests {
+		if got := shellJoin(tt.args); got != tt.want {
+			t.Errorf("shellJoin(%q) = %s, want %s", tt.args, got, tt.want)
+		}
+	}
+}
+
+func TestList(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []string
+	}{
+		{"eevdf,qmap", []string{"eevdf", "qmap"}},
+		{" eevdf , qmap-I ,", []string{"eevdf", "qmap-I"}},
+		{"", nil},
+	}
+	for _, tt := range tests {
+		if got := list(tt.in); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("list(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for one writer and one reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestProgressShowsOnlyProgress(t *testing.T) {
+	var shown syncBuffer
+	w := progress(&shown)
+	in := "# round 1/5: eevdf (00:10:07)\n" +
+		"# note: qmap round 1: hackbench failed\n" +
+		bench.Marker + `{"configs":[{"name":"eevdf"}]}` + "\n" +
+		"scx-bench guest: no scheduler binary given\n" +
+		"enq=1 dsp=2\n"
+	if _, err := io.WriteString(w, in); err != nil {
+		t.Fatal(err)
+	}
+	w.(io.Closer).Close()
+	want := "# round 1/5: eevdf (00:10:07)\n# note: qmap round 1: hackbench failed\nscx-bench guest: no scheduler binary given\n"
+	for deadline := time.Now().Add(5 * time.Second); shown.String() != want; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("shown:\n%s\nwant:\n%s", shown.String(), want)
+		}
+	}
+}
+
+// A saved result renders again with -from, and so does a guest's raw
+// output.
+func TestRunFrom(t *testing.T) {
+	res := &bench.Result{
+		Meta:    map[string]string{"kernel": "7.2.13", "vcpus": "2"},
+		Configs: []bench.Config{{Name: "eevdf"}, {Name: "qmap"}},
+		Rounds: []*bench.Round{
+			{Config: "eevdf", Number: 1, Values: map[string]float64{"hackbench_s": 2}},
+			{Config: "qmap", Number: 1, Values: map[string]float64{"hackbench_s": 1}},
+		},
+	}
+	dir := t.TempDir()
+	saved := filepath.Join(dir, guestResult)
+	if err := saveResult(saved, res); err != nil {
+		t.Fatal(err)
+	}
+	var raw strings.Builder
+	raw.WriteString("# warm-up\n")
+	if err := res.WriteLine(&raw); err != nil {
+		t.Fatal(err)
+	}
+	rawPath := filepath.Join(dir, "guest.out")
+	if err := os.WriteFile(rawPath, []byte(raw.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout := os.Stdout
+	os.Stdout, _ = os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	defer func() { os.Stdout = stdout }()
+	for _, from := range []string{saved, rawPath} {
+		out := filepath.Join(dir, "out-"+filepath.Base(from))
+		if err := run(t.Context(), options{from: from, outDir: out}); err != nil {
+			t.Fatalf("-from %s: %v", from, err)
+		}
+		b, err := os.ReadFile(filepath.Join(out, "latest.md"))
+		if err != nil || !strings.Contains(string(b), "| hackbench ↓ | s | 2 | 1 ×0.50 |") {
+			t.Errorf("-from %s: latest.md %v\n%s", from, err, b)
+		}
+	}
+}
