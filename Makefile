@@ -59,7 +59,7 @@ test-unit:
 	$(GO) test -count=1 ./...
 
 test-vm: build
-	SCX_VM_TESTS=1 SCX_VM_KERNELS="$(VM_KERNELS)" $(GO) test -count=1 -v -timeout 45m ./vmtest
+	SCX_VM_TESTS=1 SCX_VM_KERNELS="$(VM_KERNELS)" $(GO) test -count=1 -v -timeout 80m ./vmtest
 
 test: test-unit check-generated test-vm
 

@@ -458,9 +458,10 @@ static u64 fifo_slice(void)
 	if (waiting <= 0)
 		return slice_ns;
 	slice = (u64)WAIT_BOUND_NS * scx_bpf_nr_cpu_ids() / (u64)waiting;
-	if (slice >= slice_ns)
-		return slice_ns;
-	return slice > MIN_FIFO_SLICE_NS ? slice : MIN_FIFO_SLICE_NS;
+	if (slice < MIN_FIFO_SLICE_NS)
+		slice = MIN_FIFO_SLICE_NS;
+	/* Never longer than -s asks, even when that is below the minimum. */
+	return slice < slice_ns ? slice : slice_ns;
 }
 
 /* -L: whether a task waits in the FIFOs or the shared DSQ. */

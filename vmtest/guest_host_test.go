@@ -46,11 +46,11 @@ func runGuest(t *testing.T, b guestBoot) {
 	defer dumpOnFailure(t, out)
 
 	env := append([]string{guest.EnvGuest + "=1", guest.EnvBinary + "=" + bin, guest.EnvOutDir + "=" + out}, b.env...)
-	cmdline := fmt.Sprintf("%s %s -test.v -test.count=1 -test.timeout=25m -test.run '^(%s)$'",
+	cmdline := fmt.Sprintf("%s %s -test.v -test.count=1 -test.timeout=40m -test.run '^(%s)$'",
 		strings.Join(env, " "), testBin, strings.Join(b.tests, "|"))
-	ctx, cancel := context.WithTimeout(context.Background(), 32*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 47*time.Minute)
 	defer cancel()
-	res, err := vm.Run(ctx, vm.Config{Kernel: b.kernel, CPUs: b.cpus, Timeout: 30 * time.Minute, RWDirs: []string{out}}, cmdline)
+	res, err := vm.Run(ctx, vm.Config{Kernel: b.kernel, CPUs: b.cpus, Timeout: 45 * time.Minute, RWDirs: []string{out}}, cmdline)
 	if err != nil {
 		t.Fatalf("boot %s: %v", b.kernel, err)
 	}

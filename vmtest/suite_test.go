@@ -108,33 +108,35 @@ func excerpt(s string) string {
 	return vm.Tail(s, tailLines)
 }
 
-// forEachKernel runs the guest test @name in one 2-vCPU boot per kernel.
-func forEachKernel(t *testing.T, name string, allowEjection bool) {
+// forEachKernel runs the guest tests @names in one 2-vCPU boot per kernel.
+func forEachKernel(t *testing.T, allowEjection bool, names ...string) {
 	t.Helper()
 	requireVM(t)
 	for _, kernel := range kernels() {
 		t.Run(kernel, func(t *testing.T) {
-			runGuest(t, guestBoot{kernel: kernel, cpus: 2, tests: []string{name}, allowEjection: allowEjection})
+			runGuest(t, guestBoot{kernel: kernel, cpus: 2, tests: names, allowEjection: allowEjection})
 		})
 	}
 }
 
-// TestBasic: attach, a real workload, stats clients, refusals, a clean
-// detach, a kernel-initiated exit (scenarios.TestBasic).
-func TestBasic(t *testing.T) { forEachKernel(t, "TestBasic", false) }
-
-// TestFeatures: every scheduler flag shows its effect in the counters or in
-// the kernel's view (scenarios.TestFeatures).
-func TestFeatures(t *testing.T) { forEachKernel(t, "TestFeatures", false) }
+// TestGuest runs, in one boot per kernel, the guest tests that must never
+// get the scheduler ejected: scenarios.TestBasic (attach, a real workload,
+// stats clients, refusals, a clean detach, a kernel-initiated exit),
+// TestFeatures (every flag's effect in the counters or the kernel's view)
+// and TestReliability (loads and faults the machine must survive).
+// $SCX_GUEST_TESTS (space-separated) runs only those named.
+func TestGuest(t *testing.T) {
+	names := []string{"TestBasic", "TestFeatures", "TestReliability"}
+	if s := os.Getenv("SCX_GUEST_TESTS"); s != "" {
+		names = strings.Fields(s)
+	}
+	forEachKernel(t, false, names...)
+}
 
 // TestFaults: each injected fault ejects the scheduler with the expected
 // exit kind and a readable report, and the machine recovers
-// (scenarios.TestFaults).
-func TestFaults(t *testing.T) { forEachKernel(t, "TestFaults", true) }
-
-// TestReliability: loads that must not get the scheduler ejected and faults
-// the machine must survive (scenarios.TestReliability).
-func TestReliability(t *testing.T) { forEachKernel(t, "TestReliability", false) }
+// (scenarios.TestFaults). A boot of its own: ejections are its point.
+func TestFaults(t *testing.T) { forEachKernel(t, true, "TestFaults") }
 
 // gateRuns is how many times TestStressGate runs the gate per vCPU count:
 // $SCX_GATE_RUNS, default 2 (`make stress` asks for 10).

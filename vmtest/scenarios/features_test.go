@@ -251,10 +251,44 @@ func median(v []int) int {
 	return s[len(s)/2]
 }
 
-var sliceRE = regexp.MustCompile(` slice=(\d+)`)
+var (
+	// A task in the kernel's dump: "R comm[pid] ...", "*R" for a CPU's
+	// current task; then its dsq_id= and slice= lines.
+	dumpTaskRE  = regexp.MustCompile(`^\s*(\*?)R \S+\[\d+\]`)
+	dumpDSQRE   = regexp.MustCompile(`dsq_id=(\S+)`)
+	dumpSliceRE = regexp.MustCompile(` slice=(\d+)`)
+)
 
-// maxSlice is the largest slice= in a kernel dump taken under load with a
-// scheduler started with @flags.
+// grantedSlices are the slices in a kernel dump that the scheduler granted:
+// those of tasks running or waiting in a DSQ. A task still queued in the
+// BPF FIFOs (dsq_id=(n/a), not current) shows what is left of its last
+// slice, which may be the kernel's own (SCX_SLICE_BYPASS, 5 ms, while the
+// scheduler was being enabled).
+func grantedSlices(dump string) []int64 {
+	var out []int64
+	curr, inDSQ := false, false
+	for line := range strings.SplitSeq(dump, "\n") {
+		_, text, ok := strings.Cut(line, "sched_ext_dump: ")
+		if !ok {
+			continue
+		}
+		if m := dumpTaskRE.FindStringSubmatch(text); m != nil {
+			curr, inDSQ = m[1] == "*", false
+			continue
+		}
+		if m := dumpDSQRE.FindStringSubmatch(text); m != nil {
+			inDSQ = m[1] != "(n/a)"
+		}
+		if m := dumpSliceRE.FindStringSubmatch(text); m != nil && (curr || inDSQ) {
+			n, _ := strconv.ParseInt(m[1], 10, 64)
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// maxSlice is the largest slice the scheduler granted, in a kernel dump
+// taken under load with a scheduler started with @flags.
 func maxSlice(t *testing.T, flags ...string) int64 {
 	t.Helper()
 	s := guest.StartScheduler(t, append([]string{"--quiet"}, flags...)...)
@@ -265,9 +299,12 @@ func maxSlice(t *testing.T, flags ...string) int64 {
 	if code, kind := s.Stop(t); code != 0 || kind != "UNREG" {
 		t.Errorf("exit %d, kind %q; want 0 and UNREG", code, kind)
 	}
+	slices := grantedSlices(dump)
+	if len(slices) == 0 {
+		t.Errorf("no granted slice in the dump (%s):\n%s", strings.Join(flags, " "), head(dump, 40))
+	}
 	var top int64
-	for _, m := range sliceRE.FindAllStringSubmatch(dump, -1) {
-		n, _ := strconv.ParseInt(m[1], 10, 64)
+	for _, n := range slices {
 		top = max(top, n)
 	}
 	return top
@@ -320,5 +357,22 @@ func writeFile(t *testing.T, path, v string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(v), 0); err != nil {
 		t.Fatalf("writing %q to %s: %v", v, path, err)
+	}
+}
+
+func TestGrantedSlices(t *testing.T) {
+	dump := `kworker-1 [000] 1.0: sched_ext_dump:  *R stress-ng[300] *root -1ms
+kworker-1 [000] 1.0: sched_ext_dump:       sticky/holding_cpu=-1/-1 dsq_id=(n/a)
+kworker-1 [000] 1.0: sched_ext_dump:       dsq_vtime=0 slice=1500000 weight=100
+kworker-1 [000] 1.0: sched_ext_dump:    R python3[301] *root -5ms
+kworker-1 [000] 1.0: sched_ext_dump:       sticky/holding_cpu=-1/-1 dsq_id=(n/a)
+kworker-1 [000] 1.0: sched_ext_dump:       dsq_vtime=0 slice=5000000 weight=100
+kworker-1 [000] 1.0: sched_ext_dump:    R bash[302] *root -2ms
+kworker-1 [000] 1.0: sched_ext_dump:       sticky/holding_cpu=-1/-1 dsq_id=0x0
+kworker-1 [000] 1.0: sched_ext_dump:       dsq_vtime=0 slice=2000000 weight=100
+`
+	got := grantedSlices(dump)
+	if len(got) != 2 || got[0] != 1500000 || got[1] != 2000000 {
+		t.Errorf("grantedSlices = %v, want [1500000 2000000]: the running task and the one in a DSQ, not the one queued in BPF", got)
 	}
 }
