@@ -66,6 +66,17 @@ func (b *built) get(t *testing.T, file, pkg string, verb ...string) string {
 
 var cli built
 
+// TestMain removes the binaries the suite built once all tests are done.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	for _, b := range []*built{&cli, &guestTests} {
+		if b.path != "" {
+			os.RemoveAll(filepath.Dir(b.path))
+		}
+	}
+	os.Exit(code)
+}
+
 // buildBinary builds the CLI.
 func buildBinary(t *testing.T) string {
 	t.Helper()
