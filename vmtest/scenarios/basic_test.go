@@ -11,6 +11,7 @@ import (
 
 	"github.com/scx-qmap-go/scx-qmap-go/stats"
 	"github.com/scx-qmap-go/scx-qmap-go/vmtest/guest"
+	"github.com/scx-qmap-go/scx-qmap-go/workload"
 )
 
 // The CLI's exit codes that TestBasic expects, as the README documents them.
@@ -89,9 +90,15 @@ func TestBasic(t *testing.T) {
 
 	// The loader's own cost while it idles at the default 1 s interval.
 	t.Run("loader_cost", func(t *testing.T) {
-		t0 := cpuTicks(t, s.Pid())
+		t0, err := workload.CPUTicks(s.Pid())
+		if err != nil {
+			t.Fatal(err)
+		}
 		time.Sleep(5 * time.Second)
-		t1 := cpuTicks(t, s.Pid())
+		t1, err := workload.CPUTicks(s.Pid())
+		if err != nil {
+			t.Fatal(err)
+		}
 		t.Logf("loader idle at a 1 s stats interval: %.2f%% of a CPU, RSS %s KiB (peak %s KiB)",
 			float64(t1-t0)/5, procStatus(t, s.Pid(), "VmRSS"), procStatus(t, s.Pid(), "VmHWM"))
 	})
@@ -217,18 +224,6 @@ func dirLen(t *testing.T, dir string) int {
 		t.Fatal(err)
 	}
 	return len(entries)
-}
-
-// cpuTicks is a process's user+system time in clock ticks (1/100 s).
-func cpuTicks(t *testing.T, pid int) int {
-	t.Helper()
-	stat := readTrim(t, "/proc/"+strconv.Itoa(pid)+"/stat")
-	// Fields after the ")" that ends the command name; utime and stime are
-	// fields 14 and 15 of the whole line.
-	f := strings.Fields(stat[strings.LastIndexByte(stat, ')')+1:])
-	utime, _ := strconv.Atoi(f[11])
-	stime, _ := strconv.Atoi(f[12])
-	return utime + stime
 }
 
 // procStatus is one field of /proc/PID/status, e.g. VmRSS's "12345".
