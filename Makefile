@@ -4,6 +4,7 @@
 # make run      run the scheduler (here, or in a 7.2 VM when this kernel lacks sched_ext)
 # make test     unit tests, generated-file check, and the VM suite
 # make stress   the scx CI load gate, 10 runs each on 2 and 4 vCPUs
+# make deb      build the Debian package into bin/ (nfpm)
 # make generate rebuild the BPF object and Go bindings (bpf2go, clang-19)
 # make vmlinux  regenerate vmlinux.h from the cached 7.2 kernel's BTF
 
@@ -14,13 +15,24 @@ export CGO_ENABLED := 0
 VM_KERNELS ?= 7.2 7.3
 GENERATED := vmlinux.h bpf/qmap_bpfel.go bpf/qmap_bpfel.o
 
-.PHONY: all build deps generate vmlinux check-generated test test-unit test-vm run stress bench clean
+.PHONY: all build deb deps generate vmlinux check-generated test test-unit test-vm run stress bench clean
 
 all: build
 
+# -buildvcs=auto: -V names the revision even where GOFLAGS turns it off.
 build:
-	$(GO) build -o bin/scx-qmap-go ./cmd/scx-qmap-go
+	$(GO) build -buildvcs=auto -o bin/scx-qmap-go ./cmd/scx-qmap-go
 	$(GO) build -o bin/scx-vm ./cmd/scx-vm
+
+# The package version: the last commit's date and revision, or DEB_VERSION.
+DEB_VERSION ?= $(shell git log -1 --format='0.0~git%cd.%h' --date=format:%Y%m%d --abbrev=12 2>/dev/null || echo 0.0~dev)
+
+deb:
+	mkdir -p bin/deb
+	$(GO) build -buildvcs=auto -trimpath -ldflags "-s -w -X github.com/scx-qmap-go/scx-qmap-go/version.release=$(DEB_VERSION)" \
+		-o bin/deb/scx-qmap-go ./cmd/scx-qmap-go
+	bin/deb/scx-qmap-go --man-page | gzip -9n > bin/deb/scx-qmap-go.8.gz
+	SCX_DEB_VERSION='$(DEB_VERSION)' $(GO) tool nfpm package --config contrib/nfpm.yaml --packager deb --target bin/scx-qmap-go.deb
 
 deps:
 	bash scripts/deps.sh

@@ -6,9 +6,14 @@ package stats
 // generic clients work too: one JSON object per line each way.
 //
 //	-> {"req":"stats","args":{"target":"top"}}
-//	<- {"errno":0,"args":{"resp":{"at_ms":1700000000000,"enq":12,...,"events":{"SCX_EV_...":0}}}}
+//	<- {"errno":0,"args":{"resp":{"at_ms":1700000000000,"enq":12,...,"events":{"SCX_EV_...":{"count":0}}}}}
 //	-> {"req":"stats_meta","args":{}}
-//	<- {"errno":0,"args":{"resp":{"QmapStats":{"name":"QmapStats","top":"true","desc":...,"fields":{...}}}}}
+//	<- {"errno":0,"args":{"resp":{"QmapStats":{"name":"QmapStats","top":"true",...},"KernelEvent":{...}}}}
+//
+// The shapes are the ones scx's own clients walk: scxtop and the scx
+// schedulers' --monitor send {"req":"stats","args":{}}, and
+// scxstats_to_openmetrics.py descends into every JSON object of the reply
+// as a dict of structs, so the kernel events are structs keyed by name.
 //
 // A failed request gets a non-zero errno (EINVAL for a malformed or unknown
 // request) and a message string as "resp".
@@ -21,6 +26,8 @@ import (
 	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/scx-qmap-go/scx-qmap-go/version"
 )
 
 // Request is one request line. Args values are strings, as upstream's.
@@ -36,13 +43,18 @@ type Response struct {
 	Args  map[string]json.RawMessage `json:"args"`
 }
 
-// TopName is the name of the "top" statistics struct in stats_meta.
-const TopName = "QmapStats"
+// Names of the statistics structs in stats_meta: the "top" one, and the
+// one each kernel event is, in the top struct's "events" dict.
+const (
+	TopName   = "QmapStats"
+	EventName = "KernelEvent"
+)
 
 // Names of the "top" response's fields that are not counters.
 const (
 	FieldTime   = "at_ms"  // when the snapshot was taken, Unix milliseconds
 	FieldEvents = "events" // the kernel's event counters by their own names
+	FieldCount  = "count"  // an event's value, the one field of EventName
 )
 
 // ParseRequest parses one request line. Field names match exactly (unlike
@@ -165,8 +177,9 @@ func EncodeTop(s Snapshot) []byte {
 		}
 		name, _ := json.Marshal(e.Name) // escapes whatever the kernel wrote
 		b = append(b, name...)
-		b = append(b, ':')
+		b = append(b, `:{"`+FieldCount+`":`...)
 		b = strconv.AppendInt(b, e.Value, 10)
+		b = append(b, '}')
 	}
 	return append(b, '}', '}')
 }
@@ -225,11 +238,15 @@ func decodeEvents(b []byte) ([]Event, error) {
 			return nil, fmt.Errorf(`stats response field "events": %w`, err)
 		}
 		name, _ := t.(string) // object keys are always strings
-		var v int64
+		var v map[string]int64
 		if err := dec.Decode(&v); err != nil {
 			return nil, fmt.Errorf("stats response event %s: %w", name, err)
 		}
-		events = append(events, Event{Name: name, Value: v})
+		count, ok := v[FieldCount]
+		if !ok {
+			return nil, fmt.Errorf("stats response event %s has no %q", name, FieldCount)
+		}
+		events = append(events, Event{Name: name, Value: count})
 	}
 	return events, nil
 }
@@ -244,9 +261,9 @@ type Meta struct {
 }
 
 // Field describes one field, as upstream's StatsField: exactly one of
-// Datum ("u64", "i64", "float", "string") or Dict is set.
+// Datum or Dict is set.
 type Field struct {
-	Datum string            `json:"datum,omitempty"`
+	Datum *Kind             `json:"datum,omitempty"`
 	Dict  *DictKind         `json:"dict,omitempty"`
 	Desc  string            `json:"desc,omitempty"`
 	User  map[string]string `json:"user,omitempty"`
@@ -254,35 +271,82 @@ type Field struct {
 
 // DictKind is a map field's key and value kinds.
 type DictKind struct {
-	Key   string `json:"key"`
-	Datum string `json:"datum"`
+	Key   Kind `json:"key"`
+	Datum Kind `json:"datum"`
+}
+
+// Kind is a field's type as upstream's StatsKind: a scalar ("u64", "i64",
+// "float", "string"), serialised as that string, or a struct, serialised
+// as {"struct":"Name"}.
+type Kind struct {
+	Scalar string
+	Struct string // when Scalar is ""
+}
+
+func scalar(name string) *Kind { return &Kind{Scalar: name} }
+
+func (k Kind) MarshalJSON() ([]byte, error) {
+	if k.Scalar != "" {
+		return json.Marshal(k.Scalar)
+	}
+	return json.Marshal(map[string]string{"struct": k.Struct})
+}
+
+func (k *Kind) UnmarshalJSON(b []byte) error {
+	if err := json.Unmarshal(b, &k.Scalar); err == nil {
+		return nil
+	}
+	var st map[string]string
+	if err := json.Unmarshal(b, &st); err != nil || st["struct"] == "" {
+		return fmt.Errorf("stats kind %s: want a scalar name or {\"struct\":NAME}", b)
+	}
+	k.Struct = st["struct"]
+	return nil
+}
+
+// String is the kind as scx's --help-stats prints it.
+func (k Kind) String() string {
+	if k.Scalar != "" {
+		return k.Scalar
+	}
+	return k.Struct
 }
 
 // StatsMeta is the stats_meta answer. User attributes: "_kind" is "counter"
 // (a running total) or "gauge" (a level); "_bpf" names the BPF global;
-// "_om_prefix"/"_om_skip" are read by upstream's scxstats_to_openmetrics.
+// "version" is the build's; "_om_prefix", "_om_label" and "_om_skip" are
+// read by upstream's scxstats_to_openmetrics.py, which names the metrics
+// scx_qmap_go_enq, ..., scx_qmap_go_event_count{event="SCX_EV_..."}.
 func StatsMeta() map[string]Meta {
 	fields := map[string]Field{
-		FieldTime: {Datum: "u64", Desc: "when the scheduler took this snapshot, Unix time in milliseconds",
+		FieldTime: {Datum: scalar("u64"), Desc: "when the scheduler took this snapshot, Unix time in milliseconds",
 			User: map[string]string{"_om_skip": "true"}},
-		FieldEvents: {Dict: &DictKind{Key: "string", Datum: "i64"},
-			Desc: "the kernel's sched_ext event counters (/sys/kernel/sched_ext/root/events) by their names, e.g. SCX_EV_SELECT_CPU_FALLBACK; the set depends on the kernel",
-			User: map[string]string{"_kind": "counter"}},
+		FieldEvents: {Dict: &DictKind{Key: Kind{Scalar: "string"}, Datum: Kind{Struct: EventName}},
+			Desc: "the kernel's sched_ext event counters (/sys/kernel/sched_ext/root/events) by their names, e.g. SCX_EV_SELECT_CPU_FALLBACK; the set depends on the kernel"},
 	}
 	for _, c := range Counters {
 		kind := "counter"
 		if c.Gauge {
 			kind = "gauge"
 		}
-		fields[c.Name] = Field{Datum: "u64", Desc: c.Help, User: map[string]string{"_kind": kind, "_bpf": c.BPF}}
+		fields[c.Name] = Field{Datum: scalar("u64"), Desc: c.Help, User: map[string]string{"_kind": kind, "_bpf": c.BPF}}
 	}
-	return map[string]Meta{TopName: {
-		Name:   TopName,
-		Top:    "true",
-		Desc:   "scx-qmap-go scheduler counters and the kernel's sched_ext events",
-		User:   map[string]string{"_om_prefix": "scx_qmap_go_"},
-		Fields: fields,
-	}}
+	return map[string]Meta{
+		TopName: {
+			Name:   TopName,
+			Top:    "true",
+			Desc:   "scx-qmap-go scheduler counters and the kernel's sched_ext events",
+			User:   map[string]string{"_om_prefix": "scx_qmap_go_", "version": version.String()},
+			Fields: fields,
+		},
+		EventName: {
+			Name: EventName,
+			Desc: "one of the kernel's sched_ext event counters",
+			User: map[string]string{"_om_prefix": "scx_qmap_go_event_", "_om_label": "event"},
+			Fields: map[string]Field{FieldCount: {Datum: scalar("i64"),
+				Desc: "times the event happened since the scheduler attached", User: map[string]string{"_kind": "counter"}}},
+		},
+	}
 }
 
 // metaJSON is the stats_meta answer, encoded once.

@@ -114,8 +114,10 @@ func checkTop(t *testing.T, resp json.RawMessage) {
 	if top[FieldTime] != float64(100000) {
 		t.Errorf("top[%s] = %v, want 100000", FieldTime, top[FieldTime])
 	}
+	// A dict of structs, as scxstats_to_openmetrics.py walks it.
 	ev, _ := top[FieldEvents].(map[string]any)
-	if ev["SCX_EV_SELECT_CPU_FALLBACK"] != float64(3) {
+	fallback, _ := ev["SCX_EV_SELECT_CPU_FALLBACK"].(map[string]any)
+	if fallback[FieldCount] != float64(3) {
 		t.Errorf("top events = %v", top[FieldEvents])
 	}
 }
@@ -132,15 +134,22 @@ func checkMeta(t *testing.T, resp json.RawMessage) {
 	}
 	for _, c := range Counters {
 		f, ok := m.Fields[c.Name]
-		if !ok || f.Datum != "u64" || f.Desc != c.Help {
+		if !ok || f.Datum == nil || f.Datum.Scalar != "u64" || f.Desc != c.Help {
 			t.Errorf("field %s = %+v", c.Name, f)
 		}
 		if kind := f.User["_kind"]; (kind == "gauge") != c.Gauge || kind == "" {
 			t.Errorf("field %s kind = %q, gauge %v", c.Name, kind, c.Gauge)
 		}
 	}
-	if f := m.Fields[FieldEvents]; f.Dict == nil || f.Dict.Key != "string" || f.Dict.Datum != "i64" {
+	if f := m.Fields[FieldEvents]; f.Dict == nil || f.Dict.Key.Scalar != "string" || f.Dict.Datum.Struct != EventName {
 		t.Errorf("events field = %+v", f)
+	}
+	ev, ok := meta[EventName]
+	if !ok || ev.Top != "" || ev.User["_om_label"] != "event" || ev.Fields[FieldCount].Datum.Scalar != "i64" {
+		t.Errorf("event struct = %+v", ev)
+	}
+	if m.User["_om_prefix"] == "" || m.User["_om_prefix"] == ev.User["_om_prefix"] || m.User["version"] == "" {
+		t.Errorf("top user attributes = %v, event's %v: want distinct metric prefixes and a version", m.User, ev.User)
 	}
 	// Exactly upstream's shape for a field: {"datum":"u64","desc":...}.
 	var raw map[string]struct {
@@ -151,6 +160,11 @@ func checkMeta(t *testing.T, resp json.RawMessage) {
 	}
 	if enq := raw[TopName].Fields["enq"]; enq["datum"] != "u64" || enq["desc"] == nil {
 		t.Errorf("enq field = %v", enq)
+	}
+	// And a dict of structs: {"dict":{"key":"string","datum":{"struct":NAME}}}.
+	dict, _ := raw[TopName].Fields[FieldEvents]["dict"].(map[string]any)
+	if datum, _ := dict["datum"].(map[string]any); dict["key"] != "string" || datum["struct"] != EventName {
+		t.Errorf("events field dict = %v", dict)
 	}
 }
 

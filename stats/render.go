@@ -171,3 +171,18 @@ func lookup(name string) (Counter, bool) {
 	}
 	return Counter{}, false
 }
+
+// Summary is one short line for systemd's STATUS=: the main rates since
+// @prev and the tasks still in the FIFOs.
+func Summary(prev, cur Snapshot) string {
+	secs := cur.Time.Sub(prev.Time).Seconds()
+	rate := func(name string) float64 {
+		if prev.Values == nil || secs <= 0 {
+			return 0
+		}
+		return float64(delta(prev.Values[name], cur.Values[name])) / secs
+	}
+	return fmt.Sprintf("enq %.0f/s, dsp %.0f/s, reenq %.0f/s, lowpri %.0f/s, queued %d",
+		rate("enq"), rate("dsp"), rate("reenq_total"), rate("lowpri"),
+		int64(cur.Values["enq"]-cur.Values["dsp"]))
+}

@@ -17,8 +17,9 @@ import (
 	"time"
 )
 
-// DefaultSocket is where the scheduler serves its stats.
-const DefaultSocket = "/run/scx-qmap-go/stats.sock"
+// DefaultSocket is where the scheduler serves its stats: where scx's tools
+// (scxtop, the schedulers' --monitor, scxstats_to_openmetrics) look.
+const DefaultSocket = "/var/run/scx/root/stats"
 
 // MaxRequestLine bounds one request line; real requests are under 100 bytes.
 const MaxRequestLine = 64 << 10

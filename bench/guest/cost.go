@@ -16,11 +16,11 @@ import (
 // snapshot in the window: the process's baseline (Go runtime, the exit
 // wait), which the others' stats loops add to.
 var costFlagSets = [][]string{
+	{"--stats", "1"},
 	{},
-	{"--quiet"},
 	{"--stats-socket="},
 	{"--metrics-addr", "127.0.0.1:9464"},
-	{"--quiet", "--stats-interval", "1h"},
+	{"--stats-interval", "1h"},
 }
 
 // CostOptions size a Cost run.

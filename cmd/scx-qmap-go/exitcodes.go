@@ -27,6 +27,27 @@ const (
 	exitNoTarget     exitCode = 11 // a process (or cgroup) the flags name does not exist
 )
 
+// exitCodes documents every exit status, for --help, the man page and the
+// unit file's RestartPreventExitStatus= (TestUnitRestartPrevent).
+var exitCodes = []struct {
+	code    exitCode
+	meaning string
+	final   bool // a restart cannot fix it: systemd must not retry
+}{
+	{exitOK, "detached normally (SIGINT/SIGTERM, or the scheduler unregistered)", false},
+	{exitEjected, "the kernel ejected the scheduler with an error (the exit report says why)", false},
+	{exitUsage, "bad command line", true},
+	{exitNotRoot, "not root (needs CAP_SYS_ADMIN and CAP_BPF)", true},
+	{exitNoSchedExt, "this kernel has no sched_ext (or no BTF), or /sys is not mounted", true},
+	{exitKernelTooOld, "sched_ext without scx_bpf_dsq_reenq(): Linux 7.1 or later is needed", true},
+	{exitBusy, "another sched_ext scheduler is attached, or another instance serves the stats socket", false},
+	{exitLoad, "the BPF object failed to load (verifier, maps; -v prints the log)", true},
+	{exitAttach, "the kernel refused to enable the scheduler", false},
+	{exitInternal, "any other failure", false},
+	{exitNoInstance, "\"stats\"/--monitor: no running instance at the socket", true},
+	{exitNoTarget, "a process the flags name does not exist", true},
+}
+
 // loaderExits maps the loader's sentinel errors to exit codes.
 var loaderExits = []struct {
 	kind error

@@ -15,8 +15,11 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/scx-qmap-go/scx-qmap-go/loader"
 	"github.com/scx-qmap-go/scx-qmap-go/stats"
+	"github.com/scx-qmap-go/scx-qmap-go/version"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -30,7 +33,8 @@ func TestParseFlags(t *testing.T) {
 			if o.cfg.DispatchBatch != 1 || o.cfg.SliceUs != 0 || o.cfg.ExitDumpLen != loader.MaxExitDumpLen {
 				t.Errorf("defaults = %+v", o.cfg)
 			}
-			if o.statsSocket != stats.DefaultSocket || o.socketChosen || o.metricsAddr != "" || o.statsInterval != time.Second || o.quiet {
+			if o.statsSocket != stats.DefaultSocket || o.socketChosen || o.metricsAddr != "" || o.statsInterval != time.Second ||
+				o.quiet || o.printEvery != 0 || o.monitor != 0 {
 				t.Errorf("stats defaults = %+v", o)
 			}
 		}},
@@ -77,27 +81,69 @@ func TestParseFlags(t *testing.T) {
 		{name: "latency budget not under the slice", args: []string{"-s", "1000", "--lat-budget-us", "1000"}, wantErr: "shorter than the slice"},
 		{name: "latency budget huge", args: []string{"-L", "99999999999"}, wantErr: "too long"},
 		{name: "immed stress without -I", args: []string{"-F", "4"}, wantErr: "needs -I"},
-		{name: "print DSQs but quiet", args: []string{"--quiet", "--print-dsqs-events"}, wantErr: "-P/--print-dsqs-events and --quiet conflict"},
+		{name: "print DSQs but quiet", args: []string{"--quiet", "--print-dsqs-events"}, wantErr: "--quiet conflicts with --stats and -P"},
+		{name: "stats but quiet", args: []string{"--quiet", "--stats", "2"}, wantErr: "--quiet conflicts with --stats"},
+		{name: "-P prints every second", args: []string{"-P"}, check: func(t *testing.T, o options) {
+			if o.printEvery != 1 {
+				t.Errorf("-P: printEvery = %v, want 1", o.printEvery)
+			}
+		}},
+		{name: "-P at the --stats interval", args: []string{"--stats", "0.5", "-P"}, check: func(t *testing.T, o options) {
+			if o.printEvery != 0.5 || !o.cfg.PrintDSQs {
+				t.Errorf("--stats 0.5 -P: printEvery = %v, PrintDSQs %v", o.printEvery, o.cfg.PrintDSQs)
+			}
+		}},
+		{name: "stats and monitor intervals", args: []string{"--stats", "2.5", "--monitor=1"}, check: func(t *testing.T, o options) {
+			if o.printEvery != 2.5 || o.monitor != 1 {
+				t.Errorf("printEvery %v, monitor %v", o.printEvery, o.monitor)
+			}
+		}},
+		{name: "stats too often", args: []string{"--stats", "0.001"}, wantErr: "--stats 0.001 out of range"},
+		{name: "monitor negative", args: []string{"--monitor", "-1"}, wantErr: "--monitor -1 out of range"},
+		{name: "monitor without a socket", args: []string{"--monitor", "1", "--stats-socket="}, wantErr: "--monitor reads the --stats-socket"},
+		// getopt: short options bundle, a value may follow its letter.
+		{name: "bundled", args: []string{"-pSHb8", "-Ivs", "3000"}, check: func(t *testing.T, o options) {
+			c := o.cfg
+			if !c.PartialSwitch || !c.SuppressDump || !c.HighpriBoost || c.DispatchBatch != 8 ||
+				!c.AlwaysEnqImmed || !o.verbose || c.SliceUs != 3000 {
+				t.Errorf("cfg = %+v, verbose %v", c, o.verbose)
+			}
+		}},
+		// What Go's flag package accepted keeps working.
+		{name: "old spellings", args: []string{"-slice-us", "4000", "-remote-reenq", "--b", "4", "-quiet", "-stats-socket=/tmp/s", "-d", "-1"},
+			check: func(t *testing.T, o options) {
+				c := o.cfg
+				if c.SliceUs != 4000 || !c.RemoteReenq || c.DispatchBatch != 4 || !o.quiet || o.statsSocket != "/tmp/s" ||
+					c.DisallowTgid != int32(os.Getpid()) {
+					t.Errorf("cfg = %+v, options %+v", c, o)
+				}
+			}},
+		{name: "a value that looks like a flag", args: []string{"--stats-socket", "-quiet"}, check: func(t *testing.T, o options) {
+			if o.statsSocket != "-quiet" || o.quiet {
+				t.Errorf("--stats-socket -quiet: socket %q, quiet %v", o.statsSocket, o.quiet)
+			}
+		}},
 		{name: "-d 0 is off", args: []string{"-d", "0"}, check: func(t *testing.T, o options) {
 			if o.cfg.DisallowTgid != 0 {
 				t.Errorf("-d 0 = %d, want 0", o.cfg.DisallowTgid)
 			}
 		}},
-		{name: "huge error count", args: []string{"-e", "99999999999"}, wantErr: "-e/--error-after 99999999999 out of range"},
+		{name: "huge error count", args: []string{"-e", "99999999999"}, wantErr: `"99999999999": value out of range`},
+		{name: "error count over 2^31", args: []string{"-e", "4000000000"}, wantErr: "-e/--error-after 4000000000 out of range"},
 		{name: "batch zero", args: []string{"-b", "0"}, wantErr: "-b/--batch 0 out of range"},
-		{name: "negative slice", args: []string{"-s", "-5"}, wantErr: "invalid value"},
+		{name: "negative slice", args: []string{"-s", "-5"}, wantErr: "invalid argument"},
 		{name: "huge slice", args: []string{"-s", "99999999999"}, wantErr: "too long"},
-		{name: "malformed batch", args: []string{"-b", "lots"}, wantErr: "invalid value"},
+		{name: "malformed batch", args: []string{"-b", "lots"}, wantErr: "invalid argument"},
 		{name: "dump too long", args: []string{"-D", "40000"}, wantErr: "-D/--exit-dump-len 40000 out of range"},
 		{name: "negative tgid", args: []string{"-d", "-3"}, wantErr: "-d/--disallow-tgid -3 out of range"},
-		{name: "unknown flag", args: []string{"--frobnicate"}, wantErr: "not defined"},
+		{name: "unknown flag", args: []string{"--frobnicate"}, wantErr: "unknown flag: --frobnicate"},
+		{name: "unknown letter", args: []string{"-pZ"}, wantErr: "unknown shorthand flag: 'Z'"},
 		{name: "stray argument", args: []string{"extra"}, wantErr: "unexpected argument"},
 		{name: "tiny stats interval", args: []string{"--stats-interval", "1ns"}, wantErr: "out of range"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var stderr bytes.Buffer
-			o, err := parseFlags(tt.args, &stderr)
+			o, err := parseFlags(tt.args)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("parseFlags(%q) error = %v, want %q", tt.args, err, tt.wantErr)
@@ -129,17 +175,17 @@ func TestRunRefusals(t *testing.T) {
 		checksPid bool // -d's pid is looked up
 	}{
 		{name: "malformed value", args: []string{"-b", "lots"}, want: exitUsage,
-			inMsg: `invalid value "lots" for flag -b`},
+			inMsg: `invalid argument "lots" for "-b, --batch" flag`},
 		{name: "value out of range", args: []string{"-b", "0"}, want: exitUsage,
 			inMsg: "-b/--batch 0 out of range"},
 		{name: "missing value", args: []string{"-p", "-b"}, want: exitUsage,
-			inMsg: "flag needs an argument: -b"},
+			inMsg: "flag needs an argument: 'b' in -b"},
 		{name: "unknown flag", args: []string{"--frobnicate"}, want: exitUsage,
-			inMsg: "flag provided but not defined: -frobnicate"},
+			inMsg: "unknown flag: --frobnicate"},
 		{name: "stray argument", args: []string{"-p", "extra"}, want: exitUsage,
 			inMsg: `unexpected argument "extra"`},
 		{name: "-P with --quiet", args: []string{"-P", "--quiet"}, want: exitUsage,
-			inMsg: "-P/--print-dsqs-events and --quiet conflict"},
+			inMsg: "--quiet conflicts with --stats and -P/--print-dsqs-events"},
 		{name: "-F without -I", args: []string{"-F", "4"}, want: exitUsage,
 			inMsg: "-F/--immed-stress-nth needs -I/--always-enq-immed"},
 		{name: "slice too long", args: []string{"-s", "99999999999"}, want: exitUsage,
@@ -239,33 +285,110 @@ func checkRefusal(t *testing.T, stderr, inMsg string, cause bool) {
 	}
 }
 
+// --help lists every option once, short and long spelling together, in
+// its group; -V names the build; the man page has every option too.
 func TestHelpAndVersion(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if got := run(context.Background(), []string{"--help"}, &stdout, &stderr, loader.Host{}); got != exitOK {
-		t.Errorf("--help exit = %d, want 0", got)
+	if got := run(context.Background(), []string{"--help"}, &stdout, &stderr, loader.Host{}); got != exitOK || stderr.Len() > 0 {
+		t.Errorf("--help exit = %d, stderr %q; want 0 and nothing", got, stderr.String())
 	}
-	for _, flag := range []string{"-slice-us", "-batch", "-partial", "-exit-dump-len", "-stats-interval",
-		"-highpri-boost", "-print-dsqs-events", "-print-msgs", "-always-enq-immed", "-immed-stress-nth",
-		"-remote-reenq", "-lat-budget-us", "-error-after", "-stall-user-nth", "-stall-kernel-nth", "-dispatch-loop-after",
-		"-stats-socket", "-metrics-addr", "-quiet", "scx-qmap-go stats"} {
-		if !strings.Contains(stderr.String(), flag) {
-			t.Errorf("--help does not list %s", flag)
+	help := stdout.String()
+	var o options
+	fs, groups := newFlags(&o)
+	fs.VisitAll(func(f *pflag.Flag) {
+		spelling := "      --" + f.Name
+		if f.Shorthand != "" {
+			spelling = "  -" + f.Shorthand + ", --" + f.Name
+		}
+		n := 0
+		for line := range strings.Lines(help) {
+			if strings.HasPrefix(line, spelling+" ") || strings.HasPrefix(line, spelling+"\n") {
+				n++
+			}
+		}
+		switch {
+		case f.Hidden && n != 0:
+			t.Errorf("--help shows the hidden --%s", f.Name)
+		case !f.Hidden && n != 1:
+			t.Errorf("--help lists --%s %d times (want once, as %q)", f.Name, n, spelling)
+		}
+	})
+	for _, g := range groups {
+		if !strings.Contains(help, "\n"+g.title+":\n") {
+			t.Errorf("--help has no %q group", g.title)
 		}
 	}
+	for _, e := range exitCodes {
+		if !strings.Contains(help, fmt.Sprintf("%2d  %s", e.code, e.meaning)) {
+			t.Errorf("--help does not explain exit status %d", e.code)
+		}
+	}
+
 	stdout.Reset()
 	if got := run(context.Background(), []string{"-V"}, &stdout, &stderr, loader.Host{}); got != exitOK ||
-		!strings.HasPrefix(stdout.String(), "scx-qmap-go ") {
+		stdout.String() != "scx-qmap-go "+version.String()+"\n" {
 		t.Errorf("-V = %d, %q", got, stdout.String())
+	}
+
+	stdout.Reset()
+	if got := run(context.Background(), []string{"--man-page"}, &stdout, &stderr, loader.Host{}); got != exitOK {
+		t.Errorf("--man-page exit = %d", got)
+	}
+	man := stdout.String()
+	if !strings.HasPrefix(man, ".TH SCX-QMAP-GO 8 ") {
+		t.Errorf("man page starts %q", man[:min(len(man), 40)])
+	}
+	fs.VisitAll(func(f *pflag.Flag) {
+		if in := strings.Contains(man, `\fB\-\-`+troff(f.Name)+`\fR`); in == f.Hidden {
+			t.Errorf("man page lists --%s: %v, want %v", f.Name, in, !f.Hidden)
+		}
+	})
+	for _, e := range exitCodes {
+		if !strings.Contains(man, fmt.Sprintf(".B %d\n%s\n", e.code, troff(e.meaning))) {
+			t.Errorf("man page does not explain exit status %d", e.code)
+		}
 	}
 }
 
+// --help-stats describes every field the socket serves.
+func TestHelpStats(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if got := run(context.Background(), []string{"--help-stats"}, &stdout, &stderr, loader.Host{}); got != exitOK {
+		t.Fatalf("--help-stats exit = %d", got)
+	}
+	for _, c := range stats.Counters {
+		if !strings.Contains(stdout.String(), "  "+c.Name+" (u64) ") || !strings.Contains(stdout.String(), c.Help) {
+			t.Errorf("--help-stats does not describe %s", c.Name)
+		}
+	}
+}
+
+// No long name may read as a bundle of short options, or oldSpellings
+// would turn a bundle into it. -help is the exception that Go's flag package
+// made: as a bundle it is -h, then -e with the value "lp".
+func TestOldSpellingsUnambiguous(t *testing.T) {
+	var o options
+	fs, _ := newFlags(&o)
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Name == "help" {
+			return
+		}
+		for _, c := range f.Name {
+			if fs.ShorthandLookup(string(c)) == nil {
+				return
+			}
+		}
+		t.Errorf("--%s is also a bundle of short options", f.Name)
+	})
+}
+
 func FuzzParseFlags(f *testing.F) {
-	for _, seed := range []string{"-s 5000", "--batch 8 -p", "-D 40000", "-d -1", "--stats-interval 2s", "-b", "--=x"} {
+	for _, seed := range []string{"-s 5000", "--batch 8 -p", "-D 40000", "-d -1", "--stats-interval 2s", "-b", "--=x",
+		"-pSb8", "-slice-us=9", "--s 1", "--stats 1e9", "-- -p"} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, line string) {
-		var stderr bytes.Buffer
-		o, err := parseFlags(strings.Fields(line), &stderr)
+		o, err := parseFlags(strings.Fields(line))
 		if err != nil {
 			return
 		}
@@ -273,7 +396,8 @@ func FuzzParseFlags(f *testing.F) {
 		c := o.cfg
 		if c.DispatchBatch < 1 || c.ExitDumpLen > loader.MaxExitDumpLen || c.SliceUs > 10_000_000 ||
 			c.DisallowTgid < 0 || (c.LatBudgetUs > 0 && (c.LatBudgetUs < 100 || c.LatBudgetUs > 10_000_000)) ||
-			(c.LatBudgetUs > 0 && c.SliceUs > 0 && c.LatBudgetUs >= c.SliceUs) {
+			(c.LatBudgetUs > 0 && c.SliceUs > 0 && c.LatBudgetUs >= c.SliceUs) ||
+			o.printEvery < 0 || o.printEvery > 3600 || o.monitor < 0 || o.monitor > 3600 {
 			t.Errorf("parseFlags accepted %q as %+v", line, c)
 		}
 	})

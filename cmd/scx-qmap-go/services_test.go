@@ -16,6 +16,8 @@ import (
 	"testing/fstest"
 	"time"
 
+	"github.com/scx-qmap-go/scx-qmap-go/sdnotify"
+	"github.com/scx-qmap-go/scx-qmap-go/sdnotify/sdnotifytest"
 	"github.com/scx-qmap-go/scx-qmap-go/stats"
 )
 
@@ -40,14 +42,14 @@ func (b *syncBuffer) String() string {
 func TestStatsLoop(t *testing.T) {
 	tests := []struct {
 		name       string
-		quiet      bool
+		printEvery float64
 		sysfs      fstest.MapFS
 		wantBlocks bool
 		wantStderr string
 	}{
-		{name: "prints and publishes", sysfs: fakeSysfs, wantBlocks: true},
-		{name: "quiet still publishes", quiet: true, sysfs: fakeSysfs},
-		{name: "bad events warn once", sysfs: fstest.MapFS{"root/events": {Data: []byte("bad\n")}}, wantBlocks: true,
+		{name: "--stats prints and publishes", printEvery: 0.02, sysfs: fakeSysfs, wantBlocks: true},
+		{name: "quiet by default, still publishes", sysfs: fakeSysfs},
+		{name: "bad events warn once", printEvery: 0.01, sysfs: fstest.MapFS{"root/events": {Data: []byte("bad\n")}}, wantBlocks: true,
 			wantStderr: "events line 1"},
 	}
 	for _, tt := range tests {
@@ -57,8 +59,14 @@ func TestStatsLoop(t *testing.T) {
 			var extras atomic.Int32
 			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 			defer cancel()
-			o := options{statsInterval: 10 * time.Millisecond, quiet: tt.quiet}
-			statsLoop(ctx, &fakeSched{}, tt.sysfs, cache, o, stdout, stderr, func(stats.Snapshot) { extras.Add(1) })
+			o := options{statsInterval: 10 * time.Millisecond, printEvery: tt.printEvery}
+			systemd := sdnotifytest.Listen(t, filepath.Join(t.TempDir(), "notify"))
+			sd, err := sdnotify.FromEnv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer sd.Close()
+			statsLoop(ctx, &fakeSched{}, tt.sysfs, cache, o, stdout, stderr, func(stats.Snapshot) { extras.Add(1) }, sd)
 
 			s, ok := cache.Load()
 			if !ok || s.Values["enq"] == 0 {
@@ -67,6 +75,10 @@ func TestStatsLoop(t *testing.T) {
 			blocks := len(blockStart.FindAllString(stdout.String(), -1))
 			if tt.wantBlocks != (blocks >= 2) || tt.wantBlocks != (extras.Load() >= 2) {
 				t.Errorf("%d blocks, %d -P calls; want them: %v\n%s", blocks, extras.Load(), tt.wantBlocks, stdout.String())
+			}
+			// systemd hears a summary every snapshot, printed or not.
+			if status := systemd.Next(t); !strings.HasPrefix(status, "STATUS=enq ") {
+				t.Errorf("systemd got %q, want a STATUS= summary", status)
 			}
 			if tt.wantStderr != "" && strings.Count(stderr.String(), tt.wantStderr) != 1 {
 				t.Errorf("stderr = %q, want %q once", stderr.String(), tt.wantStderr)

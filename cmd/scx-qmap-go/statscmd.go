@@ -5,12 +5,12 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"math"
 	"syscall"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/scx-qmap-go/scx-qmap-go/stats"
 )
@@ -22,41 +22,48 @@ const statsTimeout = 5 * time.Second
 // runStats is "scx-qmap-go stats": print the running scheduler's stats
 // from its socket, once or every --watch seconds.
 func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) exitCode {
-	fs := flag.NewFlagSet("scx-qmap-go stats", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("scx-qmap-go stats", pflag.ContinueOnError)
 	// Silent while parsing, as the main command: a bad flag is one line,
 	// and only --help prints the usage.
 	fs.SetOutput(io.Discard)
-	socket := fs.String("socket", stats.DefaultSocket, "the running scheduler's stats socket `PATH` (its --stats-socket)")
-	watch := fs.Float64("watch", 0, "print a sample every `SECS` seconds, with the change since the previous one, until interrupted (0: once)")
-	asJSON := fs.Bool("json", false, "print each sample as one JSON object per line, with the socket's field names (at_ms is the snapshot time)")
 	fs.Usage = func() {}
+	fs.SortFlags = false
+	socket := fs.String("socket", stats.DefaultSocket, "the running scheduler's stats socket `PATH` (its --stats-socket)")
+	watch := fs.Float64("watch", 0, "print a sample every `N` seconds, with the change since the previous one, until interrupted (0: once)")
+	asJSON := fs.Bool("json", false, "print each sample as one JSON object per line, with the socket's field names (at_ms is the snapshot time)")
+	help := fs.BoolP("help", "h", false, "print this help and exit")
 	usage := func(format string, a ...any) exitCode {
 		fmt.Fprintf(stderr, "scx-qmap-go stats: "+format+" (see --help)\n", a...)
 		return exitUsage
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(stderr, "Usage: scx-qmap-go stats [--socket PATH] [--watch SECS] [--json]\n\n"+
-				"Prints the running scx-qmap-go scheduler's counters and the kernel's sched_ext events.\n\nFlags:\n")
-			fs.SetOutput(stderr)
-			fs.PrintDefaults()
-			return exitOK
-		}
+	err := fs.Parse(oldSpellings(fs, args))
+	if *help || errors.Is(err, pflag.ErrHelp) {
+		fmt.Fprintf(stdout, "Usage: scx-qmap-go stats [--socket PATH] [--watch N] [--json]\n\n"+
+			"Prints the running scx-qmap-go scheduler's counters and the kernel's sched_ext events.\n\nOptions:\n%s",
+			fs.FlagUsagesWrapped(100))
+		return exitOK
+	}
+	if err != nil {
 		return usage("%v", err)
 	}
 	if fs.NArg() > 0 {
 		return usage("unexpected argument %q", fs.Arg(0))
 	}
-	if math.IsNaN(*watch) || *watch < 0 || *watch > 3600 || (*watch > 0 && *watch < 0.01) {
-		return usage("--watch %v out of range: use 0 (once) or 0.01..3600 seconds", *watch)
+	if err := checkSeconds("--watch", *watch); err != nil {
+		return usage("%v", err)
 	}
 	if *socket == "" {
 		return usage("--socket needs a path")
 	}
+	return watchStats(ctx, *socket, *watch, *asJSON, stdout, stderr)
+}
 
-	c, err := stats.Dial(*socket, statsTimeout)
+// watchStats prints the stats served on @socket once (@every 0) or every
+// @every seconds until @ctx ends; --monitor and "stats" share it.
+func watchStats(ctx context.Context, socket string, every float64, asJSON bool, stdout, stderr io.Writer) exitCode {
+	c, err := stats.Dial(socket, statsTimeout)
 	if err != nil {
-		return statsFailure(err, *socket, stderr)
+		return statsFailure(err, socket, stderr)
 	}
 	defer func() {
 		if c != nil {
@@ -64,7 +71,7 @@ func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) exit
 		}
 	}()
 
-	interval := time.Duration(*watch * float64(time.Second))
+	interval := time.Duration(every * float64(time.Second))
 	var prev stats.Snapshot
 	for {
 		s, raw, err := c.Top()
@@ -72,14 +79,14 @@ func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) exit
 		if err != nil && interval > 0 && !errors.As(err, &remote) {
 			// The server drops idle connections; one fresh try.
 			c.Close()
-			if c, err = stats.Dial(*socket, statsTimeout); err == nil { // c is nil on error
+			if c, err = stats.Dial(socket, statsTimeout); err == nil { // c is nil on error
 				s, raw, err = c.Top()
 			}
 		}
 		if err != nil {
-			return statsFailure(err, *socket, stderr)
+			return statsFailure(err, socket, stderr)
 		}
-		if *asJSON {
+		if asJSON {
 			fmt.Fprintf(stdout, "%s\n", raw)
 		} else {
 			fmt.Fprint(stdout, stats.Render(prev, s))

@@ -56,7 +56,7 @@ func serveStats(t *testing.T) string {
 	go func() {
 		defer close(done)
 		o := options{statsInterval: 5 * time.Millisecond, quiet: true}
-		statsLoop(ctx, &fakeSched{}, fakeSysfs, cache, o, io.Discard, io.Discard, nil)
+		statsLoop(ctx, &fakeSched{}, fakeSysfs, cache, o, io.Discard, io.Discard, nil, nil)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -122,8 +122,13 @@ func TestStatsCommand(t *testing.T) {
 			wantStderr: "scx-qmap-go: no scx-qmap-go instance is running (no stats socket at " + missing + ")\n"},
 		{name: "stale socket", args: []string{"--socket", stale}, want: exitNoInstance,
 			wantStderr: "no scx-qmap-go instance is running"},
-		{name: "help", args: []string{"--help"}, want: exitOK, wantStderr: "-watch"},
-		{name: "bad flag", args: []string{"--frobnicate"}, want: exitUsage, wantStderr: "scx-qmap-go stats: flag provided but not defined: -frobnicate (see --help)\n"},
+		{name: "help", args: []string{"--help"}, want: exitOK, check: func(t *testing.T, out string) {
+			if !strings.Contains(out, "      --watch N ") {
+				t.Errorf("--help does not list --watch:\n%s", out)
+			}
+		}},
+		{name: "bad flag", args: []string{"--frobnicate"}, want: exitUsage, wantStderr: "scx-qmap-go stats: unknown flag: --frobnicate (see --help)\n"},
+		{name: "old spelling", args: []string{"-socket", missing}, want: exitNoInstance, wantStderr: "no stats socket at " + missing},
 		{name: "negative watch", args: []string{"--watch", "-1"}, want: exitUsage, wantStderr: "--watch -1 out of range"},
 		{name: "stray argument", args: []string{"top"}, want: exitUsage, wantStderr: `unexpected argument "top"`},
 	}
@@ -166,7 +171,8 @@ func jsonLines(t *testing.T, out string) []map[string]any {
 			}
 		}
 		ev, _ := m[stats.FieldEvents].(map[string]any)
-		if _, ok := m[stats.FieldTime]; !ok || ev["SCX_EV_SELECT_CPU_FALLBACK"] != float64(4) {
+		fallback, _ := ev["SCX_EV_SELECT_CPU_FALLBACK"].(map[string]any)
+		if _, ok := m[stats.FieldTime]; !ok || fallback[stats.FieldCount] != float64(4) {
 			t.Errorf("line lacks the time or the events: %s", line)
 		}
 		objs = append(objs, m)

@@ -33,7 +33,7 @@ func TestBasic(t *testing.T) {
 	pinnedBefore := dirLen(t, "/sys/fs/bpf")
 
 	start := time.Now()
-	s := guest.StartScheduler(t, "-v", "--stats-interval", "1s", "--metrics-addr", "127.0.0.1:9464",
+	s := guest.StartScheduler(t, "-v", "--stats", "1", "--metrics-addr", "127.0.0.1:9464",
 		"--stats-socket", stats.DefaultSocket)
 	t.Logf("exec to enabled: %v", time.Since(start).Round(time.Millisecond))
 	if ops := sysfs(t, "root/ops"); ops != "qmap" {

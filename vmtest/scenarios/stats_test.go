@@ -20,6 +20,7 @@ import (
 
 	"github.com/scx-qmap-go/scx-qmap-go/stats"
 	"github.com/scx-qmap-go/scx-qmap-go/stats/metrics"
+	"github.com/scx-qmap-go/scx-qmap-go/stats/scxcompat"
 	"github.com/scx-qmap-go/scx-qmap-go/vmtest/guest"
 )
 
@@ -43,9 +44,13 @@ func statsJSON(t *testing.T, bin string) sample {
 	}
 	s := sample{values: map[string]uint64{}, events: map[string]int64{}}
 	for name, v := range raw {
-		if name == "events" {
-			if err := json.Unmarshal(v, &s.events); err != nil {
+		if name == stats.FieldEvents {
+			var events map[string]map[string]int64
+			if err := json.Unmarshal(v, &events); err != nil {
 				t.Fatalf("stats --json: events: %v", err)
+			}
+			for ev, fields := range events {
+				s.events[ev] = fields[stats.FieldCount]
 			}
 			continue
 		}
@@ -92,6 +97,7 @@ func checkStatsClients(t *testing.T, bin string) {
 	if rc := guest.Run(t, 10*time.Second, "setpriv", append(nobody, bin, "stats")...); rc != exitNotRoot {
 		t.Errorf("non-root stats: exit %d, want %d", rc, exitNotRoot)
 	}
+	checkScxClients(t)
 
 	// A scrape between two socket samples of the same snapshot must agree
 	// with them; five tries to land inside one stats interval.
@@ -174,4 +180,41 @@ func checkScrape(t *testing.T, text string, want sample, same bool) {
 		}
 	}
 	t.Logf("metrics scrape: %d families, same snapshot as the socket: %v", len(families), same)
+}
+
+// checkScxClients: the scx project's tools, asking the default socket
+// exactly as they do, get what they can use: scxtop and --monitor the top
+// struct, and the OpenMetrics bridge a gauge per counter and kernel event.
+func checkScxClients(t *testing.T) {
+	t.Helper()
+	for _, req := range []string{scxcompat.ScxtopStats, scxcompat.MonitorStats} {
+		c, err := scxcompat.Dial(stats.DefaultSocket)
+		if err != nil {
+			t.Fatalf("%s: %v", stats.DefaultSocket, err)
+		}
+		resp, err := c.Ask(req)
+		c.Close()
+		if s, derr := stats.DecodeTop(resp); err != nil || derr != nil || s.Values["enq"] == 0 {
+			t.Errorf("%q: %v, %v, enq %d", strings.TrimSpace(req), err, derr, s.Values["enq"])
+		}
+	}
+	samples, err := scxcompat.Bridge(stats.DefaultSocket, 2)
+	if err != nil {
+		t.Fatalf("scxstats_to_openmetrics would loop on: %v", err)
+	}
+	names := map[string]int{}
+	for _, s := range samples {
+		names[s.Name]++
+		if s.Name == "scx_qmap_go_enq" {
+			t.Logf("bridge: %s", s)
+		}
+	}
+	for _, c := range stats.Counters {
+		if names["scx_qmap_go_"+c.Name] != 1 {
+			t.Errorf("bridge: no gauge scx_qmap_go_%s", c.Name)
+		}
+	}
+	if names["scx_qmap_go_event_count"] < 5 {
+		t.Errorf("bridge: %d kernel event samples, want the kernel's events", names["scx_qmap_go_event_count"])
+	}
 }

@@ -1,0 +1,265 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/scx-qmap-go/scx-qmap-go/loader"
+	"github.com/scx-qmap-go/scx-qmap-go/stats"
+	"github.com/scx-qmap-go/scx-qmap-go/stats/metrics"
+)
+
+// options is the parsed command line.
+type options struct {
+	cfg           loader.Config
+	statsInterval time.Duration // how often a snapshot is taken for the socket and metrics
+	printEvery    float64       // --stats: print the block every N s (0: never)
+	monitor       float64       // --monitor: watch a running instance every N s instead of scheduling
+	statsSocket   string        // "" disables the stats server
+	socketChosen  bool          // --stats-socket given: failing to serve it is fatal
+	metricsAddr   string        // "" disables Prometheus metrics
+	quiet         bool
+	verbose       bool
+	version       bool
+	help          bool
+	helpStats     bool
+	manPage       bool // hidden: print the man page (make deb)
+}
+
+// flagGroup is one section of --help and of the man page.
+type flagGroup struct {
+	title string
+	flags *pflag.FlagSet
+}
+
+// newFlags defines every option of the scheduler once, short letter
+// (upstream qmap's, where it has one) and long name together, bound
+// straight into @o. The groups are the sections --help prints.
+func newFlags(o *options) (*pflag.FlagSet, []flagGroup) {
+	group := func(title string) flagGroup {
+		return flagGroup{title, pflag.NewFlagSet(title, pflag.ContinueOnError)}
+	}
+	sched, reenq, st, faults, debug := group("Scheduling"), group("Reenqueue"),
+		group("Stats and monitoring"), group("Fault injection"), group("Debugging")
+	c := &o.cfg
+
+	f := sched.flags
+	f.Uint64VarP(&c.SliceUs, "slice-us", "s", 0, "task slice in `US` microseconds (default: the kernel's SCX_SLICE_DFL, 20000)")
+	f.Uint32VarP(&c.DispatchBatch, "batch", "b", 1, "move up to `N` tasks out of the FIFOs per dispatch call")
+	f.Int32VarP(&c.DisallowTgid, "disallow-tgid", "d", 0, "refuse to schedule the tasks of process `TGID` (-1: this loader)")
+	f.BoolVarP(&c.PartialSwitch, "partial", "p", false, "schedule only tasks set to SCHED_EXT; others stay on the fair class")
+	f.BoolVarP(&c.HighpriBoost, "highpri-boost", "H", false, "boost nice -20 tasks: move them to a CPU's local DSQ with preemption (use with -b)")
+	f.Uint64VarP(&c.LatBudgetUs, "lat-budget-us", "L", 0, "latency budget in `US` microseconds: a task that has run this much of its slice yields as soon as another waits (0: off, qmap's plain slices; try 2000)")
+
+	f = reenq.flags
+	f.BoolVarP(&c.AlwaysEnqImmed, "always-enq-immed", "I", false, "set SCX_OPS_ALWAYS_ENQ_IMMED: local inserts that cannot run at once come back (IMMED/PREEMPTED reenqueues)")
+	f.Uint32VarP(&c.ImmedStressNth, "immed-stress-nth", "F", 0, "insert every `N`th enqueue into its own CPU's local DSQ even when busy (needs -I)")
+	f.BoolVar(&c.RemoteReenq, "remote-reenq", false, "when an RT/DL task takes a CPU, reenqueue the tasks waiting in its local DSQ")
+
+	f = st.flags
+	f.Float64Var(&o.printEvery, "stats", 0, "print the stats block every `N` seconds (default: quiet)")
+	f.Float64Var(&o.monitor, "monitor", 0, "do not schedule: print a running instance's stats every `N` seconds (as \"stats --watch N\")")
+	f.BoolVar(&o.helpStats, "help-stats", false, "describe every stats field and exit")
+	f.BoolVarP(&c.PrintDSQs, "print-dsqs-events", "P", false, "print the shared DSQ and the kernel's event counters with each block (implies --stats 1)")
+	f.DurationVar(&o.statsInterval, "stats-interval", time.Second, "take a snapshot for the socket and metrics every `DURATION` (e.g. 500ms)")
+	f.StringVar(&o.statsSocket, "stats-socket", stats.DefaultSocket, "serve stats (scx_stats protocol) on the unix socket `PATH`; empty: off")
+	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://`ADDR`/metrics; \":9090\" binds 127.0.0.1 (default: off)")
+	f.BoolVar(&o.quiet, "quiet", false, "print no stats block (the default; conflicts with --stats and -P)")
+
+	f = faults.flags
+	f.Uint32VarP(&c.ErrorAfterEnq, "error-after", "e", 0, "call scx_bpf_error() on the `N`th enqueue")
+	f.Uint32VarP(&c.StallUserNth, "stall-user-nth", "t", 0, "never queue every `N`th user task (the watchdog ejects the scheduler)")
+	f.Uint32VarP(&c.StallKernelNth, "stall-kernel-nth", "T", 0, "never queue every `N`th kernel task")
+	f.Uint32VarP(&c.DispatchLoopAfter, "dispatch-loop-after", "l", 0, "make ops.dispatch loop after `N` dispatches")
+
+	f = debug.flags
+	f.Uint32VarP(&c.ExitDumpLen, "exit-dump-len", "D", loader.MaxExitDumpLen, "`BYTES` of the kernel's debug dump kept for the exit report")
+	f.BoolVarP(&c.SuppressDump, "suppress-dump", "S", false, "leave the scheduler's own lines out of the debug dump")
+	f.BoolVarP(&c.PrintMsgs, "print-msgs", "M", false, "log cgroup and CPU hotplug events to the trace buffer (/sys/kernel/tracing/trace_pipe)")
+	f.BoolVarP(&o.verbose, "verbose", "v", false, "print the verifier log on load failure, instruction counts and timings")
+	f.BoolVarP(&o.version, "version", "V", false, "print the version and exit")
+	f.BoolVarP(&o.help, "help", "h", false, "print this help and exit")
+	f.BoolVar(&o.manPage, "man-page", false, "print the man page (troff) and exit")
+	_ = f.MarkHidden("man-page")
+
+	groups := []flagGroup{sched, reenq, st, faults, debug}
+	all := pflag.NewFlagSet("scx-qmap-go", pflag.ContinueOnError)
+	// Silent while parsing: a bad flag comes back as an error that run()
+	// prints as one line, not followed by the whole usage.
+	all.SetOutput(io.Discard)
+	all.Usage = func() {}
+	all.SortFlags = false
+	for _, g := range groups {
+		g.flags.SortFlags = false
+		all.AddFlagSet(g.flags)
+	}
+	return all, groups
+}
+
+const usageHead = `Usage: scx-qmap-go [OPTIONS]
+       scx-qmap-go stats [--socket PATH] [--watch N] [--json]
+
+Runs the qmap sched_ext scheduler until SIGINT/SIGTERM or until the kernel
+ejects it. Quiet by default: --stats N prints the counters every N seconds,
+and "scx-qmap-go stats" (or --monitor N) reads them from a running instance.
+`
+
+// printUsage writes --help: the usage line and each group's options.
+func printUsage(w io.Writer, groups []flagGroup) {
+	fmt.Fprint(w, usageHead)
+	for _, g := range groups {
+		fmt.Fprintf(w, "\n%s:\n%s", g.title, g.flags.FlagUsagesWrapped(100))
+	}
+	fmt.Fprint(w, "\nExit status:\n")
+	for _, e := range exitCodes {
+		fmt.Fprintf(w, "  %2d  %s\n", e.code, e.meaning)
+	}
+}
+
+// parseFlags parses @args into options and validates them: the one place
+// that decides whether a command line is acceptable.
+func parseFlags(args []string) (options, error) {
+	var o options
+	fs, _ := newFlags(&o)
+	if err := fs.Parse(oldSpellings(fs, args)); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	o.socketChosen = fs.Changed("stats-socket")
+	if o.cfg.PrintDSQs && o.printEvery == 0 && !o.quiet {
+		o.printEvery = 1
+	}
+	if o.cfg.DisallowTgid == -1 {
+		o.cfg.DisallowTgid = int32(os.Getpid())
+	}
+	return o, o.validate()
+}
+
+// validate checks what the types alone do not.
+func (o *options) validate() error {
+	c := &o.cfg
+	switch {
+	case c.DispatchBatch < 1 || c.DispatchBatch > 1<<16:
+		return fmt.Errorf("-b/--batch %d out of range: use 1..65536", c.DispatchBatch)
+	case c.ExitDumpLen > loader.MaxExitDumpLen:
+		return fmt.Errorf("-D/--exit-dump-len %d out of range: use 0..%d", c.ExitDumpLen, loader.MaxExitDumpLen)
+	case c.DisallowTgid < 0 || c.DisallowTgid > 1<<22:
+		return fmt.Errorf("-d/--disallow-tgid %d out of range: use a pid from 1 to %d, or -1 for the loader itself", c.DisallowTgid, 1<<22)
+	case c.SliceUs > 10_000_000:
+		return fmt.Errorf("-s/--slice-us %d is too long: use at most 10000000 (10 s)", c.SliceUs)
+	case c.LatBudgetUs > 0 && c.LatBudgetUs < 100:
+		return fmt.Errorf("-L/--lat-budget-us %d is too short: use at least 100 (or 0 for off)", c.LatBudgetUs)
+	case c.LatBudgetUs > 10_000_000:
+		return fmt.Errorf("-L/--lat-budget-us %d is too long: use at most 10000000 (10 s)", c.LatBudgetUs)
+	// Against the kernel's default slice, the loader checks it once it
+	// has read that from BTF.
+	case c.LatBudgetUs > 0 && c.SliceUs > 0 && c.LatBudgetUs >= c.SliceUs:
+		return fmt.Errorf("-L/--lat-budget-us %d must be shorter than the slice (-s %d), or it never applies", c.LatBudgetUs, c.SliceUs)
+	case c.ImmedStressNth > 0 && !c.AlwaysEnqImmed:
+		return errors.New("-F/--immed-stress-nth needs -I/--always-enq-immed")
+	case o.quiet && (c.PrintDSQs || o.printEvery > 0):
+		return errors.New("--quiet conflicts with --stats and -P/--print-dsqs-events, which print: drop one")
+	case o.statsInterval < 10*time.Millisecond || o.statsInterval > time.Hour:
+		return fmt.Errorf("--stats-interval %v out of range: use 10ms..1h", o.statsInterval)
+	// sun_path holds 108 bytes with the terminating NUL.
+	case len(o.statsSocket) > 107:
+		return fmt.Errorf("--stats-socket path is %d bytes long: unix sockets allow at most 107", len(o.statsSocket))
+	case o.monitor != 0 && o.statsSocket == "":
+		return errors.New("--monitor reads the --stats-socket, which is empty")
+	}
+	for _, s := range []struct {
+		name string
+		v    float64
+	}{{"--stats", o.printEvery}, {"--monitor", o.monitor}} {
+		if err := checkSeconds(s.name, s.v); err != nil {
+			return err
+		}
+	}
+	for _, n := range []struct {
+		name string
+		v    uint32
+	}{
+		{"-e/--error-after", c.ErrorAfterEnq}, {"-t/--stall-user-nth", c.StallUserNth},
+		{"-T/--stall-kernel-nth", c.StallKernelNth}, {"-l/--dispatch-loop-after", c.DispatchLoopAfter},
+		{"-F/--immed-stress-nth", c.ImmedStressNth},
+	} {
+		if n.v > 1<<31 {
+			return fmt.Errorf("%s %d out of range: use 0..%d", n.name, n.v, uint64(1)<<31)
+		}
+	}
+	if o.metricsAddr != "" {
+		if _, err := metrics.ResolveAddr(o.metricsAddr); err != nil {
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+	}
+	return nil
+}
+
+// checkSeconds accepts 0 (off) or an interval from 10 ms to an hour.
+func checkSeconds(name string, v float64) error {
+	if math.IsNaN(v) || v < 0 || v > 3600 || (v > 0 && v < 0.01) {
+		return fmt.Errorf("%s %v out of range: use 0 (off) or 0.01..3600 seconds", name, v)
+	}
+	return nil
+}
+
+// oldSpellings rewrites the spellings Go's flag package accepted and
+// getopt does not, so that existing scripts and unit files keep working:
+// a long name after one dash (-remote-reenq) and a letter after two (--s).
+// Values are left alone: the token after an option that takes one is its
+// value, whatever it looks like (-d -1).
+func oldSpellings(fs *pflag.FlagSet, args []string) []string {
+	out := make([]string, 0, len(args))
+	takesValue := func(f *pflag.Flag) bool { return f != nil && f.NoOptDefVal == "" }
+	valueNext := false
+	for i, a := range args {
+		if valueNext {
+			out, valueNext = append(out, a), false
+			continue
+		}
+		if a == "--" || !strings.HasPrefix(a, "-") || a == "-" {
+			if a == "--" {
+				return append(out, args[i:]...)
+			}
+			out = append(out, a)
+			continue
+		}
+		long := strings.HasPrefix(a, "--")
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		switch {
+		case long && len(name) == 1 && fs.ShorthandLookup(name) != nil:
+			a = a[1:]
+			long = false
+		case !long && len(name) > 1 && fs.Lookup(name) != nil:
+			a = "-" + a
+			long = true
+		}
+		out = append(out, a)
+		switch {
+		case hasValue:
+		case long:
+			valueNext = takesValue(fs.Lookup(name))
+		default:
+			// A bundle such as -pb8 or -pb: the value follows the
+			// first letter that takes one, here or in the next token.
+			for j := 0; j < len(name); j++ {
+				if f := fs.ShorthandLookup(name[j : j+1]); takesValue(f) {
+					valueNext = j == len(name)-1
+					break
+				}
+			}
+		}
+	}
+	return out
+}
