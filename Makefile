@@ -32,6 +32,7 @@ deb:
 	$(GO) build -buildvcs=auto -trimpath -ldflags "-s -w -X github.com/scx-qmap-go/scx-qmap-go/version.release=$(DEB_VERSION)" \
 		-o bin/deb/scx-qmap-go ./cmd/scx-qmap-go
 	bin/deb/scx-qmap-go --man-page | gzip -9n > bin/deb/scx-qmap-go.8.gz
+	{ cat contrib/deb/copyright.head LICENSE; printf '\n==> GPL-2.0-only (bpf/) <==\n'; cat bpf/LICENSE; } > bin/deb/copyright
 	SCX_DEB_VERSION='$(DEB_VERSION)' $(GO) tool nfpm package --config contrib/nfpm.yaml --packager deb --target bin/scx-qmap-go.deb
 
 deps:

@@ -12,6 +12,7 @@
 set -euo pipefail
 
 CACHE_DIR=${KERNEL_CACHE:-/var/cache/scx-qmap-go/kernels}
+IMAGE_DIR=${SYSTEMD_IMAGE:-/var/cache/scx-qmap-go/sysimage}
 SOURCES=/etc/apt/sources.list.d/scx-qmap-go.sources
 PREFS=/etc/apt/preferences.d/scx-qmap-go
 
@@ -102,6 +103,7 @@ need_version() {
 install_packages() {
 	install_from "" clang-19 llvm-19 make git ca-certificates xz-utils zstd \
 		stress-ng rt-tests udev kmod busybox-static python3 cpio bc util-linux \
+		mmdebstrap e2fsprogs systemd \
 		curl linux-perf # the metrics scrape in the VM suite; perf bench in make bench
 	# QEMU 10: bookworm's 7.2 crashes TCG guests when a scheduler detaches.
 	install_from bookworm-backports libbpf-dev bpftool qemu-system-x86 \
@@ -152,4 +154,5 @@ install_packages
 mkdir -p "$CACHE_DIR"
 fetch_kernel 7.2 sid
 fetch_kernel 7.3 trixie-backports
+bash "$(dirname "$0")/sysimage.sh" "$CACHE_DIR" "$IMAGE_DIR" 7.2 7.3
 say "done: kernels in $CACHE_DIR ($(readlink "$CACHE_DIR/7.2"), $(readlink "$CACHE_DIR/7.3"))"

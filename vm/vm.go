@@ -39,6 +39,23 @@ type Config struct {
 	// AliveWithin bounds the wait for the guest's first kernel log line;
 	// default 30 s under KVM, 2 minutes under TCG.
 	AliveWithin time.Duration
+
+	// System, when set, boots that image with systemd as PID 1 under
+	// QEMU instead of virtme-ng's view of the host.
+	System *Image
+}
+
+// DefaultImageDir is where `make deps` builds the systemd guest image.
+const DefaultImageDir = "/var/cache/scx-qmap-go/sysimage"
+
+// Image is the systemd guest that scripts/sysimage.sh builds: a bookworm
+// root filesystem and, per kernel, an initramfs that can mount it. Once
+// the system is up its guest-run unit runs Share/in/run, leaves the output
+// in Share/out/output and the exit status in Share/out/rc, and powers off.
+// The boot discards what the guest writes to its root filesystem.
+type Image struct {
+	Dir   string // default DefaultImageDir (or $SYSTEMD_IMAGE)
+	Share string // a host directory, mounted at /mnt/share in the guest
 }
 
 // Result is what one boot produced.
@@ -55,8 +72,12 @@ type Result struct {
 // ErrTimeout means the guest hit Config.Timeout and was killed.
 var ErrTimeout = errors.New("guest timed out")
 
-// startedMarker is what virtme-ng's init logs right before the command.
-const startedMarker = "virtme-init: starting script"
+// What the guest's init logs right before the command: virtme-ng's, and
+// the systemd image's guest-run unit.
+const (
+	startedMarker       = "virtme-init: starting script"
+	systemStartedMarker = "guest-run: system "
+)
 
 // KernelPath resolves Config.Kernel to a vmlinuz inside an unpacked tree
 // (virtme-ng finds the modules beside it).
@@ -134,6 +155,9 @@ func Run(ctx context.Context, cfg Config, command string) (*Result, error) {
 		res := b.res
 		res.Attempts = attempt
 		started := strings.Contains(res.Console, startedMarker)
+		if cfg.System != nil {
+			started = strings.Contains(res.Console, systemStartedMarker)
+		}
 		if acc.kvm {
 			if why := b.kvmProblem(started); why != "" {
 				if acc.forced {
@@ -217,17 +241,23 @@ func runOnce(ctx context.Context, cfg Config, command string, kvm bool) (*boot, 
 		}
 	}
 
-	args := []string{"--run", kernel, "--cpus", fmt.Sprint(cpus), "--memory", fmt.Sprintf("%dM", mem),
-		"--verbose", "--force-9p"}
-	if !kvm {
-		args = append(args, "--disable-kvm")
+	var cmd *exec.Cmd
+	if cfg.System != nil {
+		if cmd, err = cfg.System.command(kernel, cpus, mem, kvm, command); err != nil {
+			return nil, err
+		}
+	} else {
+		args := []string{"--run", kernel, "--cpus", fmt.Sprint(cpus), "--memory", fmt.Sprintf("%dM", mem),
+			"--verbose", "--force-9p"}
+		if !kvm {
+			args = append(args, "--disable-kvm")
+		}
+		for _, d := range cfg.RWDirs {
+			args = append(args, "--rwdir", d)
+		}
+		args = append(args, "-e", command)
+		cmd = exec.Command("vng", args...)
 	}
-	for _, d := range cfg.RWDirs {
-		args = append(args, "--rwdir", d)
-	}
-	args = append(args, "-e", command)
-
-	cmd := exec.Command("vng", args...)
 	// vng runs from a directory the guest can see; keep the caller's.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// Should anything outside the process group hold the pipes, Wait
@@ -237,6 +267,10 @@ func runOnce(ctx context.Context, cfg Config, command string, kvm bool) (*boot, 
 	watch := newWatcher()
 	cmd.Stdout = io.MultiWriter(tee(&out, cfg.Stdout), watch.stream())
 	cmd.Stderr = io.MultiWriter(tee(&console, cfg.Console), watch.stream())
+	if cfg.System != nil { // the serial console is QEMU's stdout
+		cmd.Stdout = io.MultiWriter(tee(&console, cfg.Console), watch.stream())
+		cmd.Stderr = cmd.Stdout
+	}
 
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -291,6 +325,10 @@ wait:
 	}
 	if cmd.ProcessState != nil && cmd.ProcessState.Exited() {
 		b.res.ExitCode = cmd.ProcessState.ExitCode()
+	}
+	if cfg.System != nil {
+		// QEMU's own status says nothing about the command's.
+		b.res.Output, b.res.ExitCode = cfg.System.result()
 	}
 	var exitErr *exec.ExitError
 	if b.how == exited && werr != nil && !errors.As(werr, &exitErr) {

@@ -69,7 +69,7 @@ var cli built
 // TestMain removes the binaries the suite built once all tests are done.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	for _, b := range []*built{&cli, &guestTests} {
+	for _, b := range []*built{&cli, &guestTests, &serviceTests} {
 		if b.path != "" {
 			os.RemoveAll(filepath.Dir(b.path))
 		}
