@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // Event is one of the kernel's sched_ext event counters
@@ -81,6 +82,11 @@ func (r *EventsReader) Read() ([]Event, error) {
 	text, err := r.readAll()
 	if err != nil {
 		r.Close() // open it again next time
+		// The kernel removes the scheduler's sysfs directory as it
+		// disables it, under an open file too: no events, no news.
+		if errors.Is(err, syscall.ENODEV) || errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
 		return nil, fmt.Errorf("reading sched_ext events: %w", err)
 	}
 	return ParseEvents(text)

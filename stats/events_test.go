@@ -3,10 +3,12 @@
 package stats
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -96,5 +98,26 @@ func TestEventsReaderRereads(t *testing.T) {
 		if !slices.Equal(events, want) {
 			t.Errorf("read %d = %v, want %v", i, events, want)
 		}
+	}
+}
+
+// goneFS is sysfs while the kernel disables the scheduler: the events file
+// opens, then reads fail with ENODEV.
+type goneFS struct{}
+
+type goneFile struct{ fs.File }
+
+func (goneFS) Open(string) (fs.File, error)        { return goneFile{}, nil }
+func (goneFile) ReadAt([]byte, int64) (int, error) { return 0, syscall.ENODEV }
+func (goneFile) Read([]byte) (int, error)          { return 0, syscall.ENODEV }
+func (goneFile) Close() error                      { return nil }
+func (goneFile) Stat() (fs.FileInfo, error)        { return nil, syscall.ENODEV }
+
+// A scheduler on its way out has no events: not an error to warn about.
+func TestEventsReaderSchedulerGone(t *testing.T) {
+	r := NewEventsReader(goneFS{})
+	defer r.Close()
+	if events, err := r.Read(); events != nil || err != nil {
+		t.Errorf("Read() = %v, %v; want nothing and no error", events, err)
 	}
 }
