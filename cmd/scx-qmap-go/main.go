@@ -155,7 +155,7 @@ func runOnce(ctx context.Context, o options, stdout, stderr io.Writer, host load
 	}
 	defer sched.Close()
 	if o.verbose {
-		printVerified(sched, stdout)
+		printVerified(sched, stdout, stderr)
 	}
 
 	t2 := time.Now()
@@ -323,10 +323,10 @@ func printDSQsAndEvents(sched *loader.Scheduler, cur stats.Snapshot, stdout, std
 }
 
 // printVerified lists each program's verified instruction count.
-func printVerified(sched *loader.Scheduler, stdout io.Writer) {
+func printVerified(sched *loader.Scheduler, stdout, stderr io.Writer) {
 	counts, err := sched.VerifiedInstructions()
 	if err != nil {
-		fmt.Fprintf(stdout, "scx-qmap-go: %v\n", err)
+		fmt.Fprintf(stderr, "scx-qmap-go: %v\n", err)
 		return
 	}
 	names := slices.Sorted(maps.Keys(counts))

@@ -3,7 +3,9 @@
 package scenarios
 
 import (
+	"bytes"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
@@ -169,6 +171,48 @@ func TestBasic(t *testing.T) {
 		}
 		if _, out := guest.RunOutput(t, 30*time.Second, "bpftool", "struct_ops", "list"); strings.TrimSpace(out) != "" {
 			t.Errorf("struct_ops left registered:\n%s", out)
+		}
+	})
+
+	// Quiet by default: nothing periodic on stdout, and the exit report on
+	// stderr, where journald keeps it apart.
+	t.Run("quiet_stderr_report", func(t *testing.T) {
+		var stdout, stderr bytes.Buffer
+		cmd := exec.Command(bin, "--stats-socket", "/run/scx-qmap-go-quiet.sock")
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		if !guest.WaitState(t, "enabled", 60*time.Second) {
+			cmd.Process.Kill()
+			<-done
+			t.Fatalf("not enabled; stderr:\n%s", stderr.String())
+		}
+		time.Sleep(2500 * time.Millisecond) // two snapshots
+		cmd.Process.Signal(os.Interrupt)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("exit: %v", err)
+			}
+		case <-time.After(60 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			t.Fatal("no exit 60 s after SIGINT")
+		}
+		out, errOut := stdout.String(), stderr.String()
+		for line := range strings.Lines(out) {
+			if strings.HasPrefix(line, "enq=") || strings.HasPrefix(line, "EXIT:") {
+				t.Errorf("stdout has %q: want no stats block and no exit report", strings.TrimSpace(line))
+			}
+		}
+		if !strings.Contains(out, "attached (slice") || !strings.Contains(out, "totals: enq=") {
+			t.Errorf("stdout lacks the attached or totals line:\n%s", out)
+		}
+		if !strings.Contains(errOut, ": exit report\nEXIT: UNREG") {
+			t.Errorf("stderr has no exit report:\n%s", errOut)
 		}
 	})
 

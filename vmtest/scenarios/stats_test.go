@@ -99,6 +99,23 @@ func checkStatsClients(t *testing.T, bin string) {
 	}
 	checkScxClients(t)
 
+	// --monitor watches the running instance as "stats --watch" does.
+	mon := guest.Start(t, bin, "--monitor", "0.5")
+	time.Sleep(2 * time.Second)
+	mon.Signal(os.Interrupt)
+	if rc := mon.Wait(t, 30*time.Second); rc != 0 {
+		t.Errorf("--monitor 0.5: exit %d", rc)
+	}
+	blocks := 0
+	for line := range strings.Lines(mon.Output(t)) {
+		if strings.HasPrefix(line, "enq=") {
+			blocks++
+		}
+	}
+	if blocks < 2 {
+		t.Errorf("--monitor 0.5 printed %d blocks in 2 s, want >= 2:\n%s", blocks, mon.Output(t))
+	}
+
 	// A scrape between two socket samples of the same snapshot must agree
 	// with them; five tries to land inside one stats interval.
 	var before sample
