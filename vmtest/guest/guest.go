@@ -272,6 +272,20 @@ func LaunchScheduler(t *testing.T, flags ...string) *Scheduler {
 	return s
 }
 
+// WaitAttached waits until the loader says it is attached: the kernel has
+// then finished enabling it, down to the enable_seq it bumps last, which
+// may lag behind the state turning "enabled".
+func (s *Scheduler) WaitAttached(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(s.Output(t), "scx-qmap-go: attached (") {
+		if time.Now().After(deadline) || !s.Running() {
+			t.Fatalf("the loader never said it was attached\n%s", tail(s.Output(t), 20))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // Counters reads the scheduler's counters through its stats socket, from a
 // snapshot taken after this call (the loader takes one every stats
 // interval; keep the interval at its 1 s default).

@@ -65,6 +65,7 @@ func TestReliability(t *testing.T) {
 	// running, so the kernel never asks for a restart (enable_seq stays).
 	t.Run("hotplug", func(t *testing.T) {
 		s := guest.StartScheduler(t, "--quiet")
+		s.WaitAttached(t)
 		seq := sysfs(t, "enable_seq")
 		w := guest.Start(t, "stress-ng", "--cpu", "2", "--fork", "1", "--timeout", "20", "--quiet")
 		time.Sleep(2 * time.Second)
