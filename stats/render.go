@@ -38,10 +38,7 @@ func triple(a, b, c string) func(Snapshot) string {
 var layout = []blockLine{
 	{"", []field{
 		counter("enq"), counter("dsp"),
-		derived("delta", func(s Snapshot) string {
-			// Tasks still queued in the FIFOs (or lost by fault injection).
-			return fmt.Sprint(int64(s.Values["enq"] - s.Values["dsp"]))
-		}),
+		derived("delta", func(s Snapshot) string { return fmt.Sprint(queued(s)) }),
 		relabel("reenq", "reenq_total"), relabel("reenq/cpu0", "reenq_cpu0"),
 		counter("deq"), counter("core"), counter("ddsp_sel"), counter("ddsp_enq"),
 	}},
@@ -183,6 +180,10 @@ func Summary(prev, cur Snapshot) string {
 		return float64(delta(prev.Values[name], cur.Values[name])) / secs
 	}
 	return fmt.Sprintf("enq %.0f/s, dsp %.0f/s, reenq %.0f/s, lowpri %.0f/s, queued %d",
-		rate("enq"), rate("dsp"), rate("reenq_total"), rate("lowpri"),
-		int64(cur.Values["enq"]-cur.Values["dsp"]))
+		rate("enq"), rate("dsp"), rate("reenq_total"), rate("lowpri"), queued(cur))
+}
+
+// queued is the tasks still in the FIFOs (or lost by fault injection).
+func queued(s Snapshot) int64 {
+	return int64(s.Values["enq"] - s.Values["dsp"])
 }

@@ -4,6 +4,7 @@ package vmtest
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,26 +21,13 @@ var serviceTests, debPackage built
 // buildDeb builds the Debian package the way a user does, with make deb.
 func buildDeb(t *testing.T) string {
 	t.Helper()
-	debPackage.once.Do(func() {
-		cmd := exec.Command("make", "-C", "..", "deb")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			debPackage.err = &buildError{err, out}
-			return
+	return debPackage.do(t, "the package (make deb)", func() (string, error) {
+		if out, err := exec.Command("make", "-C", "..", "deb").CombinedOutput(); err != nil {
+			return "", fmt.Errorf("%v\n%s", err, out)
 		}
-		debPackage.path, debPackage.err = filepath.Abs("../bin/scx-qmap-go.deb")
+		return filepath.Abs("../bin/scx-qmap-go.deb")
 	})
-	if debPackage.err != nil {
-		t.Fatalf("make deb: %v", debPackage.err)
-	}
-	return debPackage.path
 }
-
-type buildError struct {
-	err error
-	out []byte
-}
-
-func (e *buildError) Error() string { return e.err.Error() + "\n" + string(e.out) }
 
 // TestService boots the systemd guest image on each kernel, installs the
 // package there and runs service.TestService: the unit under systemd as

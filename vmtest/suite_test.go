@@ -45,21 +45,28 @@ type built struct {
 // the binary's path.
 func (b *built) get(t *testing.T, file, pkg string, verb ...string) string {
 	t.Helper()
-	b.once.Do(func() {
+	return b.do(t, pkg, func() (string, error) {
 		dir, err := os.MkdirTemp("", "scx-qmap-go-vm")
 		if err != nil {
-			b.err = err
-			return
+			return "", err
 		}
-		b.path = filepath.Join(dir, file)
-		cmd := exec.Command("go", append(verb, "-o", b.path, pkg)...)
+		path := filepath.Join(dir, file)
+		cmd := exec.Command("go", append(verb, "-o", path, pkg)...)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			b.err = fmt.Errorf("%v\n%s", err, out)
+			return path, fmt.Errorf("%v\n%s", err, out) // the path, for TestMain to remove
 		}
+		return path, nil
 	})
+}
+
+// do runs @build the first time and returns the path it made; @what names
+// it in the failure.
+func (b *built) do(t *testing.T, what string, build func() (string, error)) string {
+	t.Helper()
+	b.once.Do(func() { b.path, b.err = build() })
 	if b.err != nil {
-		t.Fatalf("building %s: %v", pkg, b.err)
+		t.Fatalf("building %s: %v", what, b.err)
 	}
 	return b.path
 }

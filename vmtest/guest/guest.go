@@ -277,12 +277,8 @@ func LaunchScheduler(t *testing.T, flags ...string) *Scheduler {
 // may lag behind the state turning "enabled".
 func (s *Scheduler) WaitAttached(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !strings.Contains(s.Output(t), "scx-qmap-go: attached (") {
-		if time.Now().After(deadline) || !s.Running() {
-			t.Fatalf("the loader never said it was attached\n%s", tail(s.Output(t), 20))
-		}
-		time.Sleep(50 * time.Millisecond)
+	if !s.waitOutput(t, "scx-qmap-go: attached (", 60*time.Second) {
+		t.Fatalf("the loader never said it was attached\n%s", tail(s.Output(t), 20))
 	}
 }
 

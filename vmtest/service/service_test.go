@@ -102,14 +102,7 @@ func setFlags(t *testing.T, flags string) {
 func load(t *testing.T, secs int) {
 	t.Helper()
 	for range 2 {
-		cmd, err := workload.Command("spin", secs, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		guest.StartHelper(t, "spin", secs, 0)
 	}
 }
 
