@@ -11,6 +11,7 @@ package guest
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -176,11 +177,24 @@ func (p *Proc) Signal(sig os.Signal) { _ = p.Cmd.Process.Signal(sig) }
 // Output is what the process printed so far.
 func (p *Proc) Output(t *testing.T) string {
 	t.Helper()
-	b, err := os.ReadFile(p.Log)
+	b, err := readShared(p.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// readShared reads a file on the host's 9p share. A read that races the
+// writer of the file (another guest process) can fail with ENODATA under
+// TCG; the next attempt reads it.
+func readShared(path string) ([]byte, error) {
+	for try := 0; ; try++ {
+		b, err := os.ReadFile(path)
+		if !errors.Is(err, syscall.ENODATA) || try == 10 {
+			return b, err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // Run runs @name with @args to completion within @limit and returns its

@@ -256,37 +256,57 @@ func median(v []int) int {
 
 var (
 	// A task in the kernel's dump: "R comm[pid] ...", "*R" for a CPU's
-	// current task; then its dsq_id= and slice= lines.
+	// current task; then its dsq_id=, slice= and no_mig= lines.
 	dumpTaskRE  = regexp.MustCompile(`^\s*(\*?)R \S+\[\d+\]`)
 	dumpDSQRE   = regexp.MustCompile(`dsq_id=(\S+)`)
 	dumpSliceRE = regexp.MustCompile(` slice=(\d+)`)
+	dumpNoMigRE = regexp.MustCompile(` no_mig=(\d+)`)
 )
 
-// grantedSlices are the slices in a kernel dump that the scheduler granted:
-// those of tasks running or waiting in a DSQ. A task still queued in the
-// BPF FIFOs (dsq_id=(n/a), not current) shows what is left of its last
-// slice, which may be the kernel's own (SCX_SLICE_BYPASS, 5 ms, while the
-// scheduler was being enabled).
+// dumpTask is what grantedSlices needs of one task in a kernel dump.
+type dumpTask struct {
+	curr, inDSQ, noMig bool
+	slice              int64
+}
+
+// granted says whether the scheduler gave the task its slice: it runs or
+// waits in a DSQ. A task still queued in the BPF FIFOs (dsq_id=(n/a), not
+// current) shows what is left of its last slice, which may be the kernel's
+// own (SCX_SLICE_BYPASS while the scheduler was being enabled). A task with
+// migration disabled is inserted by the kernel itself with SCX_SLICE_DFL,
+// since qmap does not set SCX_OPS_ENQ_MIGRATION_DISABLED.
+func (d dumpTask) granted() bool { return (d.curr || d.inDSQ) && !d.noMig && d.slice >= 0 }
+
+// grantedSlices are the slices in a kernel dump that the scheduler granted.
 func grantedSlices(dump string) []int64 {
 	var out []int64
-	curr, inDSQ := false, false
+	task := dumpTask{slice: -1}
+	flush := func() {
+		if task.granted() {
+			out = append(out, task.slice)
+		}
+	}
 	for line := range strings.SplitSeq(dump, "\n") {
 		_, text, ok := strings.Cut(line, "sched_ext_dump: ")
 		if !ok {
 			continue
 		}
 		if m := dumpTaskRE.FindStringSubmatch(text); m != nil {
-			curr, inDSQ = m[1] == "*", false
+			flush()
+			task = dumpTask{curr: m[1] == "*", slice: -1}
 			continue
 		}
 		if m := dumpDSQRE.FindStringSubmatch(text); m != nil {
-			inDSQ = m[1] != "(n/a)"
+			task.inDSQ = m[1] != "(n/a)"
 		}
-		if m := dumpSliceRE.FindStringSubmatch(text); m != nil && (curr || inDSQ) {
-			n, _ := strconv.ParseInt(m[1], 10, 64)
-			out = append(out, n)
+		if m := dumpSliceRE.FindStringSubmatch(text); m != nil {
+			task.slice, _ = strconv.ParseInt(m[1], 10, 64)
+		}
+		if m := dumpNoMigRE.FindStringSubmatch(text); m != nil {
+			task.noMig = m[1] != "0"
 		}
 	}
+	flush()
 	return out
 }
 
@@ -395,10 +415,15 @@ kworker-1 [000] 1.0: sched_ext_dump:       dsq_vtime=0 slice=5000000 weight=100
 kworker-1 [000] 1.0: sched_ext_dump:    R bash[302] *root -2ms
 kworker-1 [000] 1.0: sched_ext_dump:       sticky/holding_cpu=-1/-1 dsq_id=0x0
 kworker-1 [000] 1.0: sched_ext_dump:       dsq_vtime=0 slice=2000000 weight=100
+kworker-1 [000] 1.0: sched_ext_dump:       cpus=3 no_mig=0
+kworker-1 [000] 1.0: sched_ext_dump:    R kworker/0:1[303] *root -2ms
+kworker-1 [000] 1.0: sched_ext_dump:       sticky/holding_cpu=-1/-1 dsq_id=0x8000000000000002
+kworker-1 [000] 1.0: sched_ext_dump:       dsq_vtime=0 slice=20000000 weight=100
+kworker-1 [000] 1.0: sched_ext_dump:       cpus=1 no_mig=1
 `
 	got := grantedSlices(dump)
 	if len(got) != 2 || got[0] != 1500000 || got[1] != 2000000 {
-		t.Errorf("grantedSlices = %v, want [1500000 2000000]: the running task and the one in a DSQ, not the one queued in BPF", got)
+		t.Errorf("grantedSlices = %v, want [1500000 2000000]: the running task and the one in a DSQ, not the one queued in BPF nor the kernel-inserted one with migration disabled", got)
 	}
 }
 
