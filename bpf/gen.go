@@ -30,6 +30,8 @@ type (
 
 // Names of the objects the loader looks up in a loaded collection.
 const (
-	OpsMap        = qmapMapQmapOps
+	OpsMap        = qmapMapQmapOps    // the cpu form's struct sched_ext_ops
+	CidOpsMap     = qmapMapQmapCidOps // the cid form's struct sched_ext_ops_cid
+	ArenaMap      = qmapMapArena      // the BPF arena the cid form must use
 	SchedSwitchTP = qmapProgQmapSchedSwitch
 )

@@ -15,6 +15,11 @@
  *
  * This is a demonstration scheduler: the FIFOs are global and never
  * load-balanced by locality. It exists to exercise the sched_ext interfaces.
+ *
+ * The policy is built into both struct_ops forms: qmap_ops (sched_ext_ops,
+ * CPUs by number, every kernel from 7.1) and qmap_cid_ops (sched_ext_ops_cid,
+ * CPUs by cid, 7.2+). Each callback is written once; BPF_STRUCT_OPS_TWIN
+ * makes the cid form's program from it. The loader loads one form only.
  */
 #include "scx_qmap_go.bpf.h"
 
@@ -74,6 +79,8 @@ const volatile bool remote_reenq;
  * Slices stay long while nobody waits. 0: off (qmap's plain FIFO slices).
  */
 const volatile u64 lat_budget_ns;
+/* Which form the loader loads: sched_ext_ops_cid if set, else sched_ext_ops. */
+const volatile bool cid_form;
 
 /*
  * Fault injection, to exercise the kernel's safety nets. Each is off at 0.
@@ -234,6 +241,223 @@ struct {
 	__type(value, struct cpu_ctx);
 } cpu_ctx_stor SEC(".maps");
 
+/*
+ * The kernel attaches a cid-form scheduler only if one of its programs uses
+ * a BPF arena, and takes the masks it passes to ops.set_cmask from it. qmap
+ * keeps its own state in classic maps: cilium/ebpf cannot load the
+ * addr_space_cast instructions that reading arena memory takes. The loader
+ * mmaps the arena before load, which fixes its user address.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARENA);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1024);	/* pages, allocated only as used */
+} arena SEC(".maps");
+
+/*
+ * CPU ids. Every CPU id the policy passes around is in the loaded form's
+ * numbering: a CPU number in the cpu form, a cid in the cid form, as the
+ * kernel's callbacks give them. The kernel refuses cpu-only kfuncs in cid-form
+ * programs, so these helpers are the only code that picks a kfunc by form.
+ * cid_form is read-only data: the verifier prunes the other form's branch as
+ * dead code and never checks its kfuncs.
+ */
+enum { MAX_CIDS = 1024 };
+
+/*
+ * cid form: the idle cids, as ops.update_idle reports them (the kernel's
+ * built-in idle tracking and its kfuncs serve the cpu form only). A cid is
+ * cleared when a task is sent to it; the lowpri timer sets it again if the
+ * CPU went back to idle without running anything, which ops.update_idle does
+ * not report. Only online cids are ever idle: an offline CPU's local DSQ
+ * runs nothing.
+ */
+u64 idle_cids[MAX_CIDS / 64];
+/*
+ * cid form: the online cids. The kernel numbers the online CPUs first when
+ * it enables the scheduler; ops.cid_online/cid_offline track them after.
+ */
+u64 online_cids[MAX_CIDS / 64];
+
+static s32 current_cpu(void)
+{
+	return cid_form ? scx_bpf_this_cid() : bpf_get_smp_processor_id();
+}
+
+static s32 task_cpu(const struct task_struct *p)
+{
+	return cid_form ? scx_bpf_task_cid(p) : scx_bpf_task_cpu(p);
+}
+
+/* The kernel's CPU number for CPU id @cpu, and the other way round. */
+static s32 kernel_cpu(s32 cpu)
+{
+	return cid_form ? scx_bpf_cid_to_cpu(cpu) : cpu;
+}
+
+static s32 form_cpu(s32 kcpu)
+{
+	return cid_form ? scx_bpf_cpu_to_cid(kcpu) : kcpu;
+}
+
+static u32 nr_form_cpus(void)
+{
+	u32 nr = cid_form ? scx_bpf_nr_cids() : scx_bpf_nr_cpu_ids();
+
+	return nr < MAX_CIDS ? nr : MAX_CIDS;
+}
+
+static void kick_cpu(s32 cpu, u64 flags)
+{
+	if (cid_form)
+		scx_bpf_kick_cid(cpu, flags);
+	else
+		scx_bpf_kick_cpu(cpu, flags);
+}
+
+/* Needs bpf_rcu_read_lock(). */
+static struct task_struct *cpu_curr(s32 cpu)
+{
+	return cid_form ? scx_bpf_cid_curr(cpu) : scx_bpf_cpu_curr(cpu);
+}
+
+static bool task_may_run(struct task_struct *p, s32 cpu)
+{
+	return bpf_cpumask_test_cpu(kernel_cpu(cpu), p->cpus_ptr);
+}
+
+static u32 cpuperf_cap(s32 cpu)
+{
+	return cid_form ? scx_bpf_cidperf_cap(cpu) : scx_bpf_cpuperf_cap(cpu);
+}
+
+static u32 cpuperf_cur(s32 cpu)
+{
+	return cid_form ? scx_bpf_cidperf_cur(cpu) : scx_bpf_cpuperf_cur(cpu);
+}
+
+static void cpuperf_set(s32 cpu, u32 perf)
+{
+	if (cid_form)
+		scx_bpf_cidperf_set(cpu, perf);
+	else
+		scx_bpf_cpuperf_set(cpu, perf);
+}
+
+/* The word of cid mask @mask (idle_cids, online_cids) that holds @cid. */
+static u64 *cid_word(u64 *mask, s32 cid, u64 *bit)
+{
+	u32 i = cid;
+
+	if (cid < 0 || i >= MAX_CIDS)
+		return NULL;
+	*bit = 1ULL << (i % 64);
+	return &mask[i / 64];
+}
+
+static u64 *idle_word(s32 cid, u64 *bit)
+{
+	return cid_word(idle_cids, cid, bit);
+}
+
+static bool cid_online(s32 cid)
+{
+	u64 bit, *word = cid_word(online_cids, cid, &bit);
+
+	return word && (*word & bit);
+}
+
+static void set_cid_bit(u64 *mask, s32 cid, bool set)
+{
+	u64 bit, *word = cid_word(mask, cid, &bit);
+
+	if (!word)
+		return;
+	if (set)
+		__sync_fetch_and_or(word, bit);
+	else
+		__sync_fetch_and_and(word, ~bit);
+}
+
+static void set_cid_idle(s32 cid, bool idle)
+{
+	set_cid_bit(idle_cids, cid, idle && cid_online(cid));
+}
+
+/* An offline cid is never idle; a cid coming online reports idle itself. */
+static void set_cid_online(s32 cid, bool online)
+{
+	set_cid_bit(online_cids, cid, online);
+	if (!online)
+		set_cid_idle(cid, false);
+}
+
+/* Claim @cpu if it is idle: the caller sends it a task. */
+static bool test_and_clear_idle(s32 cpu)
+{
+	u64 bit, *word;
+
+	if (!cid_form)
+		return scx_bpf_test_and_clear_cpu_idle(cpu);
+	word = idle_word(cpu, &bit);
+	if (!word || !(*word & bit))
+		return false;
+	return __sync_fetch_and_and(word, ~bit) & bit;
+}
+
+/* Claim an idle CPU @p may run on; negative if none. */
+static s32 pick_idle_cpu(struct task_struct *p)
+{
+	u64 bit, *word;
+	s32 cid;
+
+	if (!cid_form)
+		return scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+	bpf_for(cid, 0, nr_form_cpus()) {
+		word = idle_word(cid, &bit);
+		if (!word || !(*word & bit) || !task_may_run(p, cid))
+			continue;
+		if (test_and_clear_idle(cid))
+			return cid;
+	}
+	return -1;
+}
+
+/* An idle CPU @p may run on if there is one, else any it may run on. */
+static s32 pick_any_cpu(struct task_struct *p)
+{
+	s32 cid;
+
+	if (!cid_form)
+		return scx_bpf_pick_any_cpu(p->cpus_ptr, 0);
+	cid = pick_idle_cpu(p);
+	if (cid >= 0)
+		return cid;
+	bpf_for(cid, 0, nr_form_cpus())
+		if (cid_online(cid) && task_may_run(p, cid))
+			return cid;
+	return -1;
+}
+
+/* cid form: mark the cids whose CPU runs its idle task idle again. */
+static void refresh_idle_cids(void)
+{
+	struct task_struct *curr;
+	bool idle;
+	s32 cid;
+
+	bpf_for(cid, 0, nr_form_cpus()) {
+		if (!cid_online(cid))
+			continue;
+		bpf_rcu_read_lock();
+		curr = cpu_curr(cid);
+		idle = curr && curr->pid == 0;
+		bpf_rcu_read_unlock();
+		if (idle)
+			set_cid_idle(cid, true);
+	}
+}
+
 static struct task_ctx *lookup_task_ctx(struct task_struct *p)
 {
 	struct task_ctx *tctx;
@@ -272,12 +496,12 @@ static s32 pick_direct_dispatch_cpu(struct task_struct *p, s32 prev_cpu)
 {
 	s32 cpu;
 
-	if (scx_bpf_test_and_clear_cpu_idle(prev_cpu))
+	if (test_and_clear_idle(prev_cpu))
 		return prev_cpu;
 	if (p->nr_cpus_allowed == 1)
 		return -1;
 
-	cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+	cpu = pick_idle_cpu(p);
 	if (cpu >= 0)
 		return cpu;
 	return -1;
@@ -341,7 +565,7 @@ static void account_reenq(struct task_struct *p)
 	u64 reason = p->scx.flags & SCX_TASK_REENQ_REASON_MASK;
 
 	__sync_fetch_and_add(&stats.reenq_total, 1);
-	if (scx_bpf_task_cpu(p) == 0)
+	if (kernel_cpu(task_cpu(p)) == 0)
 		__sync_fetch_and_add(&stats.reenq_cpu0, 1);
 
 	if (reason == SCX_TASK_REENQ_KFUNC)
@@ -382,17 +606,17 @@ static void enqueue_reenqueued(struct task_struct *p, u64 enq_flags)
 		return;
 	}
 
-	cpu = pick_direct_dispatch_cpu(p, scx_bpf_task_cpu(p));
+	cpu = pick_direct_dispatch_cpu(p, task_cpu(p));
 	if (cpu >= 0) {
 		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, slice, enq_flags);
-		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+		kick_cpu(cpu, SCX_KICK_IDLE);
 		return;
 	}
 
 	scx_bpf_dsq_insert(p, SHARED_DSQ, slice, enq_flags);
-	cpu = scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
+	cpu = pick_idle_cpu(p);
 	if (cpu >= 0)
-		scx_bpf_kick_cpu(cpu, SCX_KICK_IDLE);
+		kick_cpu(cpu, SCX_KICK_IDLE);
 }
 
 /* -t/-T: whether to lose this task, leaving it runnable but never queued. */
@@ -416,7 +640,7 @@ static bool immed_stress(struct task_struct *p, u64 enq_flags)
 		return false;
 
 	__sync_fetch_and_add(&stats.nr_immed_stress, 1);
-	scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | scx_bpf_task_cpu(p), slice_ns,
+	scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | task_cpu(p), slice_ns,
 			   enq_flags);
 	return true;
 }
@@ -481,14 +705,14 @@ static void kick_over_budget(s32 cpu)
 	bool kick;
 
 	bpf_rcu_read_lock();
-	curr = scx_bpf_cpu_curr(cpu);
+	curr = cpu_curr(cpu);
 	/* Only ours are QUEUED; an RT task there would just run on. */
 	kick = curr && (curr->scx.flags & SCX_TASK_QUEUED) && over_budget(curr);
 	bpf_rcu_read_unlock();
 	if (!kick)
 		return;
 
-	scx_bpf_kick_cpu(cpu, SCX_KICK_PREEMPT);
+	kick_cpu(cpu, SCX_KICK_PREEMPT);
 	__sync_fetch_and_add(&stats.nr_lat_kicks, 1);
 }
 
@@ -535,7 +759,7 @@ void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 
 	/* ops.select_cpu was skipped (e.g. not a wakeup): look for idle here. */
 	if (!(enq_flags & SCX_ENQ_CPU_SELECTED)) {
-		cpu = pick_direct_dispatch_cpu(p, scx_bpf_task_cpu(p));
+		cpu = pick_direct_dispatch_cpu(p, task_cpu(p));
 		if (cpu >= 0) {
 			__sync_fetch_and_add(&stats.nr_ddsp_from_enq, 1);
 			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, slice_ns,
@@ -571,7 +795,7 @@ void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 	if (!fifo_enqueue(p, idx, enq_flags))
 		return;
 	if (lat_budget_ns && (enq_flags & SCX_ENQ_WAKEUP))
-		kick_over_budget(scx_bpf_task_cpu(p));
+		kick_over_budget(task_cpu(p));
 	if (highpri_boosting && p->scx.weight >= HIGHPRI_WEIGHT && !tctx->highpri) {
 		tctx->highpri = true;
 		__sync_fetch_and_add(&nr_highpri_queued, 1);
@@ -643,7 +867,7 @@ static u32 drain_fifo(struct cpu_ctx *cpuc, int idx, u32 batch, s32 this_cpu,
 		__sync_fetch_and_add(&stats.nr_dispatched, 1);
 		if (slice < slice_ns)
 			__sync_fetch_and_add(&stats.nr_slice_cut, 1);
-		allowed = bpf_cpumask_test_cpu(this_cpu, p->cpus_ptr);
+		allowed = task_may_run(p, this_cpu);
 		if (allowed && !*here && !highpri_boosting) {
 			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice, 0);
 			*here = true;
@@ -656,7 +880,7 @@ static u32 drain_fifo(struct cpu_ctx *cpuc, int idx, u32 batch, s32 this_cpu,
 		 * CPU so that happens now.
 		 */
 		if (!allowed)
-			scx_bpf_kick_cpu(scx_bpf_task_cpu(p), 0);
+			kick_cpu(task_cpu(p), 0);
 		bpf_task_release(p);
 		moved++;
 		cpuc->dsp_cnt--;
@@ -673,7 +897,7 @@ static u32 drain_fifo(struct cpu_ctx *cpuc, int idx, u32 batch, s32 this_cpu,
 static bool dispatch_highpri(bool from_timer)
 {
 	static u64 highpri_seq;
-	s32 this_cpu = bpf_get_smp_processor_id(), cpu;
+	s32 this_cpu = current_cpu(), cpu;
 	struct task_ctx *tctx;
 	struct task_struct *p;
 	bool here;
@@ -688,8 +912,8 @@ static bool dispatch_highpri(bool from_timer)
 	}
 
 	bpf_for_each(scx_dsq, p, HIGHPRI_DSQ, 0) {
-		here = bpf_cpumask_test_cpu(this_cpu, p->cpus_ptr);
-		cpu = here ? this_cpu : scx_bpf_pick_any_cpu(p->cpus_ptr, 0);
+		here = task_may_run(p, this_cpu);
+		cpu = here ? this_cpu : pick_any_cpu(p);
 		if (cpu < 0)
 			continue;
 
@@ -788,6 +1012,9 @@ fifos_empty:
 	 */
 	if (!prev)
 		return;
+	/* -s holds for @prev too, where the kernel would refill SCX_SLICE_DFL. */
+	if ((prev->scx.flags & SCX_TASK_QUEUED) && !prev->scx.slice)
+		scx_bpf_task_set_slice(prev, slice_ns);
 	tctx = bpf_task_storage_get(&task_ctx_stor, prev, 0, 0);
 	if (tctx)
 		tctx->core_sched_seq =
@@ -815,7 +1042,7 @@ void BPF_STRUCT_OPS(qmap_tick, struct task_struct *p)
 	int idx;
 
 	if (lat_budget_ns && over_budget(p) && tasks_waiting()) {
-		p->scx.slice = 0;
+		scx_bpf_task_set_slice(p, 0);
 		__sync_fetch_and_add(&stats.nr_lat_yields, 1);
 	}
 
@@ -830,7 +1057,7 @@ void BPF_STRUCT_OPS(qmap_tick, struct task_struct *p)
 	if (idx < 0 || idx >= NR_QUEUES)
 		return;
 	cpuc->cpuperf_target = idx_to_cpuperf_target[idx];
-	scx_bpf_cpuperf_set(scx_bpf_task_cpu(p), cpuc->cpuperf_target);
+	cpuperf_set(task_cpu(p), cpuc->cpuperf_target);
 }
 
 /*
@@ -914,6 +1141,8 @@ void BPF_STRUCT_OPS(qmap_cgroup_set_bandwidth, struct cgroup *cgrp,
 /* Handling hotplug here keeps the kernel from asking for a restart. */
 void BPF_STRUCT_OPS(qmap_cpu_online, s32 cpu)
 {
+	if (cid_form)
+		set_cid_online(cpu, true);
 	__sync_fetch_and_add(&stats.nr_cpu_online, 1);
 	if (print_msgs)
 		bpf_printk("CPU %d coming online", cpu);
@@ -921,6 +1150,8 @@ void BPF_STRUCT_OPS(qmap_cpu_online, s32 cpu)
 
 void BPF_STRUCT_OPS(qmap_cpu_offline, s32 cpu)
 {
+	if (cid_form)
+		set_cid_online(cpu, false);
 	__sync_fetch_and_add(&stats.nr_cpu_offline, 1);
 	if (print_msgs)
 		bpf_printk("CPU %d going offline", cpu);
@@ -985,7 +1216,6 @@ SEC("tp_btf/sched_switch")
 int BPF_PROG(qmap_sched_switch, bool preempt, struct task_struct *prev,
 	     struct task_struct *next, unsigned int prev_state)
 {
-	s32 cpu = bpf_get_smp_processor_id();
 	struct cpu_ctx *cpuc;
 	u32 zero = 0;
 
@@ -994,7 +1224,7 @@ int BPF_PROG(qmap_sched_switch, bool preempt, struct task_struct *prev,
 		return 0;
 	cpuc->rt_busy = is_rt_or_dl(next);
 	if (remote_reenq && cpuc->rt_busy)
-		reenq_local_dsq(cpu);
+		reenq_local_dsq(current_cpu());
 	return 0;
 }
 
@@ -1007,19 +1237,20 @@ static void reenq_rt_busy_cpus(void)
 {
 	u32 nr_cpus = scx_bpf_nr_cpu_ids(), zero = 0;
 	struct cpu_ctx *cpuc;
-	s32 cpu;
+	s32 kcpu;
 
-	bpf_for(cpu, 0, nr_cpus) {
-		cpuc = bpf_map_lookup_percpu_elem(&cpu_ctx_stor, &zero, cpu);
+	bpf_for(kcpu, 0, nr_cpus) {
+		cpuc = bpf_map_lookup_percpu_elem(&cpu_ctx_stor, &zero, kcpu);
 		if (cpuc && cpuc->rt_busy)
-			reenq_local_dsq(cpu);
+			reenq_local_dsq(form_cpu(kcpu));
 	}
 }
 
 /*
  * Every 10 ms, ask the kernel to hand the parked low-priority tasks back
  * through ops.enqueue (reason KFUNC), where they go to an idle CPU or the
- * shared DSQ: nice 19 tasks run, but only in the gaps.
+ * shared DSQ: nice 19 tasks run, but only in the gaps. Also the sweep of
+ * --remote-reenq and the cid form's idle refresh.
  */
 static int lowpri_timerfn(void *map, int *key, struct bpf_timer *timer)
 {
@@ -1029,6 +1260,8 @@ static int lowpri_timerfn(void *map, int *key, struct bpf_timer *timer)
 	}
 	if (remote_reenq)
 		reenq_rt_busy_cpus();
+	if (cid_form)
+		refresh_idle_cids();
 	bpf_timer_start(timer, LOWPRI_INTV_NS, 0);
 	return 0;
 }
@@ -1040,13 +1273,13 @@ static void monitor_cpuperf(void)
 	u64 target_sum = 0, target_min = SCX_CPUPERF_ONE, target_max = 0;
 	u32 nr_cpus = scx_bpf_nr_cpu_ids(), zero = 0;
 	struct cpu_ctx *cpuc;
-	s32 cpu;
+	s32 kcpu;
 
-	bpf_for(cpu, 0, nr_cpus) {
-		u32 cap = scx_bpf_cpuperf_cap(cpu);
-		u32 cur = scx_bpf_cpuperf_cur(cpu);
+	bpf_for(kcpu, 0, nr_cpus) {
+		u32 cap = cpuperf_cap(form_cpu(kcpu));
+		u32 cur = cpuperf_cur(form_cpu(kcpu));
 
-		cpuc = bpf_map_lookup_percpu_elem(&cpu_ctx_stor, &zero, cpu);
+		cpuc = bpf_map_lookup_percpu_elem(&cpu_ctx_stor, &zero, kcpu);
 		if (!cpuc)
 			continue;
 		cur_min = cur < cur_min ? cur : cur_min;
@@ -1114,7 +1347,7 @@ static s32 start_timer(void *map, int (*fn)(void *, int *, struct bpf_timer *),
 	return bpf_timer_start(timer, nsecs, 0);
 }
 
-s32 BPF_STRUCT_OPS_SLEEPABLE(qmap_init)
+static s32 create_dsqs_and_timers(void)
 {
 	s32 ret;
 
@@ -1134,9 +1367,31 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(qmap_init)
 	return start_timer(&monitor_timer, monitor_timerfn, ONE_SEC_IN_NS);
 }
 
+s32 BPF_STRUCT_OPS_SLEEPABLE(qmap_init)
+{
+	return create_dsqs_and_timers();
+}
+
+/* The arena reference here is the cid form's use of the arena. */
+s32 BPF_STRUCT_OPS_SLEEPABLE(qmap_cid_init)
+{
+	s32 cid;
+
+	asm volatile("" :: "r"(&arena));
+	bpf_for(cid, 0, scx_bpf_nr_online_cids())
+		set_cid_online(cid, true);
+	return create_dsqs_and_timers();
+}
+
 void BPF_STRUCT_OPS(qmap_exit, struct scx_exit_info *ei)
 {
 	EXIT_INFO_RECORD(uei, ei);
+}
+
+/* cid form only: keep idle_cids. */
+void BPF_STRUCT_OPS(qmap_cid_update_idle, s32 cid, bool idle)
+{
+	set_cid_idle(cid, idle);
 }
 
 SCX_OPS_DEFINE(qmap_ops,
@@ -1157,6 +1412,47 @@ SCX_OPS_DEFINE(qmap_ops,
 	       .dump_task		= (void *)qmap_dump_task,
 	       .init			= (void *)qmap_init,
 	       .exit			= (void *)qmap_exit,
+	       .flags			= SCX_OPS_ENQ_EXITING,
+	       .timeout_ms		= 5000U,
+	       .name			= "qmap");
+
+/* The cid form's programs: the callbacks above, in cid-form programs. */
+BPF_STRUCT_OPS_TWIN(qmap_select_cpu, qmap_select_cid, struct task_struct *p, s32 prev_cpu, u64 wake_flags);
+BPF_STRUCT_OPS_TWIN(qmap_enqueue, qmap_cid_enqueue, struct task_struct *p, u64 enq_flags);
+BPF_STRUCT_OPS_TWIN(qmap_dequeue, qmap_cid_dequeue, struct task_struct *p, u64 deq_flags);
+BPF_STRUCT_OPS_TWIN(qmap_dispatch, qmap_cid_dispatch, s32 cpu, struct task_struct *prev);
+BPF_STRUCT_OPS_TWIN(qmap_tick, qmap_cid_tick, struct task_struct *p);
+BPF_STRUCT_OPS_TWIN(qmap_core_sched_before, qmap_cid_core_sched_before, struct task_struct *a, struct task_struct *b);
+BPF_STRUCT_OPS_TWIN(qmap_init_task, qmap_cid_init_task, struct task_struct *p, struct scx_init_task_args *args);
+BPF_STRUCT_OPS_TWIN(qmap_exit_task, qmap_cid_exit_task, struct task_struct *p, struct scx_exit_task_args *args);
+BPF_STRUCT_OPS_TWIN(qmap_cgroup_init, qmap_cid_cgroup_init, struct cgroup *cgrp, struct scx_cgroup_init_args *args);
+BPF_STRUCT_OPS_TWIN(qmap_cgroup_set_weight, qmap_cid_cgroup_set_weight, struct cgroup *cgrp, u32 weight);
+BPF_STRUCT_OPS_TWIN(qmap_cgroup_set_bandwidth, qmap_cid_cgroup_set_bandwidth, struct cgroup *cgrp, u64 period_us, u64 quota_us, u64 burst_us);
+BPF_STRUCT_OPS_TWIN(qmap_cpu_online, qmap_cid_online, s32 cpu);
+BPF_STRUCT_OPS_TWIN(qmap_cpu_offline, qmap_cid_offline, s32 cpu);
+BPF_STRUCT_OPS_TWIN(qmap_dump, qmap_cid_dump, struct scx_dump_ctx *dctx);
+BPF_STRUCT_OPS_TWIN(qmap_dump_task, qmap_cid_dump_task, struct scx_dump_ctx *dctx, struct task_struct *p);
+BPF_STRUCT_OPS_TWIN(qmap_exit, qmap_cid_exit, struct scx_exit_info *ei);
+
+SCX_OPS_CID_DEFINE(qmap_cid_ops,
+	       .select_cid		= (void *)qmap_select_cid,
+	       .enqueue			= (void *)qmap_cid_enqueue,
+	       .dequeue			= (void *)qmap_cid_dequeue,
+	       .dispatch		= (void *)qmap_cid_dispatch,
+	       .tick			= (void *)qmap_cid_tick,
+	       .core_sched_before	= (void *)qmap_cid_core_sched_before,
+	       .update_idle		= (void *)qmap_cid_update_idle,
+	       .init_task		= (void *)qmap_cid_init_task,
+	       .exit_task		= (void *)qmap_cid_exit_task,
+	       .cgroup_init		= (void *)qmap_cid_cgroup_init,
+	       .cgroup_set_weight	= (void *)qmap_cid_cgroup_set_weight,
+	       .cgroup_set_bandwidth	= (void *)qmap_cid_cgroup_set_bandwidth,
+	       .cid_online		= (void *)qmap_cid_online,
+	       .cid_offline		= (void *)qmap_cid_offline,
+	       .dump			= (void *)qmap_cid_dump,
+	       .dump_task		= (void *)qmap_cid_dump_task,
+	       .init			= (void *)qmap_cid_init,
+	       .exit			= (void *)qmap_cid_exit,
 	       .flags			= SCX_OPS_ENQ_EXITING,
 	       .timeout_ms		= 5000U,
 	       .name			= "qmap");

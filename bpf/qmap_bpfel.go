@@ -64,9 +64,11 @@ type qmapQmapStats struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	qmapMapArena                      = "arena"
 	qmapMapCpuCtxStor                 = "cpu_ctx_stor"
 	qmapMapLowpriTimer                = "lowpri_timer"
 	qmapMapMonitorTimer               = "monitor_timer"
+	qmapMapQmapCidOps                 = "qmap_cid_ops"
 	qmapMapQmapOps                    = "qmap_ops"
 	qmapMapQueue0                     = "queue0"
 	qmapMapQueue1                     = "queue1"
@@ -78,6 +80,23 @@ const (
 	qmapProgQmapCgroupInit            = "qmap_cgroup_init"
 	qmapProgQmapCgroupSetBandwidth    = "qmap_cgroup_set_bandwidth"
 	qmapProgQmapCgroupSetWeight       = "qmap_cgroup_set_weight"
+	qmapProgQmapCidCgroupInit         = "qmap_cid_cgroup_init"
+	qmapProgQmapCidCgroupSetBandwidth = "qmap_cid_cgroup_set_bandwidth"
+	qmapProgQmapCidCgroupSetWeight    = "qmap_cid_cgroup_set_weight"
+	qmapProgQmapCidCoreSchedBefore    = "qmap_cid_core_sched_before"
+	qmapProgQmapCidDequeue            = "qmap_cid_dequeue"
+	qmapProgQmapCidDispatch           = "qmap_cid_dispatch"
+	qmapProgQmapCidDump               = "qmap_cid_dump"
+	qmapProgQmapCidDumpTask           = "qmap_cid_dump_task"
+	qmapProgQmapCidEnqueue            = "qmap_cid_enqueue"
+	qmapProgQmapCidExit               = "qmap_cid_exit"
+	qmapProgQmapCidExitTask           = "qmap_cid_exit_task"
+	qmapProgQmapCidInit               = "qmap_cid_init"
+	qmapProgQmapCidInitTask           = "qmap_cid_init_task"
+	qmapProgQmapCidOffline            = "qmap_cid_offline"
+	qmapProgQmapCidOnline             = "qmap_cid_online"
+	qmapProgQmapCidTick               = "qmap_cid_tick"
+	qmapProgQmapCidUpdateIdle         = "qmap_cid_update_idle"
 	qmapProgQmapCoreSchedBefore       = "qmap_core_sched_before"
 	qmapProgQmapCpuOffline            = "qmap_cpu_offline"
 	qmapProgQmapCpuOnline             = "qmap_cpu_online"
@@ -91,6 +110,7 @@ const (
 	qmapProgQmapInit                  = "qmap_init"
 	qmapProgQmapInitTask              = "qmap_init_task"
 	qmapProgQmapSchedSwitch           = "qmap_sched_switch"
+	qmapProgQmapSelectCid             = "qmap_select_cid"
 	qmapProgQmapSelectCpu             = "qmap_select_cpu"
 	qmapProgQmapTick                  = "qmap_tick"
 	qmapVarSCX_ENQ_CPU_SELECTED       = "__SCX_ENQ_CPU_SELECTED"
@@ -102,6 +122,7 @@ const (
 	qmapVarSCX_TASK_REENQ_KFUNC       = "__SCX_TASK_REENQ_KFUNC"
 	qmapVarSCX_TASK_REENQ_PREEMPTED   = "__SCX_TASK_REENQ_PREEMPTED"
 	qmapVarSCX_TASK_REENQ_REASON_MASK = "__SCX_TASK_REENQ_REASON_MASK"
+	qmapVarCidForm                    = "cid_form"
 	qmapVarCoreSchedHeadSeqs          = "core_sched_head_seqs"
 	qmapVarCoreSchedTailSeqs          = "core_sched_tail_seqs"
 	qmapVarDisallowTgid               = "disallow_tgid"
@@ -110,10 +131,12 @@ const (
 	qmapVarErrorAfterEnq              = "error_after_enq"
 	qmapVarFifoNrQueued               = "fifo_nr_queued"
 	qmapVarHighpriBoosting            = "highpri_boosting"
+	qmapVarIdleCids                   = "idle_cids"
 	qmapVarImmedStressNth             = "immed_stress_nth"
 	qmapVarLatBudgetNs                = "lat_budget_ns"
 	qmapVarNrEnqueueCalls             = "nr_enqueue_calls"
 	qmapVarNrHighpriQueued            = "nr_highpri_queued"
+	qmapVarOnlineCids                 = "online_cids"
 	qmapVarPrintDsqsAndEvents         = "print_dsqs_and_events"
 	qmapVarPrintMsgs                  = "print_msgs"
 	qmapVarRemoteReenq                = "remote_reenq"
@@ -171,33 +194,53 @@ type qmapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type qmapProgramSpecs struct {
-	QmapCgroupInit         *ebpf.ProgramSpec `ebpf:"qmap_cgroup_init"`
-	QmapCgroupSetBandwidth *ebpf.ProgramSpec `ebpf:"qmap_cgroup_set_bandwidth"`
-	QmapCgroupSetWeight    *ebpf.ProgramSpec `ebpf:"qmap_cgroup_set_weight"`
-	QmapCoreSchedBefore    *ebpf.ProgramSpec `ebpf:"qmap_core_sched_before"`
-	QmapCpuOffline         *ebpf.ProgramSpec `ebpf:"qmap_cpu_offline"`
-	QmapCpuOnline          *ebpf.ProgramSpec `ebpf:"qmap_cpu_online"`
-	QmapDequeue            *ebpf.ProgramSpec `ebpf:"qmap_dequeue"`
-	QmapDispatch           *ebpf.ProgramSpec `ebpf:"qmap_dispatch"`
-	QmapDump               *ebpf.ProgramSpec `ebpf:"qmap_dump"`
-	QmapDumpTask           *ebpf.ProgramSpec `ebpf:"qmap_dump_task"`
-	QmapEnqueue            *ebpf.ProgramSpec `ebpf:"qmap_enqueue"`
-	QmapExit               *ebpf.ProgramSpec `ebpf:"qmap_exit"`
-	QmapExitTask           *ebpf.ProgramSpec `ebpf:"qmap_exit_task"`
-	QmapInit               *ebpf.ProgramSpec `ebpf:"qmap_init"`
-	QmapInitTask           *ebpf.ProgramSpec `ebpf:"qmap_init_task"`
-	QmapSchedSwitch        *ebpf.ProgramSpec `ebpf:"qmap_sched_switch"`
-	QmapSelectCpu          *ebpf.ProgramSpec `ebpf:"qmap_select_cpu"`
-	QmapTick               *ebpf.ProgramSpec `ebpf:"qmap_tick"`
+	QmapCgroupInit            *ebpf.ProgramSpec `ebpf:"qmap_cgroup_init"`
+	QmapCgroupSetBandwidth    *ebpf.ProgramSpec `ebpf:"qmap_cgroup_set_bandwidth"`
+	QmapCgroupSetWeight       *ebpf.ProgramSpec `ebpf:"qmap_cgroup_set_weight"`
+	QmapCidCgroupInit         *ebpf.ProgramSpec `ebpf:"qmap_cid_cgroup_init"`
+	QmapCidCgroupSetBandwidth *ebpf.ProgramSpec `ebpf:"qmap_cid_cgroup_set_bandwidth"`
+	QmapCidCgroupSetWeight    *ebpf.ProgramSpec `ebpf:"qmap_cid_cgroup_set_weight"`
+	QmapCidCoreSchedBefore    *ebpf.ProgramSpec `ebpf:"qmap_cid_core_sched_before"`
+	QmapCidDequeue            *ebpf.ProgramSpec `ebpf:"qmap_cid_dequeue"`
+	QmapCidDispatch           *ebpf.ProgramSpec `ebpf:"qmap_cid_dispatch"`
+	QmapCidDump               *ebpf.ProgramSpec `ebpf:"qmap_cid_dump"`
+	QmapCidDumpTask           *ebpf.ProgramSpec `ebpf:"qmap_cid_dump_task"`
+	QmapCidEnqueue            *ebpf.ProgramSpec `ebpf:"qmap_cid_enqueue"`
+	QmapCidExit               *ebpf.ProgramSpec `ebpf:"qmap_cid_exit"`
+	QmapCidExitTask           *ebpf.ProgramSpec `ebpf:"qmap_cid_exit_task"`
+	QmapCidInit               *ebpf.ProgramSpec `ebpf:"qmap_cid_init"`
+	QmapCidInitTask           *ebpf.ProgramSpec `ebpf:"qmap_cid_init_task"`
+	QmapCidOffline            *ebpf.ProgramSpec `ebpf:"qmap_cid_offline"`
+	QmapCidOnline             *ebpf.ProgramSpec `ebpf:"qmap_cid_online"`
+	QmapCidTick               *ebpf.ProgramSpec `ebpf:"qmap_cid_tick"`
+	QmapCidUpdateIdle         *ebpf.ProgramSpec `ebpf:"qmap_cid_update_idle"`
+	QmapCoreSchedBefore       *ebpf.ProgramSpec `ebpf:"qmap_core_sched_before"`
+	QmapCpuOffline            *ebpf.ProgramSpec `ebpf:"qmap_cpu_offline"`
+	QmapCpuOnline             *ebpf.ProgramSpec `ebpf:"qmap_cpu_online"`
+	QmapDequeue               *ebpf.ProgramSpec `ebpf:"qmap_dequeue"`
+	QmapDispatch              *ebpf.ProgramSpec `ebpf:"qmap_dispatch"`
+	QmapDump                  *ebpf.ProgramSpec `ebpf:"qmap_dump"`
+	QmapDumpTask              *ebpf.ProgramSpec `ebpf:"qmap_dump_task"`
+	QmapEnqueue               *ebpf.ProgramSpec `ebpf:"qmap_enqueue"`
+	QmapExit                  *ebpf.ProgramSpec `ebpf:"qmap_exit"`
+	QmapExitTask              *ebpf.ProgramSpec `ebpf:"qmap_exit_task"`
+	QmapInit                  *ebpf.ProgramSpec `ebpf:"qmap_init"`
+	QmapInitTask              *ebpf.ProgramSpec `ebpf:"qmap_init_task"`
+	QmapSchedSwitch           *ebpf.ProgramSpec `ebpf:"qmap_sched_switch"`
+	QmapSelectCid             *ebpf.ProgramSpec `ebpf:"qmap_select_cid"`
+	QmapSelectCpu             *ebpf.ProgramSpec `ebpf:"qmap_select_cpu"`
+	QmapTick                  *ebpf.ProgramSpec `ebpf:"qmap_tick"`
 }
 
 // qmapMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type qmapMapSpecs struct {
+	Arena        *ebpf.MapSpec `ebpf:"arena"`
 	CpuCtxStor   *ebpf.MapSpec `ebpf:"cpu_ctx_stor"`
 	LowpriTimer  *ebpf.MapSpec `ebpf:"lowpri_timer"`
 	MonitorTimer *ebpf.MapSpec `ebpf:"monitor_timer"`
+	QmapCidOps   *ebpf.MapSpec `ebpf:"qmap_cid_ops"`
 	QmapOps      *ebpf.MapSpec `ebpf:"qmap_ops"`
 	Queue0       *ebpf.MapSpec `ebpf:"queue0"`
 	Queue1       *ebpf.MapSpec `ebpf:"queue1"`
@@ -221,6 +264,7 @@ type qmapVariableSpecs struct {
 	SCX_TASK_REENQ_KFUNC       *ebpf.VariableSpec `ebpf:"__SCX_TASK_REENQ_KFUNC"`
 	SCX_TASK_REENQ_PREEMPTED   *ebpf.VariableSpec `ebpf:"__SCX_TASK_REENQ_PREEMPTED"`
 	SCX_TASK_REENQ_REASON_MASK *ebpf.VariableSpec `ebpf:"__SCX_TASK_REENQ_REASON_MASK"`
+	CidForm                    *ebpf.VariableSpec `ebpf:"cid_form"`
 	CoreSchedHeadSeqs          *ebpf.VariableSpec `ebpf:"core_sched_head_seqs"`
 	CoreSchedTailSeqs          *ebpf.VariableSpec `ebpf:"core_sched_tail_seqs"`
 	DisallowTgid               *ebpf.VariableSpec `ebpf:"disallow_tgid"`
@@ -229,10 +273,12 @@ type qmapVariableSpecs struct {
 	ErrorAfterEnq              *ebpf.VariableSpec `ebpf:"error_after_enq"`
 	FifoNrQueued               *ebpf.VariableSpec `ebpf:"fifo_nr_queued"`
 	HighpriBoosting            *ebpf.VariableSpec `ebpf:"highpri_boosting"`
+	IdleCids                   *ebpf.VariableSpec `ebpf:"idle_cids"`
 	ImmedStressNth             *ebpf.VariableSpec `ebpf:"immed_stress_nth"`
 	LatBudgetNs                *ebpf.VariableSpec `ebpf:"lat_budget_ns"`
 	NrEnqueueCalls             *ebpf.VariableSpec `ebpf:"nr_enqueue_calls"`
 	NrHighpriQueued            *ebpf.VariableSpec `ebpf:"nr_highpri_queued"`
+	OnlineCids                 *ebpf.VariableSpec `ebpf:"online_cids"`
 	PrintDsqsAndEvents         *ebpf.VariableSpec `ebpf:"print_dsqs_and_events"`
 	PrintMsgs                  *ebpf.VariableSpec `ebpf:"print_msgs"`
 	RemoteReenq                *ebpf.VariableSpec `ebpf:"remote_reenq"`
@@ -268,9 +314,11 @@ func (o *qmapObjects) Close() error {
 //
 // It can be passed to loadQmapObjects or ebpf.CollectionSpec.LoadAndAssign.
 type qmapMaps struct {
+	Arena        *ebpf.Map `ebpf:"arena"`
 	CpuCtxStor   *ebpf.Map `ebpf:"cpu_ctx_stor"`
 	LowpriTimer  *ebpf.Map `ebpf:"lowpri_timer"`
 	MonitorTimer *ebpf.Map `ebpf:"monitor_timer"`
+	QmapCidOps   *ebpf.Map `ebpf:"qmap_cid_ops"`
 	QmapOps      *ebpf.Map `ebpf:"qmap_ops"`
 	Queue0       *ebpf.Map `ebpf:"queue0"`
 	Queue1       *ebpf.Map `ebpf:"queue1"`
@@ -283,9 +331,11 @@ type qmapMaps struct {
 
 func (m *qmapMaps) Close() error {
 	return _QmapClose(
+		m.Arena,
 		m.CpuCtxStor,
 		m.LowpriTimer,
 		m.MonitorTimer,
+		m.QmapCidOps,
 		m.QmapOps,
 		m.Queue0,
 		m.Queue1,
@@ -310,6 +360,7 @@ type qmapVariables struct {
 	SCX_TASK_REENQ_KFUNC       *ebpf.Variable `ebpf:"__SCX_TASK_REENQ_KFUNC"`
 	SCX_TASK_REENQ_PREEMPTED   *ebpf.Variable `ebpf:"__SCX_TASK_REENQ_PREEMPTED"`
 	SCX_TASK_REENQ_REASON_MASK *ebpf.Variable `ebpf:"__SCX_TASK_REENQ_REASON_MASK"`
+	CidForm                    *ebpf.Variable `ebpf:"cid_form"`
 	CoreSchedHeadSeqs          *ebpf.Variable `ebpf:"core_sched_head_seqs"`
 	CoreSchedTailSeqs          *ebpf.Variable `ebpf:"core_sched_tail_seqs"`
 	DisallowTgid               *ebpf.Variable `ebpf:"disallow_tgid"`
@@ -318,10 +369,12 @@ type qmapVariables struct {
 	ErrorAfterEnq              *ebpf.Variable `ebpf:"error_after_enq"`
 	FifoNrQueued               *ebpf.Variable `ebpf:"fifo_nr_queued"`
 	HighpriBoosting            *ebpf.Variable `ebpf:"highpri_boosting"`
+	IdleCids                   *ebpf.Variable `ebpf:"idle_cids"`
 	ImmedStressNth             *ebpf.Variable `ebpf:"immed_stress_nth"`
 	LatBudgetNs                *ebpf.Variable `ebpf:"lat_budget_ns"`
 	NrEnqueueCalls             *ebpf.Variable `ebpf:"nr_enqueue_calls"`
 	NrHighpriQueued            *ebpf.Variable `ebpf:"nr_highpri_queued"`
+	OnlineCids                 *ebpf.Variable `ebpf:"online_cids"`
 	PrintDsqsAndEvents         *ebpf.Variable `ebpf:"print_dsqs_and_events"`
 	PrintMsgs                  *ebpf.Variable `ebpf:"print_msgs"`
 	RemoteReenq                *ebpf.Variable `ebpf:"remote_reenq"`
@@ -341,24 +394,42 @@ type qmapVariables struct {
 //
 // It can be passed to loadQmapObjects or ebpf.CollectionSpec.LoadAndAssign.
 type qmapPrograms struct {
-	QmapCgroupInit         *ebpf.Program `ebpf:"qmap_cgroup_init"`
-	QmapCgroupSetBandwidth *ebpf.Program `ebpf:"qmap_cgroup_set_bandwidth"`
-	QmapCgroupSetWeight    *ebpf.Program `ebpf:"qmap_cgroup_set_weight"`
-	QmapCoreSchedBefore    *ebpf.Program `ebpf:"qmap_core_sched_before"`
-	QmapCpuOffline         *ebpf.Program `ebpf:"qmap_cpu_offline"`
-	QmapCpuOnline          *ebpf.Program `ebpf:"qmap_cpu_online"`
-	QmapDequeue            *ebpf.Program `ebpf:"qmap_dequeue"`
-	QmapDispatch           *ebpf.Program `ebpf:"qmap_dispatch"`
-	QmapDump               *ebpf.Program `ebpf:"qmap_dump"`
-	QmapDumpTask           *ebpf.Program `ebpf:"qmap_dump_task"`
-	QmapEnqueue            *ebpf.Program `ebpf:"qmap_enqueue"`
-	QmapExit               *ebpf.Program `ebpf:"qmap_exit"`
-	QmapExitTask           *ebpf.Program `ebpf:"qmap_exit_task"`
-	QmapInit               *ebpf.Program `ebpf:"qmap_init"`
-	QmapInitTask           *ebpf.Program `ebpf:"qmap_init_task"`
-	QmapSchedSwitch        *ebpf.Program `ebpf:"qmap_sched_switch"`
-	QmapSelectCpu          *ebpf.Program `ebpf:"qmap_select_cpu"`
-	QmapTick               *ebpf.Program `ebpf:"qmap_tick"`
+	QmapCgroupInit            *ebpf.Program `ebpf:"qmap_cgroup_init"`
+	QmapCgroupSetBandwidth    *ebpf.Program `ebpf:"qmap_cgroup_set_bandwidth"`
+	QmapCgroupSetWeight       *ebpf.Program `ebpf:"qmap_cgroup_set_weight"`
+	QmapCidCgroupInit         *ebpf.Program `ebpf:"qmap_cid_cgroup_init"`
+	QmapCidCgroupSetBandwidth *ebpf.Program `ebpf:"qmap_cid_cgroup_set_bandwidth"`
+	QmapCidCgroupSetWeight    *ebpf.Program `ebpf:"qmap_cid_cgroup_set_weight"`
+	QmapCidCoreSchedBefore    *ebpf.Program `ebpf:"qmap_cid_core_sched_before"`
+	QmapCidDequeue            *ebpf.Program `ebpf:"qmap_cid_dequeue"`
+	QmapCidDispatch           *ebpf.Program `ebpf:"qmap_cid_dispatch"`
+	QmapCidDump               *ebpf.Program `ebpf:"qmap_cid_dump"`
+	QmapCidDumpTask           *ebpf.Program `ebpf:"qmap_cid_dump_task"`
+	QmapCidEnqueue            *ebpf.Program `ebpf:"qmap_cid_enqueue"`
+	QmapCidExit               *ebpf.Program `ebpf:"qmap_cid_exit"`
+	QmapCidExitTask           *ebpf.Program `ebpf:"qmap_cid_exit_task"`
+	QmapCidInit               *ebpf.Program `ebpf:"qmap_cid_init"`
+	QmapCidInitTask           *ebpf.Program `ebpf:"qmap_cid_init_task"`
+	QmapCidOffline            *ebpf.Program `ebpf:"qmap_cid_offline"`
+	QmapCidOnline             *ebpf.Program `ebpf:"qmap_cid_online"`
+	QmapCidTick               *ebpf.Program `ebpf:"qmap_cid_tick"`
+	QmapCidUpdateIdle         *ebpf.Program `ebpf:"qmap_cid_update_idle"`
+	QmapCoreSchedBefore       *ebpf.Program `ebpf:"qmap_core_sched_before"`
+	QmapCpuOffline            *ebpf.Program `ebpf:"qmap_cpu_offline"`
+	QmapCpuOnline             *ebpf.Program `ebpf:"qmap_cpu_online"`
+	QmapDequeue               *ebpf.Program `ebpf:"qmap_dequeue"`
+	QmapDispatch              *ebpf.Program `ebpf:"qmap_dispatch"`
+	QmapDump                  *ebpf.Program `ebpf:"qmap_dump"`
+	QmapDumpTask              *ebpf.Program `ebpf:"qmap_dump_task"`
+	QmapEnqueue               *ebpf.Program `ebpf:"qmap_enqueue"`
+	QmapExit                  *ebpf.Program `ebpf:"qmap_exit"`
+	QmapExitTask              *ebpf.Program `ebpf:"qmap_exit_task"`
+	QmapInit                  *ebpf.Program `ebpf:"qmap_init"`
+	QmapInitTask              *ebpf.Program `ebpf:"qmap_init_task"`
+	QmapSchedSwitch           *ebpf.Program `ebpf:"qmap_sched_switch"`
+	QmapSelectCid             *ebpf.Program `ebpf:"qmap_select_cid"`
+	QmapSelectCpu             *ebpf.Program `ebpf:"qmap_select_cpu"`
+	QmapTick                  *ebpf.Program `ebpf:"qmap_tick"`
 }
 
 func (p *qmapPrograms) Close() error {
@@ -366,6 +437,23 @@ func (p *qmapPrograms) Close() error {
 		p.QmapCgroupInit,
 		p.QmapCgroupSetBandwidth,
 		p.QmapCgroupSetWeight,
+		p.QmapCidCgroupInit,
+		p.QmapCidCgroupSetBandwidth,
+		p.QmapCidCgroupSetWeight,
+		p.QmapCidCoreSchedBefore,
+		p.QmapCidDequeue,
+		p.QmapCidDispatch,
+		p.QmapCidDump,
+		p.QmapCidDumpTask,
+		p.QmapCidEnqueue,
+		p.QmapCidExit,
+		p.QmapCidExitTask,
+		p.QmapCidInit,
+		p.QmapCidInitTask,
+		p.QmapCidOffline,
+		p.QmapCidOnline,
+		p.QmapCidTick,
+		p.QmapCidUpdateIdle,
 		p.QmapCoreSchedBefore,
 		p.QmapCpuOffline,
 		p.QmapCpuOnline,
@@ -379,6 +467,7 @@ func (p *qmapPrograms) Close() error {
 		p.QmapInit,
 		p.QmapInitTask,
 		p.QmapSchedSwitch,
+		p.QmapSelectCid,
 		p.QmapSelectCpu,
 		p.QmapTick,
 	)

@@ -15,6 +15,8 @@ type Kernel struct {
 	Cache    *btf.Cache        // shared with the collection load
 	Enums    map[string]uint64 // sched_ext's enumerators, by name
 	HasReenq bool              // scx_bpf_dsq_reenq() exists (Linux 7.1+)
+	// HasCidForm: struct sched_ext_ops_cid exists (Linux 7.2+).
+	HasCidForm bool
 }
 
 // readKernel reads the running kernel's BTF (/sys/kernel/btf/vmlinux) and
@@ -74,6 +76,14 @@ func inspectSpec(spec *btf.Spec) (*Kernel, error) {
 		return nil, err
 	}
 	k.HasReenq = reenq
+
+	var cidOps *btf.Struct
+	switch err := spec.TypeByName("sched_ext_ops_cid", &cidOps); {
+	case err == nil:
+		k.HasCidForm = true
+	case !errors.Is(err, btf.ErrNotFound):
+		return nil, fmt.Errorf("looking up sched_ext_ops_cid: %w", err)
+	}
 	return k, nil
 }
 

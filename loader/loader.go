@@ -39,6 +39,7 @@ type Config struct {
 	ImmedStressNth uint32 // -F: every Nth enqueue to the task's own busy CPU
 	RemoteReenq    bool   // --remote-reenq: reenqueue local DSQs behind RT/DL tasks
 	LatBudgetUs    uint64 // -L: a task over this much of its slice yields to waiters (0: off)
+	Form           Form   // struct_ops form to load (FormAuto: the newest the kernel has)
 
 	// Fault injection (0: off).
 	ErrorAfterEnq     uint32 // -e: scx_bpf_error() on the Nth enqueue
@@ -50,8 +51,6 @@ type Config struct {
 // MaxExitDumpLen is the size of the BPF side's dump buffer.
 const MaxExitDumpLen = 32768
 
-const opsMapName = bpf.OpsMap
-
 // Enum values the scheduler cannot work without; others may be absent on a
 // given kernel and then read as 0 in BPF.
 var requiredEnums = []string{
@@ -62,11 +61,14 @@ var requiredEnums = []string{
 // Scheduler is a loaded (and possibly attached) qmap instance.
 type Scheduler struct {
 	coll     *ebpf.Collection
+	arena    *ebpf.Map // cid form only
+	opsMap   string
 	vars     bpf.Variables // the loaded globals: counters, exit record, -P snapshot
 	link     link.Link
 	switchTP link.Link // sched_switch tracepoint, with --remote-reenq
 	cfg      Config
 	SliceNs  uint64
+	Form     Form // the form loaded: FormCPU or FormCID
 }
 
 const switchProgName = bpf.SchedSwitchTP
@@ -81,6 +83,13 @@ func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
 	kspec, err := kernel.Cache.Kernel()
 	if err != nil {
 		return nil, newError(ErrNoSchedExt, err, "reading the kernel's BTF")
+	}
+	form, err := pickForm(kernel, cfg.Form)
+	if err != nil {
+		return nil, err
+	}
+	if err := keepForm(spec, form); err != nil {
+		return nil, newError(ErrInternal, err, "picking the %s form out of the BPF object", form)
 	}
 	if err := hideKfuncFlavours(kspec, spec.Types); err != nil {
 		return nil, newError(ErrInternal, err, "resolving the scheduler's kfuncs")
@@ -121,6 +130,7 @@ func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
 		{vars.StallUserNth, cfg.StallUserNth},
 		{vars.StallKernelNth, cfg.StallKernelNth},
 		{vars.DspInfLoopAfter, cfg.DispatchLoopAfter},
+		{vars.CidForm, form == FormCID},
 	}
 	for _, t := range tunables {
 		if err := t.v.Set(t.val); err != nil {
@@ -143,24 +153,36 @@ func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
 		}
 		flags |= immed
 	}
-	if err := patchOps(spec, map[string]uint64{
+	opsMap := formObjectsOf[form].opsMap
+	if err := patchOps(spec, opsMap, map[string]uint64{
 		"hotplug_seq":   hotplugSeq,
 		"exit_dump_len": uint64(cfg.ExitDumpLen),
 	}, flags); err != nil {
 		return nil, newError(ErrInternal, err, "filling struct sched_ext_ops")
 	}
 
-	coll, err := ebpf.NewCollectionWithOptions(spec, ebpf.CollectionOptions{Cache: kernel.Cache})
+	opts := ebpf.CollectionOptions{Cache: kernel.Cache}
+	var arena *ebpf.Map
+	if form == FormCID {
+		if arena, err = newArena(spec); err != nil {
+			return nil, newError(ErrLoad, err, "setting up the cid form's BPF arena")
+		}
+		opts.MapReplacements = map[string]*ebpf.Map{bpf.ArenaMap: arena}
+	}
+	coll, err := ebpf.NewCollectionWithOptions(spec, opts)
 	if err != nil {
+		if arena != nil {
+			arena.Close()
+		}
 		var verr *ebpf.VerifierError
 		if errors.As(err, &verr) {
 			return nil, newError(ErrLoad, err, "the kernel's verifier rejected the scheduler (run with -v for the full log)")
 		}
 		return nil, newError(ErrLoad, err, "loading the BPF scheduler")
 	}
-	sched := &Scheduler{coll: coll, cfg: cfg, SliceNs: sliceNs}
+	sched := &Scheduler{coll: coll, arena: arena, opsMap: opsMap, cfg: cfg, SliceNs: sliceNs, Form: form}
 	if err := coll.Assign(&sched.vars); err != nil {
-		coll.Close()
+		sched.Close()
 		return nil, newError(ErrInternal, err, "reading the loaded scheduler's globals")
 	}
 	return sched, nil
@@ -187,7 +209,7 @@ func fillEnums(spec *ebpf.CollectionSpec, enums map[string]uint64) error {
 
 // patchOps writes scalar members of the struct_ops value before load; the
 // ELF holds only what the C initializer set.
-func patchOps(spec *ebpf.CollectionSpec, members map[string]uint64, orFlags uint64) error {
+func patchOps(spec *ebpf.CollectionSpec, opsMapName string, members map[string]uint64, orFlags uint64) error {
 	ms, ok := spec.Maps[opsMapName]
 	if !ok || len(ms.Contents) != 1 {
 		return fmt.Errorf("no struct_ops map %q", opsMapName)
@@ -260,7 +282,7 @@ func readUint(fsys fs.FS, name string) (uint64, error) {
 
 // Attach makes the loaded scheduler the system's sched_ext scheduler.
 func (s *Scheduler) Attach() error {
-	l, err := link.AttachStructOps(link.StructOpsOptions{Map: s.coll.Maps[opsMapName]})
+	l, err := link.AttachStructOps(link.StructOpsOptions{Map: s.coll.Maps[s.opsMap]})
 	if err != nil {
 		// A failing ops.init records its reason like any other exit.
 		if ei, _ := s.ExitInfo(); ei.Kind != ExitKindNone {
@@ -397,6 +419,9 @@ func (s *Scheduler) Close() error {
 		s.link = nil
 	}
 	s.coll.Close()
+	if s.arena != nil {
+		s.arena.Close()
+	}
 	return nil
 }
 

@@ -12,52 +12,56 @@ import (
 	"github.com/scx-qmap-go/scx-qmap-go/bpf"
 )
 
-// The embedded object's struct_ops value can be patched, and the patch lands
-// at the members' offsets.
+// The embedded object's struct_ops values, in both forms, can be patched,
+// and the patch lands at the members' offsets.
 func TestPatchOps(t *testing.T) {
-	spec, err := bpf.Spec()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := patchOps(spec, map[string]uint64{"hotplug_seq": 7, "exit_dump_len": 4096}, 8); err != nil {
-		t.Fatal(err)
-	}
-	ms := spec.Maps[opsMapName]
-	st := ms.Value.(*btf.Struct)
-	data := ms.Contents[0].Value.([]byte)
-	member := func(name string) btf.Member {
-		for _, m := range st.Members {
-			if m.Name == name {
-				return m
+	for _, opsMap := range []string{bpf.OpsMap, bpf.CidOpsMap} {
+		t.Run(opsMap, func(t *testing.T) {
+			spec, err := bpf.Spec()
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
-		t.Fatalf("no member %s", name)
-		return btf.Member{}
-	}
-	u64 := func(name string) uint64 {
-		off := member(name).Offset.Bytes()
-		return binary.NativeEndian.Uint64(data[off:])
-	}
-	u32 := func(name string) uint32 {
-		off := member(name).Offset.Bytes()
-		return binary.NativeEndian.Uint32(data[off:])
-	}
-	if got := u64("hotplug_seq"); got != 7 {
-		t.Errorf("hotplug_seq = %d, want 7", got)
-	}
-	if got := u32("exit_dump_len"); got != 4096 {
-		t.Errorf("exit_dump_len = %d, want 4096", got)
-	}
-	// The C initializer sets SCX_OPS_ENQ_EXITING (4); the patch ORs in 8.
-	if got := u64("flags"); got != 4|8 {
-		t.Errorf("flags = %#x, want %#x", got, 4|8)
-	}
-	if got := u32("timeout_ms"); got != 5000 {
-		t.Errorf("timeout_ms = %d, want 5000 (upstream qmap's watchdog)", got)
-	}
-	name := data[member("name").Offset.Bytes():]
-	if string(name[:5]) != "qmap\x00" {
-		t.Errorf("name = %q, want qmap", name[:5])
+			if err := patchOps(spec, opsMap, map[string]uint64{"hotplug_seq": 7, "exit_dump_len": 4096}, 8); err != nil {
+				t.Fatal(err)
+			}
+			ms := spec.Maps[opsMap]
+			st := ms.Value.(*btf.Struct)
+			data := ms.Contents[0].Value.([]byte)
+			member := func(name string) btf.Member {
+				for _, m := range st.Members {
+					if m.Name == name {
+						return m
+					}
+				}
+				t.Fatalf("no member %s", name)
+				return btf.Member{}
+			}
+			u64 := func(name string) uint64 {
+				off := member(name).Offset.Bytes()
+				return binary.NativeEndian.Uint64(data[off:])
+			}
+			u32 := func(name string) uint32 {
+				off := member(name).Offset.Bytes()
+				return binary.NativeEndian.Uint32(data[off:])
+			}
+			if got := u64("hotplug_seq"); got != 7 {
+				t.Errorf("hotplug_seq = %d, want 7", got)
+			}
+			if got := u32("exit_dump_len"); got != 4096 {
+				t.Errorf("exit_dump_len = %d, want 4096", got)
+			}
+			// The C initializer sets SCX_OPS_ENQ_EXITING (4); the patch ORs in 8.
+			if got := u64("flags"); got != 4|8 {
+				t.Errorf("flags = %#x, want %#x", got, 4|8)
+			}
+			if got := u32("timeout_ms"); got != 5000 {
+				t.Errorf("timeout_ms = %d, want 5000 (upstream qmap's watchdog)", got)
+			}
+			name := data[member("name").Offset.Bytes():]
+			if string(name[:5]) != "qmap\x00" {
+				t.Errorf("name = %q, want qmap", name[:5])
+			}
+		})
 	}
 }
 

@@ -33,6 +33,7 @@ type guestBoot struct {
 	tests         []string // top-level tests of package scenarios
 	allowEjection bool     // the tests eject the scheduler on purpose
 	env           []string // more NAME=value settings for the guest tests
+	form          string   // --form for the schedulers under test ("": the loader's choice)
 }
 
 // runGuest boots @b.kernel, runs @b.tests there in one go, and replays each
@@ -46,6 +47,9 @@ func runGuest(t *testing.T, b guestBoot) {
 	defer dumpOnFailure(t, out)
 
 	env := append([]string{guest.EnvGuest + "=1", guest.EnvBinary + "=" + bin, guest.EnvOutDir + "=" + out}, b.env...)
+	if b.form != "" {
+		env = append(env, guest.EnvForm+"="+b.form)
+	}
 	cmdline := fmt.Sprintf("%s %s -test.v -test.count=1 -test.timeout=40m -test.run '^(%s)$'",
 		strings.Join(env, " "), testBin, strings.Join(b.tests, "|"))
 	ctx, cancel := context.WithTimeout(context.Background(), 47*time.Minute)

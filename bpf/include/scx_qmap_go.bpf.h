@@ -40,6 +40,31 @@
 #define SCX_OPS_DEFINE(name, ...) \
 	SEC(".struct_ops.link") struct sched_ext_ops name = { __VA_ARGS__ }
 
+/* The cid form (7.2+): CPUs named by cid; needs a BPF arena map. */
+#define SCX_OPS_CID_DEFINE(name, ...) \
+	SEC(".struct_ops.link") struct sched_ext_ops_cid name = { __VA_ARGS__ }
+
+/*
+ * A struct_ops program belongs to one struct_ops type, so a callback that
+ * serves both forms needs a second program. BPF_STRUCT_OPS_TWIN(name, twin,
+ * args...) defines program @twin with the body of BPF_STRUCT_OPS(name,
+ * args...), which it inlines: the callback is written once.
+ */
+#define ___BPF_STRUCT_OPS_TWIN(sec, name, twin, args...)			\
+SEC(sec) typeof(name(0)) twin(unsigned long long *ctx)				\
+{										\
+	_Pragma("GCC diagnostic push")						\
+	_Pragma("GCC diagnostic ignored \"-Wint-conversion\"")			\
+	return ____##name(___bpf_ctx_cast(args));				\
+	_Pragma("GCC diagnostic pop")						\
+}
+
+#define BPF_STRUCT_OPS_TWIN(name, twin, args...) \
+	___BPF_STRUCT_OPS_TWIN("struct_ops/" #twin, name, twin, ##args)
+
+#define BPF_STRUCT_OPS_SLEEPABLE_TWIN(name, twin, args...) \
+	___BPF_STRUCT_OPS_TWIN("struct_ops.s/" #twin, name, twin, ##args)
+
 #define BPF_MAX_LOOPS (8 * 1024 * 1024)
 
 /* The iterator of the innermost bpf_for_each() (libbpf names it ___it). */

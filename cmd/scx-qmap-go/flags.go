@@ -35,6 +35,22 @@ type options struct {
 	manPage       bool // hidden: print the man page (make deb)
 }
 
+// formFlag is --form, a loader.Form by name.
+type formFlag struct{ form *loader.Form }
+
+func (v formFlag) String() string { return v.form.String() }
+func (v formFlag) Type() string   { return "FORM" }
+
+func (v formFlag) Set(s string) error {
+	for _, f := range []loader.Form{loader.FormAuto, loader.FormCPU, loader.FormCID} {
+		if s == f.String() {
+			*v.form = f
+			return nil
+		}
+	}
+	return fmt.Errorf("want cid, cpu or auto")
+}
+
 // flagGroup is one section of --help and of the man page.
 type flagGroup struct {
 	title string
@@ -58,6 +74,7 @@ func newFlags(o *options) (*pflag.FlagSet, []flagGroup) {
 	f.Int32VarP(&c.DisallowTgid, "disallow-tgid", "d", 0, "refuse to schedule the tasks of process `TGID` (-1: this loader)")
 	f.BoolVarP(&c.PartialSwitch, "partial", "p", false, "schedule only tasks set to SCHED_EXT; others stay on the fair class")
 	f.BoolVarP(&c.HighpriBoost, "highpri-boost", "H", false, "boost nice -20 tasks: move them to a CPU's local DSQ with preemption (use with -b)")
+	f.Var(formFlag{&c.Form}, "form", "load the struct_ops `FORM`: cid (CPUs named by cid, Linux 7.2+), cpu (by number), or auto: cid where the kernel has it")
 	f.Uint64VarP(&c.LatBudgetUs, "lat-budget-us", "L", 0, "latency budget in `US` microseconds: a task that has run this much of its slice yields as soon as another waits (0: off, qmap's plain slices; try 2000)")
 
 	f = reenq.flags

@@ -168,7 +168,7 @@ func runOnce(ctx context.Context, o options, stdout, stderr io.Writer, host load
 			t3.Sub(processStart).Round(time.Millisecond), t1.Sub(t0).Round(time.Millisecond),
 			t2.Sub(t1).Round(time.Millisecond), t3.Sub(t2).Round(time.Millisecond))
 	}
-	attached := fmt.Sprintf("attached (slice %d us, batch %d)", sched.SliceNs/1000, o.cfg.DispatchBatch)
+	attached := fmt.Sprintf("attached (%s form, slice %d us, batch %d)", sched.Form, sched.SliceNs/1000, o.cfg.DispatchBatch)
 	fmt.Fprintf(stdout, "scx-qmap-go: %s\n", attached)
 	sd.Send(sdnotify.Ready, sdnotify.Status(attached))
 	// The kernel's BTF, decoded for the load, is not needed again in this

@@ -32,7 +32,17 @@ const (
 	EnvGuest  = "SCX_GUEST"     // "1" inside the guest
 	EnvBinary = "SCX_GUEST_BIN" // path of the scx-qmap-go binary
 	EnvOutDir = "SCX_GUEST_OUT" // a host directory the guest may write: logs kept for a failure
+	EnvForm   = "SCX_GUEST_FORM" // --form for every scheduler a test starts ("": the loader's choice)
 )
+
+// Form is the struct_ops form the schedulers under test load: $SCX_GUEST_FORM,
+// else the loader's choice on the suite's kernels (7.2+), the cid form.
+func Form() string {
+	if f := os.Getenv(EnvForm); f != "" {
+		return f
+	}
+	return "cid"
+}
 
 // Require skips the test unless it runs inside a VM suite guest.
 func Require(t *testing.T) {
@@ -265,6 +275,9 @@ func LaunchScheduler(t *testing.T, flags ...string) *Scheduler {
 		t.Cleanup(func() { os.RemoveAll(dir) })
 		s.Socket = filepath.Join(dir, "stats.sock")
 		flags = append([]string{"--stats-socket", s.Socket}, flags...)
+	}
+	if f := os.Getenv(EnvForm); f != "" && !slices.Contains(flags, "--form") {
+		flags = append([]string{"--form", f}, flags...)
 	}
 	s.Proc = Start(t, Binary(t), flags...)
 	t.Cleanup(func() {

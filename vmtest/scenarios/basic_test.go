@@ -208,8 +208,11 @@ func TestBasic(t *testing.T) {
 				t.Errorf("stdout has %q: want no stats block and no exit report", strings.TrimSpace(line))
 			}
 		}
-		if !strings.Contains(out, "attached (slice") || !strings.Contains(out, "totals: enq=") {
+		if !strings.Contains(out, "attached (") || !strings.Contains(out, "totals: enq=") {
 			t.Errorf("stdout lacks the attached or totals line:\n%s", out)
+		}
+		if want := "attached (" + guest.Form() + " form,"; !strings.Contains(out, want) {
+			t.Errorf("stdout does not say %q:\n%s", want, out)
 		}
 		if !strings.Contains(errOut, ": exit report\nEXIT: UNREG") {
 			t.Errorf("stderr has no exit report:\n%s", errOut)
