@@ -28,6 +28,10 @@ type (
 	Variables     = qmapVariables
 )
 
+// MaxSubs is MAX_SUBS of qmap.bpf.c: the sub-schedulers one instance keeps
+// in sub_cgroup_ids and sub_dispatched.
+const MaxSubs = 8
+
 // Names of the objects the loader looks up in a loaded collection.
 const (
 	OpsMap        = qmapMapQmapOps    // the cpu form's struct sched_ext_ops

@@ -81,6 +81,13 @@ const volatile bool remote_reenq;
 const volatile u64 lat_budget_ns;
 /* Which form the loader loads: sched_ext_ops_cid if set, else sched_ext_ops. */
 const volatile bool cid_form;
+/*
+ * 7.3+: the capabilities (SCX_CAP_*) every child gets on every cid when it
+ * attaches, and the arena address of a cmask of all cids, which the loader
+ * writes. 0 on 7.2, which has no capabilities.
+ */
+const volatile u64 sub_grant_caps;
+const volatile u64 sub_grant_cmask;
 
 /*
  * Fault injection, to exercise the kernel's safety nets. Each is off at 0.
@@ -119,6 +126,7 @@ struct qmap_stats {
 	u64 nr_lat_kicks;	/* -L: busy CPUs preempted for a waking task */
 	u64 nr_lat_yields;	/* -L: tasks over budget cut short by ops.tick */
 	u64 nr_slice_cut;	/* tasks that left a deep FIFO with less than slice_ns */
+	u64 nr_sub_dispatched;	/* dispatches handed to sub-schedulers */
 
 	/*
 	 * Reenqueues: tasks the kernel handed back to ops.enqueue with
@@ -158,6 +166,15 @@ u64 nr_highpri_queued;	/* -H tasks in the FIFOs, not yet popped */
  * touching it, and -L asks them whether anyone waits.
  */
 s64 fifo_nr_queued[NR_QUEUES];
+
+/*
+ * Sub-schedulers attached under this one (cid form), by the id of their
+ * cgroup; 0 is a free slot. ops.dispatch hands them the CPU in turn when it
+ * has nothing of its own, and counts in sub_dispatched what each took.
+ */
+enum { MAX_SUBS = 8 };
+u64 sub_cgroup_ids[MAX_SUBS];
+u64 sub_dispatched[MAX_SUBS];
 
 /* -P: the shared DSQ's length and first pids, as of the last monitor tick. */
 s32 shared_dsq_nr;
@@ -253,6 +270,9 @@ struct {
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(max_entries, 1024);	/* pages, allocated only as used */
 } arena SEC(".maps");
+
+/* A use of the arena, which ties it to the calling program for the verifier. */
+#define TOUCH_ARENA() asm volatile("" :: "r"(&arena))
 
 /*
  * CPU ids. Every CPU id the policy passes around is in the loaded form's
@@ -954,6 +974,29 @@ static bool dispatch_inf_loop(void)
 	return true;
 }
 
+/*
+ * Nothing of ours to run: let each sub-scheduler dispatch in turn, starting
+ * after the one served last on this CPU. Returns whether one found a task.
+ */
+static bool dispatch_subs(void)
+{
+	static u32 next;	/* shared; a racy start point only spreads turns */
+	u32 i, slot;
+	u64 cgid;
+
+	for (i = 0; i < MAX_SUBS; i++) {
+		slot = (next + i) % MAX_SUBS;
+		cgid = sub_cgroup_ids[slot];
+		if (!cgid || !scx_bpf_sub_dispatch(cgid))
+			continue;
+		__sync_fetch_and_add(&sub_dispatched[slot], 1);
+		__sync_fetch_and_add(&stats.nr_sub_dispatched, 1);
+		next = slot + 1;
+		return true;
+	}
+	return false;
+}
+
 void BPF_STRUCT_OPS(qmap_dispatch, s32 cpu, struct task_struct *prev)
 {
 	u32 batch = dsp_batch ?: 1, zero = 0, moved;
@@ -1004,6 +1047,9 @@ void BPF_STRUCT_OPS(qmap_dispatch, s32 cpu, struct task_struct *prev)
 fifos_empty:
 	/* Anything left in the shared DSQ goes now. */
 	if (scx_bpf_dsq_move_to_local(SHARED_DSQ))
+		return;
+
+	if (cid_form && dispatch_subs())
 		return;
 
 	/*
@@ -1377,7 +1423,7 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(qmap_cid_init)
 {
 	s32 cid;
 
-	asm volatile("" :: "r"(&arena));
+	TOUCH_ARENA();
 	bpf_for(cid, 0, scx_bpf_nr_online_cids())
 		set_cid_online(cid, true);
 	return create_dsqs_and_timers();
@@ -1386,6 +1432,48 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(qmap_cid_init)
 void BPF_STRUCT_OPS(qmap_exit, struct scx_exit_info *ei)
 {
 	EXIT_INFO_RECORD(uei, ei);
+}
+
+/* cid form only: a sub-scheduler attaches on a cgroup below ours. */
+s32 BPF_STRUCT_OPS(qmap_cid_sub_attach, struct scx_sub_attach_args *args)
+{
+	u64 cgid = args->ops->sub_cgroup_id;
+	s32 ret;
+	u32 i;
+
+	/* 7.3: a child runs only where it holds capabilities. Share all. */
+	if (sub_grant_caps) {
+		TOUCH_ARENA();	/* the cmask argument is an arena pointer */
+		ret = scx_bpf_sub_grant(cgid, sub_grant_caps,
+					(const struct scx_cmask *)sub_grant_cmask, NULL);
+		if (ret)
+			return ret;
+	}
+
+	for (i = 0; i < MAX_SUBS; i++) {
+		if (__sync_val_compare_and_swap(&sub_cgroup_ids[i], 0, cgid) == 0) {
+			sub_dispatched[i] = 0;
+			if (print_msgs)
+				bpf_printk("SUB ATTACH %llu %s", cgid, args->cgroup_path);
+			return 0;
+		}
+	}
+	return -ENOSPC;
+}
+
+void BPF_STRUCT_OPS(qmap_cid_sub_detach, struct scx_sub_detach_args *args)
+{
+	u64 cgid = args->ops->sub_cgroup_id;
+	u32 i;
+
+	for (i = 0; i < MAX_SUBS; i++) {
+		if (sub_cgroup_ids[i] == cgid) {
+			sub_cgroup_ids[i] = 0;
+			if (print_msgs)
+				bpf_printk("SUB DETACH %llu %s", cgid, args->cgroup_path);
+			return;
+		}
+	}
 }
 
 /* cid form only: keep idle_cids. */
@@ -1447,6 +1535,8 @@ SCX_OPS_CID_DEFINE(qmap_cid_ops,
 	       .cgroup_init		= (void *)qmap_cid_cgroup_init,
 	       .cgroup_set_weight	= (void *)qmap_cid_cgroup_set_weight,
 	       .cgroup_set_bandwidth	= (void *)qmap_cid_cgroup_set_bandwidth,
+	       .sub_attach		= (void *)qmap_cid_sub_attach,
+	       .sub_detach		= (void *)qmap_cid_sub_detach,
 	       .cid_online		= (void *)qmap_cid_online,
 	       .cid_offline		= (void *)qmap_cid_offline,
 	       .dump			= (void *)qmap_cid_dump,

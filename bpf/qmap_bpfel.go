@@ -43,6 +43,7 @@ type qmapQmapStats struct {
 	NrLatKicks           uint64
 	NrLatYields          uint64
 	NrSliceCut           uint64
+	NrSubDispatched      uint64
 	ReenqTotal           uint64
 	ReenqCpu0            uint64
 	ReenqKfunc           uint64
@@ -95,6 +96,8 @@ const (
 	qmapProgQmapCidInitTask           = "qmap_cid_init_task"
 	qmapProgQmapCidOffline            = "qmap_cid_offline"
 	qmapProgQmapCidOnline             = "qmap_cid_online"
+	qmapProgQmapCidSubAttach          = "qmap_cid_sub_attach"
+	qmapProgQmapCidSubDetach          = "qmap_cid_sub_detach"
 	qmapProgQmapCidTick               = "qmap_cid_tick"
 	qmapProgQmapCidUpdateIdle         = "qmap_cid_update_idle"
 	qmapProgQmapCoreSchedBefore       = "qmap_core_sched_before"
@@ -146,6 +149,10 @@ const (
 	qmapVarStallKernelNth             = "stall_kernel_nth"
 	qmapVarStallUserNth               = "stall_user_nth"
 	qmapVarStats                      = "stats"
+	qmapVarSubCgroupIds               = "sub_cgroup_ids"
+	qmapVarSubDispatched              = "sub_dispatched"
+	qmapVarSubGrantCaps               = "sub_grant_caps"
+	qmapVarSubGrantCmask              = "sub_grant_cmask"
 	qmapVarSuppressDump               = "suppress_dump"
 	qmapVarUei                        = "uei"
 	qmapVarUeiDump                    = "uei_dump"
@@ -212,6 +219,8 @@ type qmapProgramSpecs struct {
 	QmapCidInitTask           *ebpf.ProgramSpec `ebpf:"qmap_cid_init_task"`
 	QmapCidOffline            *ebpf.ProgramSpec `ebpf:"qmap_cid_offline"`
 	QmapCidOnline             *ebpf.ProgramSpec `ebpf:"qmap_cid_online"`
+	QmapCidSubAttach          *ebpf.ProgramSpec `ebpf:"qmap_cid_sub_attach"`
+	QmapCidSubDetach          *ebpf.ProgramSpec `ebpf:"qmap_cid_sub_detach"`
 	QmapCidTick               *ebpf.ProgramSpec `ebpf:"qmap_cid_tick"`
 	QmapCidUpdateIdle         *ebpf.ProgramSpec `ebpf:"qmap_cid_update_idle"`
 	QmapCoreSchedBefore       *ebpf.ProgramSpec `ebpf:"qmap_core_sched_before"`
@@ -288,6 +297,10 @@ type qmapVariableSpecs struct {
 	StallKernelNth             *ebpf.VariableSpec `ebpf:"stall_kernel_nth"`
 	StallUserNth               *ebpf.VariableSpec `ebpf:"stall_user_nth"`
 	Stats                      *ebpf.VariableSpec `ebpf:"stats"`
+	SubCgroupIds               *ebpf.VariableSpec `ebpf:"sub_cgroup_ids"`
+	SubDispatched              *ebpf.VariableSpec `ebpf:"sub_dispatched"`
+	SubGrantCaps               *ebpf.VariableSpec `ebpf:"sub_grant_caps"`
+	SubGrantCmask              *ebpf.VariableSpec `ebpf:"sub_grant_cmask"`
 	SuppressDump               *ebpf.VariableSpec `ebpf:"suppress_dump"`
 	Uei                        *ebpf.VariableSpec `ebpf:"uei"`
 	UeiDump                    *ebpf.VariableSpec `ebpf:"uei_dump"`
@@ -384,6 +397,10 @@ type qmapVariables struct {
 	StallKernelNth             *ebpf.Variable `ebpf:"stall_kernel_nth"`
 	StallUserNth               *ebpf.Variable `ebpf:"stall_user_nth"`
 	Stats                      *ebpf.Variable `ebpf:"stats"`
+	SubCgroupIds               *ebpf.Variable `ebpf:"sub_cgroup_ids"`
+	SubDispatched              *ebpf.Variable `ebpf:"sub_dispatched"`
+	SubGrantCaps               *ebpf.Variable `ebpf:"sub_grant_caps"`
+	SubGrantCmask              *ebpf.Variable `ebpf:"sub_grant_cmask"`
 	SuppressDump               *ebpf.Variable `ebpf:"suppress_dump"`
 	Uei                        *ebpf.Variable `ebpf:"uei"`
 	UeiDump                    *ebpf.Variable `ebpf:"uei_dump"`
@@ -412,6 +429,8 @@ type qmapPrograms struct {
 	QmapCidInitTask           *ebpf.Program `ebpf:"qmap_cid_init_task"`
 	QmapCidOffline            *ebpf.Program `ebpf:"qmap_cid_offline"`
 	QmapCidOnline             *ebpf.Program `ebpf:"qmap_cid_online"`
+	QmapCidSubAttach          *ebpf.Program `ebpf:"qmap_cid_sub_attach"`
+	QmapCidSubDetach          *ebpf.Program `ebpf:"qmap_cid_sub_detach"`
 	QmapCidTick               *ebpf.Program `ebpf:"qmap_cid_tick"`
 	QmapCidUpdateIdle         *ebpf.Program `ebpf:"qmap_cid_update_idle"`
 	QmapCoreSchedBefore       *ebpf.Program `ebpf:"qmap_core_sched_before"`
@@ -452,6 +471,8 @@ func (p *qmapPrograms) Close() error {
 		p.QmapCidInitTask,
 		p.QmapCidOffline,
 		p.QmapCidOnline,
+		p.QmapCidSubAttach,
+		p.QmapCidSubDetach,
 		p.QmapCidTick,
 		p.QmapCidUpdateIdle,
 		p.QmapCoreSchedBefore,

@@ -18,7 +18,15 @@ var (
 	ErrLoad         = errors.New("load failed")           // the BPF object failed to load (verifier, maps)
 	ErrAttach       = errors.New("attach refused")        // the kernel refused to enable the scheduler
 	ErrInvalid      = errors.New("invalid configuration") // a Config the running kernel makes meaningless
-	ErrInternal     = errors.New("internal error")        // anything else
+
+	// A sub-scheduler's refusals (Config.SubCgroupID; FindSubTarget).
+	ErrNoParent    = errors.New("no parent scheduler")       // nothing runs to attach under
+	ErrNoSubScheds = errors.New("parent takes no children")  // the scheduler above has no ops.sub_attach
+	ErrCgroupTaken = errors.New("cgroup has a scheduler")    // the cgroup (or one below it) has one already
+	ErrTooDeep     = errors.New("nesting too deep")          // past the kernel's SCX_SUB_MAX_DEPTH
+	ErrNoCgroup    = errors.New("no such cgroup")            // the -c path does not exist
+	ErrNotCgroup   = errors.New("not a cgroup v2 directory") // the -c path is not in the cgroup2 mount
+	ErrInternal    = errors.New("internal error")            // anything else
 )
 
 // Error is a refusal or failure with a one-line message that names the cause

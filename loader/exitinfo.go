@@ -106,6 +106,9 @@ func (e ExitInfo) Report() string {
 	if e.Msg != "" {
 		fmt.Fprintf(&b, "message: %s\n", e.Msg)
 	}
+	if e.Kind == ExitKindParent {
+		b.WriteString("the scheduler above this sub-scheduler was unloaded, and the kernel unloads its sub-schedulers with it: the cgroup's tasks went back to the nearest scheduler still loaded, or to the fair class\n")
+	}
 	if dump := strings.TrimRight(e.Dump, "\n"); dump != "" {
 		fmt.Fprintf(&b, "debug dump:\n%s\n", dump)
 	}

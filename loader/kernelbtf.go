@@ -17,6 +17,9 @@ type Kernel struct {
 	HasReenq bool              // scx_bpf_dsq_reenq() exists (Linux 7.1+)
 	// HasCidForm: struct sched_ext_ops_cid exists (Linux 7.2+).
 	HasCidForm bool
+	// SubGrantCaps is every capability a parent can grant a sub-scheduler
+	// with scx_bpf_sub_grant() (Linux 7.3+); 0 on kernels without them.
+	SubGrantCaps uint64
 }
 
 // readKernel reads the running kernel's BTF (/sys/kernel/btf/vmlinux) and
@@ -42,7 +45,10 @@ func inspectKernel(cache *btf.Cache) (*Kernel, error) {
 // enumTypes are the sched_ext enums holding every value the loader and the
 // BPF code read at load time (requiredEnums, the BPF side's SCX_ENUM()s and
 // the ops flags).
-var enumTypes = []string{"scx_public_consts", "scx_enq_flags", "scx_ent_flags", "scx_ops_flags"}
+var enumTypes = []string{"scx_public_consts", "scx_enq_flags", "scx_ent_flags", "scx_ops_flags", "scx_cap_flags"}
+
+// subCaps are the capabilities a 7.3 parent grants each child.
+var subCaps = []string{"SCX_CAP_ENQ_IMMED", "SCX_CAP_ENQ", "SCX_CAP_PREEMPT", "SCX_CAP_PERF"}
 
 // inspectSpec collects sched_ext's enumerators and whether the reenqueue
 // kfunc exists. It looks types up by name: a pass over all of the kernel's
@@ -76,6 +82,19 @@ func inspectSpec(spec *btf.Spec) (*Kernel, error) {
 		return nil, err
 	}
 	k.HasReenq = reenq
+
+	grant, err := hasFunc(spec, "scx_bpf_sub_grant")
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range subCaps {
+		v, ok := k.Enums[c]
+		if !grant || !ok {
+			k.SubGrantCaps = 0
+			break
+		}
+		k.SubGrantCaps |= v
+	}
 
 	var cidOps *btf.Struct
 	switch err := spec.TypeByName("sched_ext_ops_cid", &cidOps); {
@@ -142,16 +161,21 @@ func hasFunc(spec *btf.Spec, name string) (bool, error) {
 // exact matches come back; a renamed type (same type ID) no longer shares
 // the kfunc's name.
 func hideKfuncFlavours(kernel, object *btf.Spec) error {
+	return forEachKfunc(object, func(fn *btf.Func) error {
+		return hideFlavoursOf(kernel, fn.Name)
+	})
+}
+
+// forEachKfunc calls @do with each function the object declares extern.
+func forEachKfunc(object *btf.Spec, do func(*btf.Func) error) error {
 	for typ, err := range object.All() {
 		if err != nil {
 			return fmt.Errorf("iterating the object's BTF: %w", err)
 		}
-		fn, ok := typ.(*btf.Func)
-		if !ok || fn.Linkage != btf.ExternFunc {
-			continue
-		}
-		if err := hideFlavoursOf(kernel, fn.Name); err != nil {
-			return err
+		if fn, ok := typ.(*btf.Func); ok && fn.Linkage == btf.ExternFunc {
+			if err := do(fn); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -179,4 +203,38 @@ func hideFlavoursOf(kernel *btf.Spec, name string) error {
 		}
 	}
 	return fmt.Errorf("kfunc %s: its flavours could not be told apart", name)
+}
+
+// adaptVoidKfuncs lets the object call a kfunc that a newer kernel made
+// return a value (7.3's scx_bpf_cidperf_set returns an int; 7.2's and the
+// object's, built against 7.2, return void). cilium/ebpf refuses a kfunc
+// whose prototype differs from the kernel's; the object ignores the return
+// value, so its prototype takes the kernel's return type. Only void becomes
+// a value: code that reads a return value a kernel does not give stays
+// refused.
+func adaptVoidKfuncs(kernel, object *btf.Spec) error {
+	return forEachKfunc(object, func(fn *btf.Func) error {
+		var kfn *btf.Func
+		if err := kernel.TypeByName(fn.Name, &kfn); err != nil {
+			return nil // absent (a __weak kfunc) or ambiguous: left to the loader
+		}
+		if btf.CheckTypeCompatibility(fn.Type, kfn.Type) == nil {
+			return nil
+		}
+		proto, ok := fn.Type.(*btf.FuncProto)
+		kproto, kok := kfn.Type.(*btf.FuncProto)
+		if !ok || !kok || !isVoid(proto.Return) {
+			return nil
+		}
+		adapted := &btf.FuncProto{Return: kproto.Return, Params: proto.Params}
+		if btf.CheckTypeCompatibility(adapted, kproto) == nil {
+			fn.Type = adapted
+		}
+		return nil
+	})
+}
+
+func isVoid(t btf.Type) bool {
+	_, ok := t.(*btf.Void)
+	return ok || t == nil
 }

@@ -120,3 +120,40 @@ func TestHideKfuncFlavours(t *testing.T) {
 		})
 	}
 }
+
+// A kfunc the object declares void takes the kernel's return type; one the
+// object reads a value from, or whose parameters differ, keeps its own.
+func TestAdaptVoidKfuncs(t *testing.T) {
+	s32 := &btf.Int{Name: "int", Size: 4, Encoding: btf.Signed}
+	u64 := &btf.Int{Name: "long long unsigned int", Size: 8}
+	param := []btf.FuncParam{{Name: "cid", Type: s32}}
+	fn := func(name string, ret btf.Type, params []btf.FuncParam) *btf.Func {
+		return &btf.Func{Name: name, Type: &btf.FuncProto{Return: ret, Params: params}, Linkage: btf.ExternFunc}
+	}
+	tests := []struct {
+		name        string
+		obj, kernel *btf.Func
+		wantRet     btf.Type // the object's return type after the call
+	}{
+		{"void to int", fn("f", &btf.Void{}, param), fn("f", s32, param), s32},
+		{"int to void stays", fn("f", s32, param), fn("f", &btf.Void{}, param), s32},
+		{"params differ", fn("f", &btf.Void{}, param), fn("f", s32, append(param, btf.FuncParam{Name: "x", Type: u64})), &btf.Void{}},
+		{"same", fn("f", &btf.Void{}, param), fn("f", &btf.Void{}, param), &btf.Void{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			obj, kernel := buildSpec(t, tt.obj), buildSpec(t, tt.kernel)
+			if err := adaptVoidKfuncs(kernel, obj); err != nil {
+				t.Fatal(err)
+			}
+			var got *btf.Func
+			if err := obj.TypeByName("f", &got); err != nil {
+				t.Fatal(err)
+			}
+			ret := got.Type.(*btf.FuncProto).Return
+			if _, wantVoid := tt.wantRet.(*btf.Void); wantVoid != isVoid(ret) || !wantVoid && ret.TypeName() != tt.wantRet.TypeName() {
+				t.Errorf("return type %v, want %v", ret, tt.wantRet)
+			}
+		})
+	}
+}

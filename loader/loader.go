@@ -40,6 +40,7 @@ type Config struct {
 	RemoteReenq    bool   // --remote-reenq: reenqueue local DSQs behind RT/DL tasks
 	LatBudgetUs    uint64 // -L: a task over this much of its slice yields to waiters (0: off)
 	Form           Form   // struct_ops form to load (FormAuto: the newest the kernel has)
+	SubCgroupID    uint64 // attach as a sub-scheduler of this cgroup (0: the root scheduler); see PreflightSub
 
 	// Fault injection (0: off).
 	ErrorAfterEnq     uint32 // -e: scx_bpf_error() on the Nth enqueue
@@ -61,7 +62,7 @@ var requiredEnums = []string{
 // Scheduler is a loaded (and possibly attached) qmap instance.
 type Scheduler struct {
 	coll     *ebpf.Collection
-	arena    *ebpf.Map // cid form only
+	arena    *arena // cid form only
 	opsMap   string
 	vars     bpf.Variables // the loaded globals: counters, exit record, -P snapshot
 	link     link.Link
@@ -88,11 +89,20 @@ func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.SubCgroupID != 0 && form != FormCID {
+		return nil, newError(ErrInvalid, nil, "a sub-scheduler needs the cid form, not the %s form", form)
+	}
 	if err := keepForm(spec, form); err != nil {
 		return nil, newError(ErrInternal, err, "picking the %s form out of the BPF object", form)
 	}
+	if err := matchKernelMembers(spec, kspec, form); err != nil {
+		return nil, newError(ErrKernelTooOld, err, "matching the %s form's callbacks to this kernel", form)
+	}
 	if err := hideKfuncFlavours(kspec, spec.Types); err != nil {
 		return nil, newError(ErrInternal, err, "resolving the scheduler's kfuncs")
+	}
+	if err := adaptVoidKfuncs(kspec, spec.Types); err != nil {
+		return nil, newError(ErrInternal, err, "matching the scheduler's kfuncs to this kernel")
 	}
 	enums := kernel.Enums
 	if err := fillEnums(spec, enums); err != nil {
@@ -157,22 +167,27 @@ func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
 	if err := patchOps(spec, opsMap, map[string]uint64{
 		"hotplug_seq":   hotplugSeq,
 		"exit_dump_len": uint64(cfg.ExitDumpLen),
+		"sub_cgroup_id": cfg.SubCgroupID,
 	}, flags); err != nil {
 		return nil, newError(ErrInternal, err, "filling struct sched_ext_ops")
 	}
 
 	opts := ebpf.CollectionOptions{Cache: kernel.Cache}
-	var arena *ebpf.Map
+	var ar *arena
 	if form == FormCID {
-		if arena, err = newArena(spec); err != nil {
+		if ar, err = newArena(spec); err != nil {
 			return nil, newError(ErrLoad, err, "setting up the cid form's BPF arena")
 		}
-		opts.MapReplacements = map[string]*ebpf.Map{bpf.ArenaMap: arena}
+		if err := setSubGrant(h, kernel, ar, &vars); err != nil {
+			ar.Close()
+			return nil, newError(ErrLoad, err, "preparing the capabilities a 7.3 parent grants")
+		}
+		opts.MapReplacements = map[string]*ebpf.Map{bpf.ArenaMap: ar.m}
 	}
 	coll, err := ebpf.NewCollectionWithOptions(spec, opts)
 	if err != nil {
-		if arena != nil {
-			arena.Close()
+		if ar != nil {
+			ar.Close()
 		}
 		var verr *ebpf.VerifierError
 		if errors.As(err, &verr) {
@@ -180,10 +195,18 @@ func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
 		}
 		return nil, newError(ErrLoad, err, "loading the BPF scheduler")
 	}
-	sched := &Scheduler{coll: coll, arena: arena, opsMap: opsMap, cfg: cfg, SliceNs: sliceNs, Form: form}
+	sched := &Scheduler{coll: coll, arena: ar, opsMap: opsMap, cfg: cfg, SliceNs: sliceNs, Form: form}
 	if err := coll.Assign(&sched.vars); err != nil {
 		sched.Close()
 		return nil, newError(ErrInternal, err, "reading the loaded scheduler's globals")
+	}
+	// Under sub-schedulers the kernel acts for a tracepoint's kfunc calls
+	// only on behalf of the scheduler it is associated with.
+	if form == FormCID {
+		if err := associate(coll.Programs[switchProgName], coll.Maps[opsMap]); err != nil {
+			sched.Close()
+			return nil, newError(ErrLoad, err, "associating the sched_switch tracepoint with the scheduler")
+		}
 	}
 	return sched, nil
 }
@@ -287,6 +310,11 @@ func (s *Scheduler) Attach() error {
 		// A failing ops.init records its reason like any other exit.
 		if ei, _ := s.ExitInfo(); ei.Kind != ExitKindNone {
 			return newError(ErrAttach, err, "the kernel refused to enable the scheduler (%s: %s)", ei.Reason, ei.Msg)
+		}
+		if s.cfg.SubCgroupID != 0 {
+			if e := subAttachError(err); e != nil {
+				return e
+			}
 		}
 		if errors.Is(err, syscall.EBUSY) || errors.Is(err, syscall.EEXIST) {
 			return newError(ErrBusy, err, "another sched_ext scheduler attached first: stop it, then retry")

@@ -62,7 +62,27 @@ func procExists(pid int) bool {
 // Preflight refuses, before anything is loaded, to start where the
 // scheduler cannot run. It returns what it learned of the kernel's BTF.
 // There is no bpffs check: nothing is pinned, so /sys/fs/bpf may be absent.
-func Preflight(h Host) (*Kernel, error) {
+func Preflight(h Host) (*Kernel, error) { return preflight(h, true) }
+
+// PreflightSub is Preflight for a sub-scheduler on cgroup @cgPath: it wants
+// a scheduler running to attach under, a kernel with the cid form, and a
+// place for it (FindSubTarget).
+func PreflightSub(h Host, cgPath string) (*Kernel, *SubTarget, error) {
+	k, err := preflight(h, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !k.HasCidForm {
+		return nil, nil, newError(ErrKernelTooOld, nil, "sub-schedulers need the cid form (struct sched_ext_ops_cid), which this kernel lacks: boot Linux 7.2 or newer")
+	}
+	t, err := FindSubTarget(h, cgPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	return k, t, nil
+}
+
+func preflight(h Host, root bool) (*Kernel, error) {
 	if h.EUID != 0 {
 		return nil, newError(ErrNotRoot, nil,
 			"must run as root: loading a sched_ext scheduler needs CAP_SYS_ADMIN and CAP_BPF (try sudo)")
@@ -84,7 +104,7 @@ func Preflight(h Host) (*Kernel, error) {
 		return nil, newError(ErrNoSchedExt, err, "cannot read sched_ext state")
 	}
 
-	if s := strings.TrimSpace(string(state)); s != "disabled" {
+	if s := strings.TrimSpace(string(state)); root && s != "disabled" {
 		ops, _ := fs.ReadFile(h.Sysfs, "root/ops")
 		name := strings.TrimSpace(string(ops))
 		if name == "" {

@@ -20,9 +20,11 @@ package stats
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -48,6 +50,7 @@ type Response struct {
 const (
 	TopName   = "QmapStats"
 	EventName = "KernelEvent"
+	SubName   = "SubSched"
 )
 
 // Names of the "top" response's fields that are not counters.
@@ -55,6 +58,8 @@ const (
 	FieldTime   = "at_ms"  // when the snapshot was taken, Unix milliseconds
 	FieldEvents = "events" // the kernel's event counters by their own names
 	FieldCount  = "count"  // an event's value, the one field of EventName
+	FieldSubs   = "subs"   // the sub-schedulers below, by cgroup id
+	FieldSubDsp = "dispatched"
 )
 
 // ParseRequest parses one request line. Field names match exactly (unlike
@@ -181,6 +186,17 @@ func EncodeTop(s Snapshot) []byte {
 		b = strconv.AppendInt(b, e.Value, 10)
 		b = append(b, '}')
 	}
+	b = append(b, `},"`+FieldSubs+`":{`...)
+	for i, sub := range s.Subs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = strconv.AppendUint(b, sub.CgroupID, 10)
+		b = append(b, `":{"`+FieldSubDsp+`":`...)
+		b = strconv.AppendUint(b, sub.Dispatched, 10)
+		b = append(b, '}')
+	}
 	return append(b, '}', '}')
 }
 
@@ -211,6 +227,12 @@ func DecodeTop(b []byte) (Snapshot, error) {
 				return Snapshot{}, err
 			}
 			s.Events = events
+		case FieldSubs:
+			subs, err := decodeSubs(v)
+			if err != nil {
+				return Snapshot{}, err
+			}
+			s.Subs = subs
 		default:
 			var n uint64
 			err := json.Unmarshal(v, &n)
@@ -249,6 +271,24 @@ func decodeEvents(b []byte) ([]Event, error) {
 		events = append(events, Event{Name: name, Value: count})
 	}
 	return events, nil
+}
+
+// decodeSubs reads the "subs" object, sorted by cgroup id.
+func decodeSubs(b []byte) ([]Sub, error) {
+	var raw map[string]map[string]uint64
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, fmt.Errorf(`stats response field "subs": %w`, err)
+	}
+	subs := make([]Sub, 0, len(raw))
+	for k, v := range raw {
+		id, err := strconv.ParseUint(k, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf(`stats response field "subs": key %q is not a cgroup id`, k)
+		}
+		subs = append(subs, Sub{CgroupID: id, Dispatched: v[FieldSubDsp]})
+	}
+	slices.SortFunc(subs, func(a, b Sub) int { return cmp.Compare(a.CgroupID, b.CgroupID) })
+	return subs, nil
 }
 
 // Meta describes one statistics struct, as upstream's StatsMeta.
@@ -323,6 +363,8 @@ func StatsMeta() map[string]Meta {
 			User: map[string]string{"_om_skip": "true"}},
 		FieldEvents: {Dict: &DictKind{Key: Kind{Scalar: "string"}, Datum: Kind{Struct: EventName}},
 			Desc: "the kernel's sched_ext event counters (/sys/kernel/sched_ext/root/events) by their names, e.g. SCX_EV_SELECT_CPU_FALLBACK; the set depends on the kernel"},
+		FieldSubs: {Dict: &DictKind{Key: Kind{Scalar: "string"}, Datum: Kind{Struct: SubName}},
+			Desc: "the sub-schedulers attached below this one (-c), by the id of their cgroup"},
 	}
 	for _, c := range Counters {
 		kind := "counter"
@@ -338,6 +380,13 @@ func StatsMeta() map[string]Meta {
 			Desc:   "scx-qmap-go scheduler counters and the kernel's sched_ext events",
 			User:   map[string]string{"_om_prefix": "scx_qmap_go_", "version": version.String()},
 			Fields: fields,
+		},
+		SubName: {
+			Name: SubName,
+			Desc: "a sub-scheduler attached below this one",
+			User: map[string]string{"_om_prefix": "scx_qmap_go_sub_", "_om_label": "cgroup_id"},
+			Fields: map[string]Field{FieldSubDsp: {Datum: scalar("u64"),
+				Desc: "dispatches this scheduler handed it through scx_bpf_sub_dispatch()", User: map[string]string{"_kind": "counter"}}},
 		},
 		EventName: {
 			Name: EventName,

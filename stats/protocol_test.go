@@ -4,6 +4,7 @@ package stats
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -170,6 +171,7 @@ func checkMeta(t *testing.T, resp json.RawMessage) {
 
 func TestTopRoundTrip(t *testing.T) {
 	want := snap(t, 1700000000, 9, map[string]uint64{"enq": 1 << 60}, Event{"SCX_EV_Z", 1}, Event{"SCX_EV_A", -2})
+	want.Subs = []Sub{{CgroupID: 7, Dispatched: 3}, {CgroupID: 1 << 40, Dispatched: 0}}
 	got, err := DecodeTop(EncodeTop(want))
 	if err != nil {
 		t.Fatal(err)
@@ -185,6 +187,9 @@ func TestTopRoundTrip(t *testing.T) {
 	if len(got.Events) != 2 || got.Events[0] != want.Events[0] || got.Events[1] != want.Events[1] {
 		t.Errorf("events = %v, want %v in order", got.Events, want.Events)
 	}
+	if !slices.Equal(got.Subs, want.Subs) {
+		t.Errorf("subs = %v, want %v", got.Subs, want.Subs)
+	}
 	if !json.Valid(EncodeTop(Snapshot{})) {
 		t.Errorf("EncodeTop(zero) = %s: invalid JSON", EncodeTop(Snapshot{}))
 	}
@@ -192,7 +197,7 @@ func TestTopRoundTrip(t *testing.T) {
 
 func TestDecodeTopRejects(t *testing.T) {
 	for _, in := range []string{``, `[]`, `{}`, `{"enq":"x"}`, `{"enq":-1}`, `{"enq":1,"events":[]}`, `{"enq":1,"at_ms":"now"}`,
-		`{"enq":1,"events":{"SCX_EV_A":"x"}}`} {
+		`{"enq":1,"events":{"SCX_EV_A":"x"}}`, `{"enq":1,"subs":{"x":{"dispatched":1}}}`, `{"enq":1,"subs":[]}`} {
 		if _, err := DecodeTop([]byte(in)); err == nil {
 			t.Errorf("DecodeTop(%q) succeeded", in)
 		}

@@ -51,7 +51,7 @@ var layout = []blockLine{
 	{"requests", []field{counter("lowpri_reenq_requests"), counter("remote_reenq_requests"), counter("immed_stress")}},
 	{"expedite", []field{counter("exp_local"), counter("exp_remote"), counter("exp_timer"), counter("exp_lost")}},
 	{"latency", []field{counter("lat_kicks"), counter("lat_yields"), counter("slice_cut")}},
-	{"other", []field{counter("overflow"), counter("exiting"), counter("lowpri"), counter("cpu_online"), counter("cpu_offline")}},
+	{"other", []field{counter("overflow"), counter("exiting"), counter("lowpri"), counter("cpu_online"), counter("cpu_offline"), counter("sub_dsp")}},
 	{"cpuperf", []field{
 		derived("cur min/avg/max", triple("cpuperf_min", "cpuperf_avg", "cpuperf_max")),
 		derived("target min/avg/max", triple("cpuperf_target_min", "cpuperf_target_avg", "cpuperf_target_max")),
@@ -89,6 +89,32 @@ func Render(prev, cur Snapshot) string {
 	}
 	if len(cur.Events) > 0 {
 		fmt.Fprintf(&b, "  %-*s%s\n", groupWidth+1, "kernel:", eventsSummary(prev, cur, withDelta, secs))
+	}
+	if len(cur.Subs) > 0 {
+		fmt.Fprintf(&b, "  %-*s%s\n", groupWidth+1, "subs:", subsSummary(prev, cur, withDelta, secs))
+	}
+	return b.String()
+}
+
+// subsSummary lists each sub-scheduler as cgroup-<id>=<dispatches handed to it>.
+func subsSummary(prev, cur Snapshot, withDelta bool, secs float64) string {
+	var b strings.Builder
+	for _, s := range cur.Subs {
+		if b.Len() > 0 {
+			b.WriteByte(' ')
+		}
+		name := fmt.Sprintf("cgroup-%d", s.CgroupID)
+		if !withDelta {
+			fmt.Fprintf(&b, "%s=%d", name, s.Dispatched)
+			continue
+		}
+		var before uint64
+		for _, p := range prev.Subs {
+			if p.CgroupID == s.CgroupID {
+				before = p.Dispatched
+			}
+		}
+		writeCounter(&b, name, int64(s.Dispatched), int64(delta(before, s.Dispatched)), secs)
 	}
 	return b.String()
 }

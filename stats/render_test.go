@@ -45,6 +45,20 @@ func TestRender(t *testing.T) {
 				"reenq=30 (+20, 10/s)", "lowpri_reenq_requests=30 (+20, 10/s)"},
 		},
 		{
+			name: "sub-schedulers with their dispatches",
+			prev: func(t *testing.T) Snapshot {
+				s := snap(t, 100, 10, nil)
+				s.Subs = []Sub{{CgroupID: 42, Dispatched: 4}}
+				return s
+			},
+			cur: func(t *testing.T) Snapshot {
+				s := snap(t, 102, 10, nil)
+				s.Subs = []Sub{{CgroupID: 42, Dispatched: 10}, {CgroupID: 43, Dispatched: 2}}
+				return s
+			},
+			want: []string{"subs:     cgroup-42=10 (+6, 3/s) cgroup-43=2 (+2, 1/s)\n"},
+		},
+		{
 			name: "gauges show their value only",
 			prev: func(t *testing.T) Snapshot { return snap(t, 100, 10, nil) },
 			cur: func(t *testing.T) Snapshot {

@@ -21,6 +21,12 @@ import (
 // (scxtop, the schedulers' --monitor, scxstats_to_openmetrics) look.
 const DefaultSocket = "/var/run/scx/root/stats"
 
+// SubSocket is where a sub-scheduler on the cgroup with id @cgroupID serves
+// its stats by default.
+func SubSocket(cgroupID uint64) string {
+	return fmt.Sprintf("/var/run/scx/sub-%d/stats", cgroupID)
+}
+
 // MaxRequestLine bounds one request line; real requests are under 100 bytes.
 const MaxRequestLine = 64 << 10
 

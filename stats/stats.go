@@ -53,6 +53,7 @@ var Counters = []Counter{
 	{"lat_kicks", "nr_lat_kicks", "-L: busy CPUs preempted because a waking task queued behind a task over its budget", false, func(s *bpf.Stats) *uint64 { return &s.NrLatKicks }},
 	{"lat_yields", "nr_lat_yields", "-L: tasks over their budget whose slice ops.tick ended because others waited", false, func(s *bpf.Stats) *uint64 { return &s.NrLatYields }},
 	{"slice_cut", "nr_slice_cut", "tasks that left a deep FIFO with a slice cut short so that every waiting task runs within 1 s", false, func(s *bpf.Stats) *uint64 { return &s.NrSliceCut }},
+	{"sub_dsp", "nr_sub_dispatched", "dispatches this scheduler handed to its sub-schedulers (scx_bpf_sub_dispatch())", false, func(s *bpf.Stats) *uint64 { return &s.NrSubDispatched }},
 	{"cpuperf_min", "cpuperf_min", "lowest current CPU performance level (1024 = full)", true, func(s *bpf.Stats) *uint64 { return &s.CpuperfMin }},
 	{"cpuperf_avg", "cpuperf_avg", "capacity-weighted average current performance level", true, func(s *bpf.Stats) *uint64 { return &s.CpuperfAvg }},
 	{"cpuperf_max", "cpuperf_max", "highest current CPU performance level", true, func(s *bpf.Stats) *uint64 { return &s.CpuperfMax }},
@@ -72,6 +73,19 @@ type Snapshot struct {
 	Time   time.Time
 	Values map[string]uint64 // by Counter.Name
 	Events []Event           // the kernel's event counters; nil when unknown
+	Subs   []Sub             // the sub-schedulers attached below, by cgroup id
+}
+
+// Sub is a sub-scheduler attached below this one, and how many dispatches
+// this one handed it.
+type Sub struct {
+	CgroupID   uint64
+	Dispatched uint64
+}
+
+// SubSource is a Source that also knows its sub-schedulers.
+type SubSource interface {
+	Subs() ([]Sub, error)
 }
 
 // Take reads every counter from @src.
@@ -83,6 +97,11 @@ func Take(src Source, now time.Time) (Snapshot, error) {
 	s := Snapshot{Time: now, Values: make(map[string]uint64, len(Counters))}
 	for _, c := range Counters {
 		s.Values[c.Name] = *c.Field(&st)
+	}
+	if ss, ok := src.(SubSource); ok {
+		if s.Subs, err = ss.Subs(); err != nil {
+			return Snapshot{}, fmt.Errorf("snapshot: %w", err)
+		}
 	}
 	return s, nil
 }

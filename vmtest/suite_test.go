@@ -160,7 +160,7 @@ func forEachKernel(t *testing.T, allowEjection bool, names ...string) {
 // and TestReliability (loads and faults the machine must survive).
 // $SCX_GUEST_TESTS (space-separated) runs only those named.
 func TestGuest(t *testing.T) {
-	names := []string{"TestBasic", "TestFeatures", "TestReliability"}
+	names := []string{"TestBasic", "TestFeatures", "TestReliability", "TestSubScheds"}
 	if s := os.Getenv("SCX_GUEST_TESTS"); s != "" {
 		names = strings.Fields(s)
 	}

@@ -23,6 +23,9 @@
 #ifndef ESRCH
 #define ESRCH 3
 #endif
+#ifndef ENOSPC
+#define ENOSPC 28
+#endif
 #ifndef EINVAL
 #define EINVAL 22
 #endif
@@ -66,6 +69,14 @@ SEC(sec) typeof(name(0)) twin(unsigned long long *ctx)				\
 	___BPF_STRUCT_OPS_TWIN("struct_ops.s/" #twin, name, twin, ##args)
 
 #define BPF_MAX_LOOPS (8 * 1024 * 1024)
+
+/*
+ * 7.3+, not in vmlinux.h (made from 7.2's BTF): give direct child sub-scheduler
+ * @cgroup_id capabilities @caps on the cids of an arena cmask.
+ */
+extern s32 scx_bpf_sub_grant(u64 cgroup_id, u64 caps,
+			     const struct scx_cmask *cmask__arena,
+			     struct scx_cmask *denied_out__arena__nullable) __weak __ksym;
 
 /* The iterator of the innermost bpf_for_each() (libbpf names it ___it). */
 #define BPF_FOR_EACH_ITER (&___it)

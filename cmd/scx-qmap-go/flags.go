@@ -21,6 +21,7 @@ import (
 // options is the parsed command line.
 type options struct {
 	cfg           loader.Config
+	cgroup        string        // -c: attach as a sub-scheduler of this cgroup
 	statsInterval time.Duration // how often a snapshot is taken for the socket and metrics
 	printEvery    float64       // --stats: print the block every N s (0: never)
 	monitor       float64       // --monitor: watch a running instance every N s instead of scheduling
@@ -74,6 +75,7 @@ func newFlags(o *options) (*pflag.FlagSet, []flagGroup) {
 	f.Int32VarP(&c.DisallowTgid, "disallow-tgid", "d", 0, "refuse to schedule the tasks of process `TGID` (-1: this loader)")
 	f.BoolVarP(&c.PartialSwitch, "partial", "p", false, "schedule only tasks set to SCHED_EXT; others stay on the fair class")
 	f.BoolVarP(&c.HighpriBoost, "highpri-boost", "H", false, "boost nice -20 tasks: move them to a CPU's local DSQ with preemption (use with -b)")
+	f.StringVarP(&o.cgroup, "cgroup", "c", "", "attach as a sub-scheduler of cgroup `CG_PATH` (cgroup v2, under /sys/fs/cgroup) below a running cid-form parent")
 	f.Var(formFlag{&c.Form}, "form", "load the struct_ops `FORM`: cid (CPUs named by cid, Linux 7.2+), cpu (by number), or auto: cid where the kernel has it")
 	f.Uint64VarP(&c.LatBudgetUs, "lat-budget-us", "L", 0, "latency budget in `US` microseconds: a task that has run this much of its slice yields as soon as another waits (0: off, qmap's plain slices; try 2000)")
 
@@ -123,7 +125,7 @@ func newFlags(o *options) (*pflag.FlagSet, []flagGroup) {
 }
 
 const usageHead = `Usage: scx-qmap-go [OPTIONS]
-       scx-qmap-go stats [--socket PATH] [--watch N] [--json]
+       scx-qmap-go stats [--socket PATH | -c CG_PATH] [--watch N] [--json]
 
 Runs the qmap sched_ext scheduler until SIGINT/SIGTERM or until the kernel
 ejects it. Quiet by default: --stats N prints the counters every N seconds,
@@ -183,6 +185,8 @@ func (o *options) validate() error {
 	// has read that from BTF.
 	case c.LatBudgetUs > 0 && c.SliceUs > 0 && c.LatBudgetUs >= c.SliceUs:
 		return fmt.Errorf("-L/--lat-budget-us %d must be shorter than the slice (-s %d), or it never applies", c.LatBudgetUs, c.SliceUs)
+	case o.cgroup != "" && c.Form == loader.FormCPU:
+		return errors.New("-c/--cgroup needs the cid form: drop --form cpu")
 	case c.ImmedStressNth > 0 && !c.AlwaysEnqImmed:
 		return errors.New("-F/--immed-stress-nth needs -I/--always-enq-immed")
 	case o.quiet && (c.PrintDSQs || o.printEvery > 0):

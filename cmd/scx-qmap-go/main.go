@@ -87,7 +87,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, host load
 		stats.WriteHelp(stdout)
 		return exitOK
 	case o.monitor > 0:
-		return watchStats(ctx, o.statsSocket, o.monitor, false, stdout, stderr)
+		socket, code := instanceSocket(o.statsSocket, o.socketChosen, o.cgroup, stderr)
+		if code != exitOK {
+			return code
+		}
+		return watchStats(ctx, socket, o.monitor, false, stdout, stderr)
 	}
 	// Once, not before each restart: a target that exits later is no
 	// reason to stop scheduling. 0 is "off", not a pid.
@@ -127,10 +131,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, host load
 	}
 }
 
+// preflight runs the loader's checks for a root scheduler, or with -c for a
+// sub-scheduler, whose cgroup also names its default stats socket.
+func preflight(host loader.Host, o *options) (*loader.Kernel, *loader.SubTarget, error) {
+	if o.cgroup == "" {
+		k, err := loader.Preflight(host)
+		return k, nil, err
+	}
+	k, t, err := loader.PreflightSub(host, o.cgroup)
+	if err != nil {
+		return nil, nil, err
+	}
+	o.cfg.SubCgroupID = t.ID
+	if !o.socketChosen {
+		o.statsSocket = stats.SubSocket(t.ID)
+	}
+	return k, t, nil
+}
+
 // runOnce loads, attaches and runs the scheduler until it stops.
 func runOnce(ctx context.Context, o options, stdout, stderr io.Writer, host loader.Host, sd *sdnotify.Notifier) (loader.ExitInfo, error) {
 	t0 := time.Now()
-	kernel, err := loader.Preflight(host)
+	kernel, target, err := preflight(host, &o)
 	if err != nil {
 		return loader.ExitInfo{}, err
 	}
@@ -169,6 +191,10 @@ func runOnce(ctx context.Context, o options, stdout, stderr io.Writer, host load
 			t2.Sub(t1).Round(time.Millisecond), t3.Sub(t2).Round(time.Millisecond))
 	}
 	attached := fmt.Sprintf("attached (%s form, slice %d us, batch %d)", sched.Form, sched.SliceNs/1000, o.cfg.DispatchBatch)
+	if target != nil {
+		attached = fmt.Sprintf("attached (sub-scheduler of cgroup %s, %s form, slice %d us, batch %d)",
+			target.Cgroup, sched.Form, sched.SliceNs/1000, o.cfg.DispatchBatch)
+	}
 	fmt.Fprintf(stdout, "scx-qmap-go: %s\n", attached)
 	sd.Send(sdnotify.Ready, sdnotify.Status(attached))
 	// The kernel's BTF, decoded for the load, is not needed again in this

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"github.com/scx-qmap-go/scx-qmap-go/loader"
 	"github.com/scx-qmap-go/scx-qmap-go/stats"
 )
 
@@ -29,6 +30,7 @@ func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) exit
 	fs.Usage = func() {}
 	fs.SortFlags = false
 	socket := fs.String("socket", stats.DefaultSocket, "the running scheduler's stats socket `PATH` (its --stats-socket)")
+	cgroup := fs.StringP("cgroup", "c", "", "read the sub-scheduler of cgroup `CG_PATH` (its -c), at its default socket")
 	watch := fs.Float64("watch", 0, "print a sample every `N` seconds, with the change since the previous one, until interrupted (0: once)")
 	asJSON := fs.Bool("json", false, "print each sample as one JSON object per line, with the socket's field names (at_ms is the snapshot time)")
 	help := fs.BoolP("help", "h", false, "print this help and exit")
@@ -38,7 +40,7 @@ func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) exit
 	}
 	err := fs.Parse(oldSpellings(fs, args))
 	if *help || errors.Is(err, pflag.ErrHelp) {
-		fmt.Fprintf(stdout, "Usage: scx-qmap-go stats [--socket PATH] [--watch N] [--json]\n\n"+
+		fmt.Fprintf(stdout, "Usage: scx-qmap-go stats [--socket PATH | -c CG_PATH] [--watch N] [--json]\n\n"+
 			"Prints the running scx-qmap-go scheduler's counters and the kernel's sched_ext events.\n\nOptions:\n%s",
 			fs.FlagUsagesWrapped(100))
 		return exitOK
@@ -55,7 +57,25 @@ func runStats(ctx context.Context, args []string, stdout, stderr io.Writer) exit
 	if *socket == "" {
 		return usage("--socket needs a path")
 	}
-	return watchStats(ctx, *socket, *watch, *asJSON, stdout, stderr)
+	path, code := instanceSocket(*socket, fs.Changed("socket"), *cgroup, stderr)
+	if code != exitOK {
+		return code
+	}
+	return watchStats(ctx, path, *watch, *asJSON, stdout, stderr)
+}
+
+// instanceSocket is the stats socket of the instance to watch: @socket if
+// chosen, else the default of the sub-scheduler on @cgroup, or of the root.
+func instanceSocket(socket string, chosen bool, cgroup string, stderr io.Writer) (string, exitCode) {
+	if chosen || cgroup == "" {
+		return socket, exitOK
+	}
+	_, id, err := loader.CgroupID(cgroup)
+	if err != nil {
+		fmt.Fprintf(stderr, "scx-qmap-go: %v\n", err)
+		return "", exitCodeOf(err)
+	}
+	return stats.SubSocket(id), exitOK
 }
 
 // watchStats prints the stats served on @socket once (@every 0) or every

@@ -29,9 +29,9 @@ import (
 
 // Environment the host passes to the guest test binary.
 const (
-	EnvGuest  = "SCX_GUEST"     // "1" inside the guest
-	EnvBinary = "SCX_GUEST_BIN" // path of the scx-qmap-go binary
-	EnvOutDir = "SCX_GUEST_OUT" // a host directory the guest may write: logs kept for a failure
+	EnvGuest  = "SCX_GUEST"      // "1" inside the guest
+	EnvBinary = "SCX_GUEST_BIN"  // path of the scx-qmap-go binary
+	EnvOutDir = "SCX_GUEST_OUT"  // a host directory the guest may write: logs kept for a failure
 	EnvForm   = "SCX_GUEST_FORM" // --form for every scheduler a test starts ("": the loader's choice)
 )
 
@@ -104,7 +104,8 @@ func WaitState(t *testing.T, want string, limit time.Duration) bool {
 }
 
 // Setup prepares the guest once per test binary: /tmp as the working
-// directory (the host file system is read-only), bpffs and tracefs.
+// directory (the host file system is read-only), bpffs, tracefs and
+// cgroup v2.
 func Setup() error {
 	if err := os.Chdir("/tmp"); err != nil {
 		return err
@@ -112,6 +113,11 @@ func Setup() error {
 	// Both may already be mounted; the scheduler copes without bpffs.
 	_ = syscall.Mount("bpf", "/sys/fs/bpf", "bpf", 0, "")
 	_ = syscall.Mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, "")
+	// Sub-schedulers attach on cgroup v2 directories.
+	var fs syscall.Statfs_t
+	if syscall.Statfs("/sys/fs/cgroup", &fs) != nil || fs.Type != 0x63677270 { // CGROUP2_SUPER_MAGIC
+		_ = syscall.Mount("cgroup2", "/sys/fs/cgroup", "cgroup2", 0, "")
+	}
 	return nil
 }
 
@@ -314,12 +320,19 @@ func (s *Scheduler) WaitAttached(t *testing.T) {
 // interval; keep the interval at its 1 s default).
 func (s *Scheduler) Counters(t *testing.T) bpf.Stats {
 	t.Helper()
+	return s.Snapshot(t).Stats()
+}
+
+// Snapshot is Counters with the rest of the snapshot: the kernel's events
+// and the sub-schedulers below this one.
+func (s *Scheduler) Snapshot(t *testing.T) stats.Snapshot {
+	t.Helper()
 	since := time.Now()
 	deadline := since.Add(10 * time.Second)
 	for {
 		snap, err := topSnapshot(s.Socket)
 		if err == nil && !snap.Time.Before(since) {
-			return snap.Stats()
+			return snap
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no fresh stats snapshot on %s within 10 s (last error: %v)", s.Socket, err)

@@ -1,0 +1,208 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package loader
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/scx-qmap-go/scx-qmap-go/bpf"
+	"github.com/scx-qmap-go/scx-qmap-go/stats"
+)
+
+// CgroupRoot is where cgroup v2 is mounted; -c paths are under it.
+const CgroupRoot = "/sys/fs/cgroup"
+
+// maxSubDepth is the kernel's SCX_SUB_MAX_DEPTH: a sub-scheduler's level
+// (the root is 0) must stay below it.
+const maxSubDepth = 4
+
+// SubTarget is where a sub-scheduler attaches, found before anything loads.
+type SubTarget struct {
+	Cgroup    string // the cgroup's path below CgroupRoot, "/" separated
+	ID        uint64 // its cgroup id: the inode number of its directory
+	ParentDir string // the scheduler above it, as a directory of Host.Sysfs ("root", "root/sub/sub-N", ...)
+	Level     int    // the new scheduler's nesting level (1: a child of the root)
+}
+
+// SysfsDir is the sub-scheduler's own directory of Host.Sysfs, once attached.
+func (t *SubTarget) SysfsDir() string {
+	return path.Join(t.ParentDir, "sub", fmt.Sprintf("sub-%d", t.ID))
+}
+
+// CgroupID resolves a -c path (absolute, or relative to CgroupRoot) to its
+// cgroup v2 directory and id.
+func CgroupID(cgPath string) (rel string, id uint64, err error) {
+	abs := cgPath
+	if !filepath.IsAbs(abs) {
+		abs = filepath.Join(CgroupRoot, abs)
+	}
+	abs = filepath.Clean(abs)
+	rel, err = filepath.Rel(CgroupRoot, abs)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
+		return "", 0, newError(ErrNotCgroup, nil, "%s is not below %s, where cgroup v2 is mounted", cgPath, CgroupRoot)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(abs, &st); err != nil {
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+			return "", 0, newError(ErrNoCgroup, nil, "no cgroup %s: create it (mkdir %s) and move tasks into it", cgPath, abs)
+		}
+		return "", 0, newError(ErrNoCgroup, err, "cannot stat cgroup %s", cgPath)
+	}
+	var sfs unix.Statfs_t
+	if err := unix.Statfs(abs, &sfs); err != nil {
+		return "", 0, newError(ErrNotCgroup, err, "cannot statfs %s", abs)
+	}
+	if sfs.Type != unix.CGROUP2_SUPER_MAGIC || st.Mode&syscall.S_IFMT != syscall.S_IFDIR {
+		return "", 0, newError(ErrNotCgroup, nil, "%s is not a cgroup v2 directory (sub-schedulers need the unified hierarchy at %s)", abs, CgroupRoot)
+	}
+	if rel == "." {
+		return "", 0, newError(ErrCgroupTaken, nil, "%s is the root cgroup, which the root scheduler schedules: name a cgroup below it", abs)
+	}
+	return filepath.ToSlash(rel), st.Ino, nil
+}
+
+// FindSubTarget refuses, before anything is loaded, to attach a
+// sub-scheduler on @cgPath where the kernel would refuse it: it finds the
+// scheduler above the cgroup in sched_ext's sysfs tree
+// (root/sub/sub-<cgroup id>/sub/...) and checks what the kernel checks.
+func FindSubTarget(h Host, cgPath string) (*SubTarget, error) {
+	state, _ := fs.ReadFile(h.Sysfs, "state")
+	if s := strings.TrimSpace(string(state)); s != "enabled" {
+		return nil, newError(ErrNoParent, nil, "no sched_ext scheduler is running (state %q) to attach under: start the parent first", s)
+	}
+	rel, id, err := CgroupID(cgPath)
+	if err != nil {
+		return nil, err
+	}
+	t := &SubTarget{Cgroup: rel, ID: id, ParentDir: "root", Level: 1}
+
+	// Descend through the sub-schedulers of the cgroup's ancestors.
+	parts := strings.Split(rel, "/")
+	for i := 1; i < len(parts); i++ {
+		_, aid, err := CgroupID(strings.Join(parts[:i], "/"))
+		if err != nil {
+			return nil, err
+		}
+		dir := path.Join(t.ParentDir, "sub", fmt.Sprintf("sub-%d", aid))
+		if _, err := fs.Stat(h.Sysfs, dir); err == nil {
+			t.ParentDir, t.Level = dir, t.Level+1
+		}
+	}
+
+	if _, err := fs.Stat(h.Sysfs, t.SysfsDir()); err == nil {
+		return nil, newError(ErrCgroupTaken, nil, "cgroup %s already has a sub-scheduler: stop it first", rel)
+	}
+	if _, err := fs.Stat(h.Sysfs, path.Join(t.ParentDir, "sub")); err != nil {
+		ops, _ := fs.ReadFile(h.Sysfs, path.Join(t.ParentDir, "ops"))
+		return nil, newError(ErrNoSubScheds, nil, "the scheduler above cgroup %s (%q, %s) takes no sub-schedulers: run a parent that does, such as scx-qmap-go in the cid form",
+			rel, strings.TrimSpace(string(ops)), path.Join(SysfsRoot, t.ParentDir))
+	}
+	if below, err := subSchedBelow(h, t); err != nil {
+		return nil, err
+	} else if below != "" {
+		return nil, newError(ErrCgroupTaken, nil, "cgroup %s has a sub-scheduler below it, on %s: stop that one first", rel, below)
+	}
+	if t.Level >= maxSubDepth {
+		return nil, newError(ErrTooDeep, nil, "cgroup %s would nest a scheduler %d deep; the kernel allows %d", rel, t.Level, maxSubDepth-1)
+	}
+	return t, nil
+}
+
+// subSchedBelow names a cgroup below @t's that has a child of @t's parent
+// attached (the kernel will not insert a scheduler above it), or "".
+func subSchedBelow(h Host, t *SubTarget) (string, error) {
+	entries, err := fs.ReadDir(h.Sysfs, path.Join(t.ParentDir, "sub"))
+	if err != nil || len(entries) == 0 {
+		return "", nil
+	}
+	taken := map[uint64]bool{}
+	for _, e := range entries {
+		var n uint64
+		if _, err := fmt.Sscanf(e.Name(), "sub-%d", &n); err == nil {
+			taken[n] = true
+		}
+	}
+	var found string
+	root := filepath.Join(CgroupRoot, t.Cgroup)
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.IsDir() || p == root {
+			return nil
+		}
+		var st unix.Stat_t
+		if unix.Stat(p, &st) == nil && taken[st.Ino] {
+			found, _ = filepath.Rel(CgroupRoot, p)
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	return found, err
+}
+
+// subAttachError names the refusal behind the kernel's errno when attaching
+// a sub-scheduler failed (scx_sub_enable_workfn): what FindSubTarget checks,
+// lost to a race.
+func subAttachError(err error) error {
+	switch {
+	case errors.Is(err, unix.ENODEV):
+		return newError(ErrNoParent, err, "the scheduler to attach under went away")
+	case errors.Is(err, unix.EOPNOTSUPP):
+		return newError(ErrNoSubScheds, err, "the scheduler above the cgroup takes no sub-schedulers")
+	case errors.Is(err, unix.EBUSY):
+		return newError(ErrCgroupTaken, err, "the cgroup, or one below it, has a scheduler already")
+	case errors.Is(err, unix.ENOENT):
+		return newError(ErrNoCgroup, err, "the cgroup went away")
+	}
+	return nil
+}
+
+// Subs reads the sub-schedulers attached below this one (its ops.sub_attach
+// fills the table) and the dispatches handed to each, by cgroup id.
+func (s *Scheduler) Subs() ([]stats.Sub, error) {
+	var ids, dsp [bpf.MaxSubs]uint64
+	if err := s.vars.SubCgroupIds.Get(&ids); err != nil {
+		return nil, fmt.Errorf("reading sub_cgroup_ids: %w", err)
+	}
+	if err := s.vars.SubDispatched.Get(&dsp); err != nil {
+		return nil, fmt.Errorf("reading sub_dispatched: %w", err)
+	}
+	var subs []stats.Sub
+	for i, id := range ids {
+		if id != 0 {
+			subs = append(subs, stats.Sub{CgroupID: id, Dispatched: dsp[i]})
+		}
+	}
+	slices.SortFunc(subs, func(a, b stats.Sub) int { return cmp.Compare(a.CgroupID, b.CgroupID) })
+	return subs, nil
+}
+
+// setSubGrant prepares what a 7.3 parent grants each child on attach: every
+// capability on every cid (the children share the CPUs, as on 7.2, which
+// has no capabilities). The cmask lives in the arena; BPF passes its
+// address to scx_bpf_sub_grant().
+func setSubGrant(h Host, k *Kernel, ar *arena, vars *bpf.VariableSpecs) error {
+	if k.SubGrantCaps == 0 {
+		return nil
+	}
+	n, err := possibleCPUs(h.Sys)
+	if err != nil {
+		return fmt.Errorf("counting the possible CPUs: %w", err)
+	}
+	addr, err := ar.writeFullCmask(n)
+	if err != nil {
+		return err
+	}
+	if err := vars.SubGrantCaps.Set(k.SubGrantCaps); err != nil {
+		return err
+	}
+	return vars.SubGrantCmask.Set(addr)
+}

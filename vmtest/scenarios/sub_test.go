@@ -1,0 +1,243 @@
+// SPDX-License-Identifier: Apache-2.0
+
+package scenarios
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/scx-qmap-go/scx-qmap-go/stats"
+	"github.com/scx-qmap-go/scx-qmap-go/vm"
+	"github.com/scx-qmap-go/scx-qmap-go/vmtest/guest"
+)
+
+// The CLI's exit codes for -c's refusals, as the README documents them.
+const (
+	exitUsage       = 2
+	exitNoParent    = 12
+	exitNoSubScheds = 13
+	exitCgroupTaken = 14
+	exitNotCgroup   = 16
+)
+
+// TestSubScheds: scx-qmap-go as a parent and as sub-schedulers on cgroups
+// (-c). Sub-schedulers exist only in the cid form, so every instance here
+// loads it, whichever form the rest of the boot tests.
+func TestSubScheds(t *testing.T) {
+	guest.Require(t)
+	bin := guest.Binary(t)
+	cgA, idA := makeCgroup(t, "qmap-a")
+	cgB, idB := makeCgroup(t, "qmap-b")
+	refuse := func(t *testing.T, what string, wantCode int, wantMsg string, args ...string) {
+		t.Helper()
+		rc, out := guest.RunOutput(t, 60*time.Second, bin, args...)
+		if rc != wantCode || !strings.Contains(out, wantMsg) || strings.Count(strings.TrimSpace(out), "\n") > 0 {
+			t.Errorf("%s: exit %d, want %d and one line saying %q; got:\n%s", what, rc, wantCode, wantMsg, out)
+		}
+	}
+
+	t.Run("refusals_without_parent", func(t *testing.T) {
+		refuse(t, "no parent", exitNoParent, "no sched_ext scheduler is running", "-c", cgA)
+		refuse(t, "--form cpu", exitUsage, "needs the cid form", "--form", "cpu", "-c", cgA)
+		parent := guest.StartScheduler(t, "--form", "cpu")
+		refuse(t, "cpu-form parent", exitNoSubScheds, "takes no sub-schedulers", "-c", cgA)
+		stopUnreg(t, parent)
+	})
+
+	root := guest.StartScheduler(t, "--form", "cid")
+
+	t.Run("refusals_with_parent", func(t *testing.T) {
+		refuse(t, "no such cgroup", exitNoTarget, "no cgroup", "-c", "qmap-none")
+		refuse(t, "not cgroup v2", exitNotCgroup, "not below /sys/fs/cgroup", "-c", "/tmp")
+		refuse(t, "root cgroup", exitCgroupTaken, "is the root cgroup", "-c", "/sys/fs/cgroup")
+		if st := guest.State(t); st != "enabled" {
+			t.Errorf("state after the refusals = %s, want enabled (the parent untouched)", st)
+		}
+	})
+
+	t.Run("two_children", func(t *testing.T) {
+		a := startSub(t, cgA, "--stats-socket", stats.SubSocket(idA))
+		b := startSub(t, cgB)
+		refuse(t, "taken cgroup", exitCgroupTaken, "already has a sub-scheduler", "-c", cgA)
+		for _, id := range []uint64{idA, idB} {
+			if _, err := os.Stat(subSysfs(id)); err != nil {
+				t.Errorf("no sysfs directory for the sub-scheduler: %v", err)
+			}
+		}
+		before := root.Snapshot(t)
+		loadCgroup(t, cgA)
+		loadCgroup(t, cgB)
+		guest.Start(t, "stress-ng", "--cpu", "1", "--timeout", "30", "--quiet") // outside both
+		time.Sleep(6 * time.Second)
+
+		for _, cg := range []string{cgA, cgB} {
+			checkOnExt(t, cg)
+		}
+		for name, s := range map[string]*guest.Scheduler{cgA: a, cgB: b} {
+			c := s.Counters(t)
+			t.Logf("%s: enq=%d dsp=%d ddsp_sel=%d", name, c.NrEnqueued, c.NrDispatched, c.NrDdspFromSelect)
+			if c.NrEnqueued == 0 || c.NrDispatched == 0 {
+				t.Errorf("%s: enq=%d dsp=%d, want both moving", name, c.NrEnqueued, c.NrDispatched)
+			}
+		}
+		after := root.Snapshot(t)
+		t.Logf("root: subs %v, sub_dsp %d", after.Subs, after.Values["sub_dsp"])
+		for _, id := range []uint64{idA, idB} {
+			if d := subDispatched(after, id) - subDispatched(before, id); d == 0 {
+				t.Errorf("root handed cgroup %d no dispatches under load (subs %v)", id, after.Subs)
+			}
+		}
+
+		// The stats subcommand finds a child by its cgroup.
+		rc, out := guest.RunOutput(t, 30*time.Second, bin, "stats", "-c", cgA, "--json")
+		var top map[string]any
+		if rc != 0 || json.Unmarshal([]byte(out), &top) != nil || top["enq"] == nil {
+			t.Errorf("stats -c %s: exit %d, want 0 and a JSON snapshot; got:\n%s", cgA, rc, out)
+		}
+
+		// kill -9 of a child: the kernel unloads it, its tasks go back to
+		// the parent, which runs on.
+		b.Signal(syscall.SIGKILL)
+		b.Wait(t, 30*time.Second)
+		waitGone(t, subSysfs(idB))
+		checkOnExt(t, cgB)
+
+		// A child detached under load.
+		stopUnreg(t, a)
+		waitGone(t, subSysfs(idA))
+		checkOnExt(t, cgA)
+		if st := guest.State(t); st != "enabled" {
+			t.Errorf("state after the children left = %s, want enabled", st)
+		}
+	})
+
+	t.Run("parent_leaves", func(t *testing.T) {
+		a := startSub(t, cgA)
+		loadCgroup(t, cgA)
+		time.Sleep(2 * time.Second)
+		stopUnreg(t, root)
+		code, kind := a.Wait(t, 60*time.Second)
+		out := a.Output(t)
+		if code != 0 || kind != "PARENT" || !strings.Contains(out, "the scheduler above this sub-scheduler was unloaded") {
+			t.Errorf("child after its parent left: exit %d, kind %q; want 0, PARENT and the explanation\n%s", code, kind, vm.Tail(out, 15))
+		}
+		if !guest.WaitState(t, "disabled", 30*time.Second) {
+			t.Errorf("state %s after both left, want disabled", guest.State(t))
+		}
+	})
+}
+
+// makeCgroup creates cgroup @name under /sys/fs/cgroup for the test and
+// returns its path and id.
+func makeCgroup(t *testing.T, name string) (string, uint64) {
+	t.Helper()
+	dir := filepath.Join("/sys/fs/cgroup", name)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatalf("creating cgroup: %v", err)
+	}
+	// Registered first, so it runs after the cleanups that stop the tasks.
+	t.Cleanup(func() {
+		killCgroup(dir)
+		for range 100 {
+			if os.Remove(dir) == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Errorf("cgroup %s could not be removed", dir)
+	})
+	var st syscall.Stat_t
+	if err := syscall.Stat(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	return dir, st.Ino
+}
+
+// startSub starts a sub-scheduler on @cgroup and waits until it is attached.
+func startSub(t *testing.T, cgroup string, flags ...string) *guest.Scheduler {
+	t.Helper()
+	s := guest.LaunchScheduler(t, append([]string{"--form", "cid", "-c", cgroup}, flags...)...)
+	s.WaitAttached(t)
+	return s
+}
+
+// killCgroup kills every process in @cgroup: hackbench's workers outlive
+// the hackbench the test started.
+func killCgroup(cgroup string) {
+	_ = os.WriteFile(filepath.Join(cgroup, "cgroup.kill"), []byte("1"), 0)
+}
+
+// loadCgroup runs stress-ng and hackbench inside @cgroup until the test
+// ends (30 s at most).
+func loadCgroup(t *testing.T, cgroup string) {
+	t.Helper()
+	t.Cleanup(func() { killCgroup(cgroup) })
+	for _, cmd := range []string{
+		"exec stress-ng --cpu 2 --timeout 30 --quiet",
+		"exec hackbench -g 2 -l 100000",
+	} {
+		guest.Start(t, "sh", "-c", fmt.Sprintf("echo $$ > %s/cgroup.procs && %s", cgroup, cmd))
+	}
+}
+
+// checkOnExt wants every task in @cgroup on the ext class, and at least one.
+func checkOnExt(t *testing.T, cgroup string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(cgroup, "cgroup.threads"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, f := range strings.Fields(string(b)) {
+		pid, _ := strconv.Atoi(f)
+		if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err != nil {
+			continue // exited since
+		}
+		n++
+		if !guest.ExtEnabled(t, pid) {
+			t.Errorf("task %d in %s is not on the ext class", pid, cgroup)
+		}
+	}
+	if n == 0 {
+		t.Errorf("no task running in %s", cgroup)
+	}
+}
+
+func subSysfs(id uint64) string {
+	return filepath.Join(guest.SysfsRoot, "root", "sub", fmt.Sprintf("sub-%d", id))
+}
+
+func subDispatched(s stats.Snapshot, id uint64) uint64 {
+	for _, sub := range s.Subs {
+		if sub.CgroupID == id {
+			return sub.Dispatched
+		}
+	}
+	return 0
+}
+
+// waitGone waits up to 10 s for @path to disappear.
+func waitGone(t *testing.T, path string) {
+	t.Helper()
+	for range 100 {
+		if _, err := os.Stat(path); err != nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Errorf("%s still there 10 s after its scheduler left", path)
+}
+
+func stopUnreg(t *testing.T, s *guest.Scheduler) {
+	t.Helper()
+	if code, kind := s.Stop(t); code != 0 || kind != "UNREG" {
+		t.Errorf("exit %d, kind %q; want 0 and UNREG\n%s", code, kind, vm.Tail(s.Output(t), 15))
+	}
+}
