@@ -25,10 +25,12 @@ import (
 )
 
 // sample is one `scx-qmap-go stats --json` line: the counters by name,
-// at_ms, and the kernel's events.
+// at_ms, the kernel's events, and the dispatches handed to each
+// sub-scheduler by cgroup id.
 type sample struct {
 	values map[string]uint64
 	events map[string]int64
+	subs   map[string]uint64
 }
 
 // statsJSON runs `scx-qmap-go stats --json` and parses its one line.
@@ -42,8 +44,18 @@ func statsJSON(t *testing.T, bin string) sample {
 	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &raw); err != nil {
 		t.Fatalf("stats --json: not one JSON object: %v\n%s", err, out)
 	}
-	s := sample{values: map[string]uint64{}, events: map[string]int64{}}
+	s := sample{values: map[string]uint64{}, events: map[string]int64{}, subs: map[string]uint64{}}
 	for name, v := range raw {
+		if name == stats.FieldSubs {
+			var subs map[string]map[string]uint64
+			if err := json.Unmarshal(v, &subs); err != nil {
+				t.Fatalf("stats --json: subs: %v", err)
+			}
+			for id, fields := range subs {
+				s.subs[id] = fields[stats.FieldSubDsp]
+			}
+			continue
+		}
 		if name == stats.FieldEvents {
 			var events map[string]map[string]int64
 			if err := json.Unmarshal(v, &events); err != nil {
