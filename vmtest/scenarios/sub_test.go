@@ -24,6 +24,7 @@ const (
 	exitNoParent    = 12
 	exitNoSubScheds = 13
 	exitCgroupTaken = 14
+	exitTooDeep     = 15
 	exitNotCgroup   = 16
 )
 
@@ -118,6 +119,21 @@ func TestSubScheds(t *testing.T) {
 		}
 	})
 
+	// Schedulers nest: a child takes children of its own, to three levels
+	// below the root; a fourth is refused before load.
+	t.Run("nesting", func(t *testing.T) {
+		mid := filepath.Join(cgA, "x")
+		deep := filepath.Join(mid, "y")
+		mkdirAll(t, filepath.Join(deep, "z"))
+		startSub(t, cgA)
+		startSub(t, mid)
+		startSub(t, deep)
+		refuse(t, "too deep", exitTooDeep, "would nest a scheduler 4 deep", "-c", filepath.Join(deep, "z"))
+		if st := guest.State(t); st != "enabled" {
+			t.Errorf("state after the refusal = %s, want enabled", st)
+		}
+	})
+
 	t.Run("parent_leaves", func(t *testing.T) {
 		a := startSub(t, cgA)
 		loadCgroup(t, cgA)
@@ -158,6 +174,29 @@ func makeCgroup(t *testing.T, name string) (string, uint64) {
 		t.Fatal(err)
 	}
 	return dir, st.Ino
+}
+
+// mkdirAll creates the cgroups down to @dir below an existing test cgroup,
+// removing them (deepest first) when the test ends.
+func mkdirAll(t *testing.T, dir string) {
+	t.Helper()
+	var made []string
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(d); err == nil {
+			break
+		}
+		made = append(made, d)
+	}
+	for i := len(made) - 1; i >= 0; i-- {
+		if err := os.Mkdir(made[i], 0o755); err != nil {
+			t.Fatalf("creating cgroup: %v", err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, d := range made {
+			_ = os.Remove(d)
+		}
+	})
 }
 
 // startSub starts a sub-scheduler on @cgroup and waits until it is attached.
