@@ -35,8 +35,12 @@ type SubTarget struct {
 }
 
 // SysfsDir is the sub-scheduler's own directory of Host.Sysfs, once attached.
-func (t *SubTarget) SysfsDir() string {
-	return path.Join(t.ParentDir, "sub", fmt.Sprintf("sub-%d", t.ID))
+func (t *SubTarget) SysfsDir() string { return subDir(t.ParentDir, t.ID) }
+
+// subDir is the sysfs directory of the sub-scheduler on cgroup @id below the
+// scheduler whose directory is @parent.
+func subDir(parent string, id uint64) string {
+	return path.Join(parent, "sub", fmt.Sprintf("sub-%d", id))
 }
 
 // CgroupID resolves a -c path (absolute, or relative to CgroupRoot) to its
@@ -93,7 +97,7 @@ func FindSubTarget(h Host, cgPath string) (*SubTarget, error) {
 		if err != nil {
 			return nil, err
 		}
-		dir := path.Join(t.ParentDir, "sub", fmt.Sprintf("sub-%d", aid))
+		dir := subDir(t.ParentDir, aid)
 		if _, err := fs.Stat(h.Sysfs, dir); err == nil {
 			t.ParentDir, t.Level = dir, t.Level+1
 		}

@@ -287,12 +287,8 @@ func LaunchScheduler(t *testing.T, flags ...string) *Scheduler {
 	}
 	s.Proc = Start(t, Binary(t), flags...)
 	t.Cleanup(func() {
-		if s.exited {
-			return
-		}
-		code, kind := s.Stop(t)
-		if code != 0 || kind != "UNREG" {
-			t.Errorf("scheduler stopped with exit %d, exit kind %q; want 0 and UNREG\n%s", code, kind, tail(s.Output(t), 20))
+		if !s.exited {
+			s.StopUnreg(t)
 		}
 	})
 	deadline := time.Now().Add(60 * time.Second)
@@ -356,6 +352,15 @@ func (s *Scheduler) Stop(t *testing.T) (code int, kind string) {
 	t.Helper()
 	s.Signal(os.Interrupt)
 	return s.Wait(t, 60*time.Second)
+}
+
+// StopUnreg stops the scheduler and wants what a clean detach gives: exit 0
+// and exit kind UNREG.
+func (s *Scheduler) StopUnreg(t *testing.T) {
+	t.Helper()
+	if code, kind := s.Stop(t); code != 0 || kind != "UNREG" {
+		t.Errorf("scheduler stopped with exit %d, exit kind %q; want 0 and UNREG\n%s", code, kind, tail(s.Output(t), 20))
+	}
 }
 
 // Wait waits up to @limit for the scheduler to exit by itself and returns

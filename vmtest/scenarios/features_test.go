@@ -112,9 +112,7 @@ func TestFeatures(t *testing.T) {
 	t.Run("print", func(t *testing.T) {
 		s := guest.StartScheduler(t, "-P", "-b", "8", "--stats-interval", "1s")
 		guest.Run(t, 60*time.Second, "stress-ng", "--cpu", "3", "--timeout", "3", "--quiet")
-		if code, kind := s.Stop(t); code != 0 || kind != "UNREG" {
-			t.Errorf("exit %d, kind %q; want 0 and UNREG", code, kind)
-		}
+		s.StopUnreg(t)
 		out := s.Output(t)
 		dsq := len(regexp.MustCompile(`(?m)^shared_dsq: nr=`).FindAllString(out, -1))
 		events := len(regexp.MustCompile(`(?m)^events: .*SELECT_CPU_FALLBACK=`).FindAllString(out, -1))
@@ -242,9 +240,7 @@ func rtJob(t *testing.T, flags ...string) (int, bpf.Stats) {
 	ms := int(time.Since(start).Milliseconds())
 	hog.Signal(os.Kill)
 	c := s.Counters(t)
-	if code, kind := s.Stop(t); code != 0 || kind != "UNREG" {
-		t.Errorf("exit %d, kind %q; want 0 and UNREG", code, kind)
-	}
+	s.StopUnreg(t)
 	return ms, c
 }
 
@@ -319,9 +315,7 @@ func maxSlice(t *testing.T, flags ...string) int64 {
 	time.Sleep(1500 * time.Millisecond)
 	dump := sysrqDump(t)
 	w.Wait(t, 60*time.Second)
-	if code, kind := s.Stop(t); code != 0 || kind != "UNREG" {
-		t.Errorf("exit %d, kind %q; want 0 and UNREG", code, kind)
-	}
+	s.StopUnreg(t)
 	slices := grantedSlices(dump)
 	if len(slices) == 0 {
 		t.Errorf("no granted slice in the dump (%s):\n%s", strings.Join(flags, " "), head(dump, 40))
@@ -341,9 +335,7 @@ func dsqUserTasks(t *testing.T, batch string) int {
 	t.Helper()
 	s := guest.StartScheduler(t, "-P", "-b", batch)
 	guest.Run(t, 60*time.Second, "stress-ng", "--cpu", "16", "--timeout", "8", "--quiet")
-	if code, kind := s.Stop(t); code != 0 || kind != "UNREG" {
-		t.Errorf("exit %d, kind %q; want 0 and UNREG", code, kind)
-	}
+	s.StopUnreg(t)
 	n := 0
 	for _, m := range dsqRE.FindAllStringSubmatch(s.Output(t), -1) {
 		for _, f := range strings.Fields(m[1]) {

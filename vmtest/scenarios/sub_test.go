@@ -49,7 +49,7 @@ func TestSubScheds(t *testing.T) {
 		refuse(t, "--form cpu", exitUsage, "needs the cid form", "--form", "cpu", "-c", cgA)
 		parent := guest.StartScheduler(t, "--form", "cpu")
 		refuse(t, "cpu-form parent", exitNoSubScheds, "takes no sub-schedulers", "-c", cgA)
-		stopUnreg(t, parent)
+		parent.StopUnreg(t)
 	})
 
 	root := guest.StartScheduler(t, "--form", "cid")
@@ -111,7 +111,7 @@ func TestSubScheds(t *testing.T) {
 		checkOnExt(t, cgB)
 
 		// A child detached under load.
-		stopUnreg(t, a)
+		a.StopUnreg(t)
 		waitGone(t, subSysfs(idA))
 		checkOnExt(t, cgA)
 		if st := guest.State(t); st != "enabled" {
@@ -138,7 +138,7 @@ func TestSubScheds(t *testing.T) {
 		a := startSub(t, cgA)
 		loadCgroup(t, cgA)
 		time.Sleep(2 * time.Second)
-		stopUnreg(t, root)
+		root.StopUnreg(t)
 		code, kind := a.Wait(t, 60*time.Second)
 		out := a.Output(t)
 		if code != 0 || kind != "PARENT" || !strings.Contains(out, "the scheduler above this sub-scheduler was unloaded") {
@@ -272,11 +272,4 @@ func waitGone(t *testing.T, path string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Errorf("%s still there 10 s after its scheduler left", path)
-}
-
-func stopUnreg(t *testing.T, s *guest.Scheduler) {
-	t.Helper()
-	if code, kind := s.Stop(t); code != 0 || kind != "UNREG" {
-		t.Errorf("exit %d, kind %q; want 0 and UNREG\n%s", code, kind, vm.Tail(s.Output(t), 15))
-	}
 }
