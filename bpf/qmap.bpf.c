@@ -548,6 +548,30 @@ s32 BPF_STRUCT_OPS(qmap_select_cpu, struct task_struct *p, s32 prev_cpu,
 }
 
 /*
+ * The slice for a task leaving the FIFOs, or overflowing them: slice_ns,
+ * unless that many tasks waiting with it would not all run within
+ * WAIT_BOUND_NS on the CPUs there are. A convoy of thousands of threads that each burn their whole slice
+ * (10,000 Python threads fighting over the GIL in futex_wake) otherwise
+ * keeps the last of them waiting past the watchdog.
+ */
+static u64 fifo_slice(void)
+{
+	s64 waiting = 0;
+	u64 slice;
+	int i;
+
+	for (i = 0; i < NR_QUEUES; i++)
+		waiting += fifo_nr_queued[i];
+	if (waiting <= 0)
+		return slice_ns;
+	slice = (u64)WAIT_BOUND_NS * scx_bpf_nr_cpu_ids() / (u64)waiting;
+	if (slice < MIN_FIFO_SLICE_NS)
+		slice = MIN_FIFO_SLICE_NS;
+	/* Never longer than -s asks, even when that is below the minimum. */
+	return slice < slice_ns ? slice : slice_ns;
+}
+
+/*
  * Queue @p on a FIFO; falls back to the shared DSQ when the FIFO is full.
  * Returns whether @p went onto the FIFO.
  */
@@ -571,7 +595,12 @@ static bool fifo_enqueue(struct task_struct *p, int idx, u64 enq_flags)
 	if (bpf_map_push_elem(fifo, &pid, 0)) {
 		__sync_fetch_and_sub(nr_queued, 1);
 		__sync_fetch_and_add(&stats.nr_overflow, 1);
-		scx_bpf_dsq_insert(p, SHARED_DSQ, slice_ns, enq_flags);
+		/*
+		 * The shared DSQ is drained ahead of the FIFOs: thousands of
+		 * overflowed tasks on full slices would keep the full FIFO
+		 * waiting for a minute. They get the FIFO's bounded slice.
+		 */
+		scx_bpf_dsq_insert(p, SHARED_DSQ, fifo_slice(), enq_flags);
 		return false;
 	}
 
@@ -682,30 +711,6 @@ static bool fifos_queued(void)
 		if (fifo_nr_queued[i] > 0)
 			return true;
 	return false;
-}
-
-/*
- * The slice for a task leaving the FIFOs: slice_ns, unless that many tasks
- * waiting with it would not all run within WAIT_BOUND_NS on the CPUs there
- * are. A convoy of thousands of threads that each burn their whole slice
- * (10,000 Python threads fighting over the GIL in futex_wake) otherwise
- * keeps the last of them waiting past the watchdog.
- */
-static u64 fifo_slice(void)
-{
-	s64 waiting = 0;
-	u64 slice;
-	int i;
-
-	for (i = 0; i < NR_QUEUES; i++)
-		waiting += fifo_nr_queued[i];
-	if (waiting <= 0)
-		return slice_ns;
-	slice = (u64)WAIT_BOUND_NS * scx_bpf_nr_cpu_ids() / (u64)waiting;
-	if (slice < MIN_FIFO_SLICE_NS)
-		slice = MIN_FIFO_SLICE_NS;
-	/* Never longer than -s asks, even when that is below the minimum. */
-	return slice < slice_ns ? slice : slice_ns;
 }
 
 /* -L: whether a task waits in the FIFOs or the shared DSQ. */

@@ -148,12 +148,17 @@ func TestReliability(t *testing.T) {
 	// a token amount of work: with more, the GIL forms a convoy (a holder
 	// whose slice ran out queues behind thousands of waiters that can only
 	// fail to take the GIL), and a slow host stretches FIFO waits past the
-	// 5 s watchdog. The GIL keeps most threads asleep, so the FIFOs do not
-	// overflow; the overflow count is logged, not asserted.
+	// 5 s watchdog. The GIL keeps most threads asleep, so the FIFOs rarely
+	// overflow; the overflow count is logged, not asserted. The bound only
+	// catches a hang: under TCG on 7.3 the storm takes 4 minutes on qmap
+	// and did not finish in 280 s on the kernel's own EEVDF.
 	t.Run("threads", func(t *testing.T) {
 		s := guest.StartScheduler(t, "--quiet")
+		start := time.Now()
 		p := guest.Start(t, "python3", "-c", threadStorm)
-		if rc := p.Wait(t, 300*time.Second); rc != 0 {
+		rc := p.Wait(t, 8*time.Minute)
+		t.Logf("the storm took %v", time.Since(start).Round(time.Second))
+		if rc != 0 {
 			t.Errorf("python3 exit = %d, want 0\n%s", rc, p.Output(t))
 		}
 		if got := strings.TrimSpace(p.Output(t)); got != "10000" {
