@@ -82,12 +82,21 @@ const volatile u64 lat_budget_ns;
 /* Which form the loader loads: sched_ext_ops_cid if set, else sched_ext_ops. */
 const volatile bool cid_form;
 /*
- * 7.3+: the capabilities (SCX_CAP_*) every child gets on every cid when it
- * attaches, and the arena address of a cmask of all cids, which the loader
- * writes. 0 on 7.2, which has no capabilities.
+ * 7.3+ capabilities (caps_hier; off on 7.2, which has none): a scheduler may
+ * place tasks only on the cids where it holds them. See "Capabilities" below.
+ * cid_cmasks: the arena address of one struct scx_cmask per cid, each of that
+ *	cid alone, CMASK_STRIDE bytes apart; the loader writes them, and BPF
+ *	passes them to scx_bpf_sub_grant()/scx_bpf_sub_revoke().
+ * is_sub: this scheduler is a child (-c); the root holds every cid whole.
+ * round_robin_ns: -R, how long each participant holds the shared cids.
+ * inject_wrong_cid: -J wrong-cid, every 64th enqueue goes to a cid this
+ *	child does not hold (a fault injection the kernel must bounce).
  */
-const volatile u64 sub_grant_caps;
-const volatile u64 sub_grant_cmask;
+const volatile bool caps_hier;
+const volatile u64 cid_cmasks;
+const volatile bool is_sub;
+const volatile u64 round_robin_ns = 200 * 1000 * 1000;
+const volatile bool inject_wrong_cid;
 
 /*
  * Fault injection, to exercise the kernel's safety nets. Each is off at 0.
@@ -127,6 +136,9 @@ struct qmap_stats {
 	u64 nr_lat_yields;	/* -L: tasks over budget cut short by ops.tick */
 	u64 nr_slice_cut;	/* tasks that left a deep FIFO with less than slice_ns */
 	u64 nr_sub_dispatched;	/* dispatches handed to sub-schedulers */
+	u64 nr_cap_grants;	/* 7.3: cids granted to a child (whole or shared) */
+	u64 nr_cap_revokes;	/* 7.3: cids taken back from a child */
+	u64 nr_wrong_cid;	/* -J wrong-cid: inserts onto a cid not held */
 
 	/*
 	 * Reenqueues: tasks the kernel handed back to ops.enqueue with
@@ -412,6 +424,353 @@ static void set_cid_online(s32 cid, bool online)
 		set_cid_idle(cid, false);
 }
 
+/*
+ * Capabilities (7.3, caps_hier). A parent divides the cids it holds whole
+ * among itself and its children in proportion to cpu.weight (its own counts
+ * as 100), each a contiguous range of floor(share) cids in cid order; the
+ * cids rounding leaves over are shared, held by one participant at a time
+ * for round_robin_ns. A child gets its cids whole (SCX_CAP_ENQ and the rest,
+ * which it may pass on) and the shared ones with SCX_CAP_ENQ_IMMED only: it
+ * may run tasks there only with SCX_ENQ_IMMED, so nothing waits in a local
+ * DSQ it loses. On a cid it gave away the parent runs nothing of its own: its
+ * dispatch there hands the CPU to the cid's holder.
+ *
+ * What this scheduler holds comes from the kernel, per cid, in
+ * ops.sub_ecaps_updated; the root holds every cid whole from the start.
+ */
+enum {
+	CMASK_STRIDE	= 32,	/* u32 base, nr_cids, alloc_words; pad; u64 bits[2] */
+	OWNER_SELF	= -1,	/* runs this scheduler's tasks */
+	OWNER_SHARED	= -2,	/* time-shared: whoever's turn it is */
+	OWNER_NONE	= -3,	/* not held */
+	SELF_WEIGHT	= 100,
+	DFL_WEIGHT	= 100,	/* cpu.weight's default */
+};
+
+#define CAPS_WHOLE	(SCX_CAP_ENQ | SCX_CAP_PREEMPT | SCX_CAP_ENQ_IMMED | SCX_CAP_PERF)
+#define CAPS_SHARED	(SCX_CAP_ENQ_IMMED | SCX_CAP_PERF)
+
+u64 whole_cids[MAX_CIDS / 64];	/* held with SCX_CAP_ENQ */
+u64 avail_cids[MAX_CIDS / 64];	/* held with SCX_CAP_ENQ_IMMED at least */
+s32 cid_owner[MAX_CIDS];	/* OWNER_* or the child slot of each held cid */
+u8 granted_whole[MAX_CIDS];	/* slot + 1 of the child granted the cid whole; 0: none */
+u8 granted_shared[MAX_CIDS];	/* slot + 1 of the child granted it shared; 0: none */
+u32 sub_weights[MAX_SUBS];	/* cpu.weight of each child's cgroup; 0: free slot */
+u32 rr_turn;			/* whose turn the shared cids are: 0 self, slot + 1 */
+u32 nr_shared;			/* cids left over by the division, taken in turns */
+static u32 part_stale;		/* what we hold changed since the last partition */
+static u32 part_busy, part_pending; /* one partition pass at a time; rerun if asked meanwhile */
+
+static bool cid_test(u64 *mask, s32 cid)
+{
+	u64 bit, *word = cid_word(mask, cid, &bit);
+
+	return word && (*word & bit);
+}
+
+/* The slot of the child whose turn the shared cids are; -1 if ours. */
+static s32 rr_holder(void)
+{
+	u32 slot = rr_turn - 1;
+
+	if (!rr_turn || slot >= MAX_SUBS || !sub_cgroup_ids[slot])
+		return -1;
+	return slot;
+}
+
+/* Whether this scheduler may send its own tasks to @cid (any, without caps). */
+static bool cid_usable(s32 cid)
+{
+	u32 i = cid;
+	s32 owner;
+
+	if (!caps_hier)
+		return true;
+	if (!cid_test(whole_cids, cid) || i >= MAX_CIDS)
+		return false;
+	owner = cid_owner[i];
+	return owner == OWNER_SELF || (owner == OWNER_SHARED && rr_holder() < 0);
+}
+
+/* Whether our dispatch runs on @cid, now or in its turn. */
+static bool cid_ours(s32 cid)
+{
+	u32 i = cid;
+
+	if (i >= MAX_CIDS || !cid_test(avail_cids, cid))
+		return false;
+	return cid_owner[i] == OWNER_SELF || cid_owner[i] == OWNER_SHARED;
+}
+
+/* SCX_ENQ_IMMED where this scheduler holds @cid only shared. */
+static u64 immed_if_shared(s32 cid)
+{
+	if (!caps_hier || cid_test(whole_cids, cid))
+		return 0;
+	return SCX_ENQ_IMMED;
+}
+
+static const struct scx_cmask *cid_cmask(s32 cid)
+{
+	return (const struct scx_cmask *)(cid_cmasks + (u64)cid * CMASK_STRIDE);
+}
+
+static void cap_grant(u32 slot, s32 cid, u64 caps)
+{
+	u64 cgid = sub_cgroup_ids[slot % MAX_SUBS];
+
+	TOUCH_ARENA();	/* the cmask argument is an arena pointer */
+	if (cgid && !scx_bpf_sub_grant(cgid, caps, cid_cmask(cid), NULL))
+		__sync_fetch_and_add(&stats.nr_cap_grants, 1);
+}
+
+static void cap_revoke(u32 slot, s32 cid, u64 caps)
+{
+	u64 cgid = sub_cgroup_ids[slot % MAX_SUBS];
+
+	TOUCH_ARENA();
+	if (!cgid)
+		return;
+	scx_bpf_sub_revoke(cgid, caps, cid_cmask(cid));
+	__sync_fetch_and_add(&stats.nr_cap_revokes, 1);
+}
+
+/* Who gets whole cid number @pos of the ones held: see cum_shares(). */
+static s32 owner_of_pos(u32 pos, u32 *cum)
+{
+	u32 k;
+
+	for (k = 0; k <= MAX_SUBS; k++)
+		if (pos < cum[k])
+			return k ? (s32)k - 1 : OWNER_SELF;
+	return OWNER_SHARED;
+}
+
+/*
+ * cum[0] is our share of @nr_whole cids, cum[k] the end of child slot k-1's
+ * range after it: floors of nr_whole * weight / sum of weights.
+ */
+static void cum_shares(u32 nr_whole, u32 *cum)
+{
+	u64 sum = SELF_WEIGHT, end;
+	u32 k;
+
+	for (k = 0; k < MAX_SUBS; k++)
+		sum += sub_weights[k];
+	end = (u64)nr_whole * SELF_WEIGHT / sum;
+	cum[0] = end;
+	for (k = 0; k < MAX_SUBS; k++) {
+		end += (u64)nr_whole * sub_weights[k] / sum;
+		cum[k + 1] = end;
+	}
+}
+
+/* Grant and revoke @cid so that it goes to @owner, and record it. */
+static int apply_owner(s32 cid, s32 owner, s32 holder)
+{
+	u8 whole = owner >= 0 ? owner + 1 : 0;
+	u8 shared = owner == OWNER_SHARED && holder >= 0 ? holder + 1 : 0;
+	u32 i = cid;
+
+	if (!caps_hier || i >= MAX_CIDS)
+		return 0;
+	if (granted_shared[i] && granted_shared[i] != shared) {
+		cap_revoke(granted_shared[i] - 1, cid, CAPS_SHARED);
+		granted_shared[i] = 0;
+	}
+	if (granted_whole[i] && granted_whole[i] != whole) {
+		cap_revoke(granted_whole[i] - 1, cid, CAPS_WHOLE);
+		granted_whole[i] = 0;
+	}
+	if (whole && !granted_whole[i]) {
+		cap_grant(whole - 1, cid, CAPS_WHOLE);
+		granted_whole[i] = whole;
+	}
+	if (shared && !granted_shared[i]) {
+		cap_grant(shared - 1, cid, CAPS_SHARED);
+		granted_shared[i] = shared;
+	}
+	cid_owner[i] = owner;
+	return 0;
+}
+
+u32 part_cum[MAX_SUBS + 1];	/* the pass's cum_shares() */
+
+enum {
+	PART_WHOLE	= 1 << 0,	/* the cid is held whole: it took a position */
+	PART_SHARED	= 1 << 1,	/* left over: taken in turns */
+};
+
+/*
+ * A pass's work on one cid, whole cid number @pos if held whole. Returns
+ * PART_* bits. Global: the verifier checks it once, and the loop that calls
+ * it has no branches of its own, so its states converge at once.
+ */
+__noinline int partition_cid(s32 cid, u32 pos, s32 holder)
+{
+	s32 owner = OWNER_NONE;
+	int ret = 0;
+
+	if (!caps_hier)
+		return 0;
+	if (cid_test(whole_cids, cid)) {
+		owner = owner_of_pos(pos, part_cum);
+		ret |= PART_WHOLE;
+	} else if (cid_test(avail_cids, cid)) {
+		owner = OWNER_SELF;
+	}
+	apply_owner(cid, owner, holder);
+	if (owner == OWNER_SHARED)
+		ret |= PART_SHARED;
+	return ret;
+}
+
+__noinline int cid_held_whole(s32 cid)
+{
+	return cid_test(whole_cids, cid);
+}
+
+/* One pass: divide the whole cids by weight and grant the difference. */
+__noinline int partition_once(void)
+{
+	u32 nr = nr_form_cpus(), nr_whole = 0, pos = 0, shared = 0;
+	s32 cid, holder = rr_holder();
+	int ret;
+
+	/* Verified on its own: prune the kfuncs 7.2 lacks here too. */
+	if (!caps_hier)
+		return 0;
+	bpf_for(cid, 0, nr)
+		nr_whole += cid_held_whole(cid) & 1;
+	cum_shares(nr_whole, part_cum);
+
+	bpf_for(cid, 0, nr) {
+		ret = partition_cid(cid, pos, holder);
+		pos += ret & PART_WHOLE;
+		shared += (ret & PART_SHARED) >> 1;
+	}
+	nr_shared = shared;
+	return 0;
+}
+
+/*
+ * Repartition after a child came or went, a weight or what we hold changed,
+ * or a turn passed. Callers race (attach, the timer, the kernel's
+ * callbacks): one runs the passes, the others leave a request behind it.
+ */
+__noinline int repartition(void)
+{
+	u32 i;
+
+	if (!caps_hier)
+		return 0;
+	__sync_lock_test_and_set(&part_pending, 1);
+	if (__sync_val_compare_and_swap(&part_busy, 0, 1))
+		return 0;
+	for (i = 0; i < 8 && __sync_lock_test_and_set(&part_pending, 0); i++)
+		partition_once();
+	__sync_val_compare_and_swap(&part_busy, 1, 0);
+	return 0;
+}
+
+/* The shared cids' next turn: ours, then each child's, in slot order. */
+static void next_turn(void)
+{
+	u32 k, turn;
+
+	for (k = 1; k <= MAX_SUBS + 1; k++) {
+		turn = (rr_turn + k) % (MAX_SUBS + 1);
+		if (!turn || sub_cgroup_ids[(turn - 1) % MAX_SUBS])
+			break;
+	}
+	if (turn == rr_turn)
+		return;
+	rr_turn = turn;
+	repartition();
+}
+
+/*
+ * From the 10 ms timer: repartition after the cids we hold changed (the
+ * kernel reports that under a runqueue lock, where we do not grant), and
+ * pass the shared cids on every round_robin_ns.
+ */
+static void caps_tick(void)
+{
+	static u64 last_turn;
+	u64 now = bpf_ktime_get_ns();
+
+	if (part_stale && __sync_lock_test_and_set(&part_stale, 0))
+		repartition();
+	if (nr_shared && now - last_turn >= round_robin_ns) {
+		last_turn = now;
+		next_turn();
+	}
+}
+
+/* -J wrong-cid: a cid @p may run on that this scheduler does not hold. */
+static s32 unheld_cid(struct task_struct *p)
+{
+	s32 cid;
+
+	bpf_for(cid, 0, nr_form_cpus())
+		if (!cid_test(avail_cids, cid) && cid_online(cid) &&
+		    task_may_run(p, cid))
+			return cid;
+	return -1;
+}
+
+/*
+ * -J wrong-cid: insert every 64th eligible enqueue onto a cid this child
+ * does not hold, asking for rescue. Under a root with rescue off (-B 0) the
+ * kernel bounces each back through ops.enqueue with SCX_TASK_REENQ_CAP.
+ */
+static bool inject_wrong(struct task_struct *p, u64 enq_flags)
+{
+	static u32 nth;
+	s32 cid;
+
+	if (!inject_wrong_cid || (enq_flags & SCX_ENQ_REENQ) ||
+	    p->nr_cpus_allowed <= 1 || ++nth % 64)
+		return false;
+	cid = unheld_cid(p);
+	if (cid < 0)
+		return false;
+	__sync_fetch_and_add(&stats.nr_wrong_cid, 1);
+	scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | cid, slice_ns,
+			   enq_flags | SCX_ENQ_RESCUE);
+	return true;
+}
+
+/*
+ * A task restricted to cids none of which is ours would wait in our queues
+ * forever: send it to a cid it may run on, asking for rescue. The root is
+ * never refused (a per-CPU kthread on a cid it gave away); a child's task
+ * runs on the kernel's rescue bandwidth. A task free to run anywhere waits
+ * for our cids instead, even while we hold none: a child between its turns
+ * of the shared cids would otherwise send all its tasks to rescue, where
+ * they wait past the watchdog.
+ */
+static bool place_stranded(struct task_struct *p, u64 enq_flags)
+{
+	s32 cid, first = -1;
+
+	if (!caps_hier || p->nr_cpus_allowed >= scx_bpf_nr_cpu_ids())
+		return false;
+	bpf_for(cid, 0, nr_form_cpus()) {
+		if (!task_may_run(p, cid))
+			continue;
+		if (cid_ours(cid))
+			return false;
+		if (first < 0 && cid_online(cid))
+			first = cid;
+	}
+	if (first < 0)
+		return false;
+	scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | first, slice_ns,
+			   enq_flags | (is_sub ? SCX_ENQ_RESCUE : 0));
+	return true;
+}
+
 /* Claim @cpu if it is idle: the caller sends it a task. */
 static bool test_and_clear_idle(s32 cpu)
 {
@@ -435,7 +794,8 @@ static s32 pick_idle_cpu(struct task_struct *p)
 		return scx_bpf_pick_idle_cpu(p->cpus_ptr, 0);
 	bpf_for(cid, 0, nr_form_cpus()) {
 		word = idle_word(cid, &bit);
-		if (!word || !(*word & bit) || !task_may_run(p, cid))
+		if (!word || !(*word & bit) || !task_may_run(p, cid) ||
+		    !cid_usable(cid))
 			continue;
 		if (test_and_clear_idle(cid))
 			return cid;
@@ -454,7 +814,7 @@ static s32 pick_any_cpu(struct task_struct *p)
 	if (cid >= 0)
 		return cid;
 	bpf_for(cid, 0, nr_form_cpus())
-		if (cid_online(cid) && task_may_run(p, cid))
+		if (cid_online(cid) && task_may_run(p, cid) && cid_usable(cid))
 			return cid;
 	return -1;
 }
@@ -516,7 +876,7 @@ static s32 pick_direct_dispatch_cpu(struct task_struct *p, s32 prev_cpu)
 {
 	s32 cpu;
 
-	if (test_and_clear_idle(prev_cpu))
+	if (cid_usable(prev_cpu) && test_and_clear_idle(prev_cpu))
 		return prev_cpu;
 	if (p->nr_cpus_allowed == 1)
 		return -1;
@@ -764,13 +1124,16 @@ void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 	/* Every enqueue takes a place in its FIFO's core-sched order. */
 	tctx->core_sched_seq = core_sched_tail_seqs[idx]++;
 
-	if (immed_stress(p, enq_flags))
+	if (inject_wrong(p, enq_flags) || immed_stress(p, enq_flags))
 		return;
 
 	if (enq_flags & SCX_ENQ_REENQ) {
 		enqueue_reenqueued(p, enq_flags);
 		return;
 	}
+
+	if (place_stranded(p, enq_flags))
+		return;
 
 	/*
 	 * Nice 19 user tasks wait in LOWPRI_DSQ, which dispatch never drains:
@@ -894,7 +1257,8 @@ static u32 drain_fifo(struct cpu_ctx *cpuc, int idx, u32 batch, s32 this_cpu,
 			__sync_fetch_and_add(&stats.nr_slice_cut, 1);
 		allowed = task_may_run(p, this_cpu);
 		if (allowed && !*here && !highpri_boosting) {
-			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice, 0);
+			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice,
+					   immed_if_shared(this_cpu));
 			*here = true;
 		} else {
 			scx_bpf_dsq_insert(p, SHARED_DSQ, slice, 0);
@@ -1002,6 +1366,53 @@ static bool dispatch_subs(void)
 	return false;
 }
 
+/*
+ * Move a task from the shared DSQ to this CPU. Where we hold the CPU only
+ * shared, it must go with SCX_ENQ_IMMED, which scx_bpf_dsq_move_to_local()
+ * does not take.
+ */
+static bool move_shared_to_local(s32 cpu)
+{
+	u64 immed = immed_if_shared(cpu);
+	struct task_struct *p;
+
+	if (!immed)
+		return scx_bpf_dsq_move_to_local(SHARED_DSQ);
+	bpf_for_each(scx_dsq, p, SHARED_DSQ, 0) {
+		if (task_may_run(p, cpu) &&
+		    scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL, immed))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * 7.3: on a cid we gave a child, whole or for its turn of the shared ones,
+ * the child dispatches and we run nothing of ours. Returns whether @cpu is
+ * such a cid.
+ */
+static bool dispatch_delegated(s32 cpu)
+{
+	u32 i = cpu, slot;
+	s32 owner;
+	u64 cgid;
+
+	if (i >= MAX_CIDS)
+		return false;
+	owner = cid_owner[i];
+	if (owner == OWNER_SHARED)
+		owner = rr_holder();
+	if (owner < 0)
+		return false;
+	slot = owner % MAX_SUBS;
+	cgid = sub_cgroup_ids[slot];
+	if (cgid && scx_bpf_sub_dispatch(cgid)) {
+		__sync_fetch_and_add(&sub_dispatched[slot], 1);
+		__sync_fetch_and_add(&stats.nr_sub_dispatched, 1);
+	}
+	return true;
+}
+
 void BPF_STRUCT_OPS(qmap_dispatch, s32 cpu, struct task_struct *prev)
 {
 	u32 batch = dsp_batch ?: 1, zero = 0, moved;
@@ -1013,8 +1424,11 @@ void BPF_STRUCT_OPS(qmap_dispatch, s32 cpu, struct task_struct *prev)
 	if (highpri_boosting && dispatch_highpri(false))
 		return;
 
+	if (caps_hier && dispatch_delegated(cpu))
+		return;
+
 	/* While boosted tasks wait in the FIFOs, pop them first. */
-	if (!nr_highpri_queued && scx_bpf_dsq_move_to_local(SHARED_DSQ))
+	if (!nr_highpri_queued && move_shared_to_local(cpu))
 		return;
 
 	if (dispatch_inf_loop())
@@ -1042,7 +1456,7 @@ void BPF_STRUCT_OPS(qmap_dispatch, s32 cpu, struct task_struct *prev)
 			if (highpri_boosting && dispatch_highpri(false))
 				return;
 			if (!here)
-				scx_bpf_dsq_move_to_local(SHARED_DSQ);
+				move_shared_to_local(cpu);
 			return;
 		}
 		/* This FIFO is empty: give up its remaining budget. */
@@ -1051,10 +1465,11 @@ void BPF_STRUCT_OPS(qmap_dispatch, s32 cpu, struct task_struct *prev)
 
 fifos_empty:
 	/* Anything left in the shared DSQ goes now. */
-	if (scx_bpf_dsq_move_to_local(SHARED_DSQ))
+	if (move_shared_to_local(cpu))
 		return;
 
-	if (cid_form && dispatch_subs())
+	/* 7.3's children have cids of their own, where they are dispatched. */
+	if (cid_form && !caps_hier && dispatch_subs())
 		return;
 
 	/*
@@ -1177,8 +1592,21 @@ s32 BPF_STRUCT_OPS(qmap_cgroup_init, struct cgroup *cgrp,
 
 void BPF_STRUCT_OPS(qmap_cgroup_set_weight, struct cgroup *cgrp, u32 weight)
 {
+	u64 cgid = cgrp->kn->id;
+	u32 i;
+
 	if (print_msgs)
-		bpf_printk("CGRP SET %llu weight=%u", cgrp->kn->id, weight);
+		bpf_printk("CGRP SET %llu weight=%u", cgid, weight);
+	if (!caps_hier)
+		return;
+	/* A child's share follows its cgroup's weight. */
+	for (i = 0; i < MAX_SUBS; i++) {
+		if (sub_cgroup_ids[i] == cgid) {
+			sub_weights[i] = weight;
+			repartition();
+			return;
+		}
+	}
 }
 
 void BPF_STRUCT_OPS(qmap_cgroup_set_bandwidth, struct cgroup *cgrp,
@@ -1313,6 +1741,8 @@ static int lowpri_timerfn(void *map, int *key, struct bpf_timer *timer)
 		reenq_rt_busy_cpus();
 	if (cid_form)
 		refresh_idle_cids();
+	if (caps_hier)
+		caps_tick();
 	bpf_timer_start(timer, LOWPRI_INTV_NS, 0);
 	return 0;
 }
@@ -1431,6 +1861,16 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(qmap_cid_init)
 	TOUCH_ARENA();
 	bpf_for(cid, 0, scx_bpf_nr_online_cids())
 		set_cid_online(cid, true);
+	bpf_for(cid, 0, MAX_CIDS)
+		cid_owner[cid] = OWNER_NONE;
+	/* The root holds every cid whole; a child waits for its grants. */
+	if (caps_hier && !is_sub) {
+		bpf_for(cid, 0, nr_form_cpus()) {
+			set_cid_bit(whole_cids, cid, true);
+			set_cid_bit(avail_cids, cid, true);
+		}
+		repartition();
+	}
 	return create_dsqs_and_timers();
 }
 
@@ -1439,31 +1879,54 @@ void BPF_STRUCT_OPS(qmap_exit, struct scx_exit_info *ei)
 	EXIT_INFO_RECORD(uei, ei);
 }
 
+/* cpu.weight of cgroup @cgid (100 when it cannot be read). */
+static u32 cgroup_weight(u64 cgid)
+{
+	struct cgroup_subsys_state *css;
+	struct task_group *tg;
+	struct cgroup *cgrp;
+	u32 weight;
+
+	cgrp = bpf_cgroup_from_id(cgid);
+	if (!cgrp)
+		return DFL_WEIGHT;
+	css = BPF_CORE_READ(cgrp, subsys[cpu_cgrp_id]);
+	tg = container_of(css, struct task_group, css);
+	weight = css ? BPF_CORE_READ(tg, scx.weight) : 0;
+	bpf_cgroup_release(cgrp);
+	return weight ?: DFL_WEIGHT;
+}
+
 /* cid form only: a sub-scheduler attaches on a cgroup below ours. */
 s32 BPF_STRUCT_OPS(qmap_cid_sub_attach, struct scx_sub_attach_args *args)
 {
 	u64 cgid = args->ops->sub_cgroup_id;
-	s32 ret;
 	u32 i;
 
-	/* 7.3: a child runs only where it holds capabilities. Share all. */
-	if (sub_grant_caps) {
-		TOUCH_ARENA();	/* the cmask argument is an arena pointer */
-		ret = scx_bpf_sub_grant(cgid, sub_grant_caps,
-					(const struct scx_cmask *)sub_grant_cmask, NULL);
-		if (ret)
-			return ret;
-	}
+	for (i = 0; i < MAX_SUBS; i++)
+		if (__sync_val_compare_and_swap(&sub_cgroup_ids[i], 0, cgid) == 0)
+			break;
+	if (i >= MAX_SUBS)
+		return -ENOSPC;
+	sub_dispatched[i] = 0;
+	sub_weights[i] = caps_hier ? cgroup_weight(cgid) : DFL_WEIGHT;
+	repartition();
+	if (print_msgs)
+		bpf_printk("SUB ATTACH %llu %s", cgid, args->cgroup_path);
+	return 0;
+}
 
-	for (i = 0; i < MAX_SUBS; i++) {
-		if (__sync_val_compare_and_swap(&sub_cgroup_ids[i], 0, cgid) == 0) {
-			sub_dispatched[i] = 0;
-			if (print_msgs)
-				bpf_printk("SUB ATTACH %llu %s", cgid, args->cgroup_path);
-			return 0;
-		}
+/* What a leaving child held goes with it: forget our grants before its slot. */
+static void forget_grants(u32 slot)
+{
+	s32 cid;
+
+	bpf_for(cid, 0, MAX_CIDS) {
+		if (granted_whole[cid] == slot + 1)
+			granted_whole[cid] = 0;
+		if (granted_shared[cid] == slot + 1)
+			granted_shared[cid] = 0;
 	}
-	return -ENOSPC;
 }
 
 void BPF_STRUCT_OPS(qmap_cid_sub_detach, struct scx_sub_detach_args *args)
@@ -1471,14 +1934,37 @@ void BPF_STRUCT_OPS(qmap_cid_sub_detach, struct scx_sub_detach_args *args)
 	u64 cgid = args->ops->sub_cgroup_id;
 	u32 i;
 
-	for (i = 0; i < MAX_SUBS; i++) {
-		if (sub_cgroup_ids[i] == cgid) {
-			sub_cgroup_ids[i] = 0;
-			if (print_msgs)
-				bpf_printk("SUB DETACH %llu %s", cgid, args->cgroup_path);
-			return;
-		}
-	}
+	for (i = 0; i < MAX_SUBS; i++)
+		if (sub_cgroup_ids[i] == cgid)
+			break;
+	if (i >= MAX_SUBS)
+		return;
+	if (caps_hier)
+		forget_grants(i);
+	sub_weights[i] = 0;
+	sub_cgroup_ids[i] = 0;
+	repartition();
+	if (print_msgs)
+		bpf_printk("SUB DETACH %llu %s", cgid, args->cgroup_path);
+}
+
+/*
+ * 7.3: our parent granted or revoked capabilities. They take effect on each
+ * CPU later, which ops.sub_ecaps_updated reports; repartition then.
+ */
+void BPF_STRUCT_OPS(qmap_cid_sub_caps_updated, const struct scx_cmask *cmask,
+		    u64 caps)
+{
+	TOUCH_ARENA();	/* the kernel wants it: @cmask is an arena pointer */
+	part_stale = 1;
+}
+
+/* 7.3: what we hold on @cid changed, @before to @after. */
+void BPF_STRUCT_OPS(qmap_cid_sub_ecaps_updated, s32 cid, u64 before, u64 after)
+{
+	set_cid_bit(whole_cids, cid, after & SCX_CAP_ENQ);
+	set_cid_bit(avail_cids, cid, after & SCX_CAP_ENQ_IMMED);
+	part_stale = 1;
 }
 
 /* cid form only: keep idle_cids. */
@@ -1542,6 +2028,8 @@ SCX_OPS_CID_DEFINE(qmap_cid_ops,
 	       .cgroup_set_bandwidth	= (void *)qmap_cid_cgroup_set_bandwidth,
 	       .sub_attach		= (void *)qmap_cid_sub_attach,
 	       .sub_detach		= (void *)qmap_cid_sub_detach,
+	       .sub_caps_updated	= (void *)qmap_cid_sub_caps_updated,
+	       .sub_ecaps_updated	= (void *)qmap_cid_sub_ecaps_updated,
 	       .cid_online		= (void *)qmap_cid_online,
 	       .cid_offline		= (void *)qmap_cid_offline,
 	       .dump			= (void *)qmap_cid_dump,

@@ -44,6 +44,9 @@ type qmapQmapStats struct {
 	NrLatYields          uint64
 	NrSliceCut           uint64
 	NrSubDispatched      uint64
+	NrCapGrants          uint64
+	NrCapRevokes         uint64
+	NrWrongCid           uint64
 	ReenqTotal           uint64
 	ReenqCpu0            uint64
 	ReenqKfunc           uint64
@@ -97,7 +100,9 @@ const (
 	qmapProgQmapCidOffline            = "qmap_cid_offline"
 	qmapProgQmapCidOnline             = "qmap_cid_online"
 	qmapProgQmapCidSubAttach          = "qmap_cid_sub_attach"
+	qmapProgQmapCidSubCapsUpdated     = "qmap_cid_sub_caps_updated"
 	qmapProgQmapCidSubDetach          = "qmap_cid_sub_detach"
+	qmapProgQmapCidSubEcapsUpdated    = "qmap_cid_sub_ecaps_updated"
 	qmapProgQmapCidTick               = "qmap_cid_tick"
 	qmapProgQmapCidUpdateIdle         = "qmap_cid_update_idle"
 	qmapProgQmapCoreSchedBefore       = "qmap_core_sched_before"
@@ -116,16 +121,25 @@ const (
 	qmapProgQmapSelectCid             = "qmap_select_cid"
 	qmapProgQmapSelectCpu             = "qmap_select_cpu"
 	qmapProgQmapTick                  = "qmap_tick"
+	qmapVarSCX_CAP_ENQ                = "__SCX_CAP_ENQ"
+	qmapVarSCX_CAP_ENQ_IMMED          = "__SCX_CAP_ENQ_IMMED"
+	qmapVarSCX_CAP_PERF               = "__SCX_CAP_PERF"
+	qmapVarSCX_CAP_PREEMPT            = "__SCX_CAP_PREEMPT"
 	qmapVarSCX_ENQ_CPU_SELECTED       = "__SCX_ENQ_CPU_SELECTED"
 	qmapVarSCX_ENQ_IMMED              = "__SCX_ENQ_IMMED"
 	qmapVarSCX_ENQ_REENQ              = "__SCX_ENQ_REENQ"
+	qmapVarSCX_ENQ_RESCUE             = "__SCX_ENQ_RESCUE"
 	qmapVarSCX_SLICE_DFL              = "__SCX_SLICE_DFL"
 	qmapVarSCX_TASK_REENQ_CAP         = "__SCX_TASK_REENQ_CAP"
 	qmapVarSCX_TASK_REENQ_IMMED       = "__SCX_TASK_REENQ_IMMED"
 	qmapVarSCX_TASK_REENQ_KFUNC       = "__SCX_TASK_REENQ_KFUNC"
 	qmapVarSCX_TASK_REENQ_PREEMPTED   = "__SCX_TASK_REENQ_PREEMPTED"
 	qmapVarSCX_TASK_REENQ_REASON_MASK = "__SCX_TASK_REENQ_REASON_MASK"
+	qmapVarAvailCids                  = "avail_cids"
+	qmapVarCapsHier                   = "caps_hier"
+	qmapVarCidCmasks                  = "cid_cmasks"
 	qmapVarCidForm                    = "cid_form"
+	qmapVarCidOwner                   = "cid_owner"
 	qmapVarCoreSchedHeadSeqs          = "core_sched_head_seqs"
 	qmapVarCoreSchedTailSeqs          = "core_sched_tail_seqs"
 	qmapVarDisallowTgid               = "disallow_tgid"
@@ -133,16 +147,24 @@ const (
 	qmapVarDspInfLoopAfter            = "dsp_inf_loop_after"
 	qmapVarErrorAfterEnq              = "error_after_enq"
 	qmapVarFifoNrQueued               = "fifo_nr_queued"
+	qmapVarGrantedShared              = "granted_shared"
+	qmapVarGrantedWhole               = "granted_whole"
 	qmapVarHighpriBoosting            = "highpri_boosting"
 	qmapVarIdleCids                   = "idle_cids"
 	qmapVarImmedStressNth             = "immed_stress_nth"
+	qmapVarInjectWrongCid             = "inject_wrong_cid"
+	qmapVarIsSub                      = "is_sub"
 	qmapVarLatBudgetNs                = "lat_budget_ns"
 	qmapVarNrEnqueueCalls             = "nr_enqueue_calls"
 	qmapVarNrHighpriQueued            = "nr_highpri_queued"
+	qmapVarNrShared                   = "nr_shared"
 	qmapVarOnlineCids                 = "online_cids"
+	qmapVarPartCum                    = "part_cum"
 	qmapVarPrintDsqsAndEvents         = "print_dsqs_and_events"
 	qmapVarPrintMsgs                  = "print_msgs"
 	qmapVarRemoteReenq                = "remote_reenq"
+	qmapVarRoundRobinNs               = "round_robin_ns"
+	qmapVarRrTurn                     = "rr_turn"
 	qmapVarSharedDsqNr                = "shared_dsq_nr"
 	qmapVarSharedDsqPids              = "shared_dsq_pids"
 	qmapVarSliceNs                    = "slice_ns"
@@ -151,12 +173,12 @@ const (
 	qmapVarStats                      = "stats"
 	qmapVarSubCgroupIds               = "sub_cgroup_ids"
 	qmapVarSubDispatched              = "sub_dispatched"
-	qmapVarSubGrantCaps               = "sub_grant_caps"
-	qmapVarSubGrantCmask              = "sub_grant_cmask"
+	qmapVarSubWeights                 = "sub_weights"
 	qmapVarSuppressDump               = "suppress_dump"
 	qmapVarUei                        = "uei"
 	qmapVarUeiDump                    = "uei_dump"
 	qmapVarUeiDumpLen                 = "uei_dump_len"
+	qmapVarWholeCids                  = "whole_cids"
 )
 
 // loadQmap returns the embedded CollectionSpec for qmap.
@@ -220,7 +242,9 @@ type qmapProgramSpecs struct {
 	QmapCidOffline            *ebpf.ProgramSpec `ebpf:"qmap_cid_offline"`
 	QmapCidOnline             *ebpf.ProgramSpec `ebpf:"qmap_cid_online"`
 	QmapCidSubAttach          *ebpf.ProgramSpec `ebpf:"qmap_cid_sub_attach"`
+	QmapCidSubCapsUpdated     *ebpf.ProgramSpec `ebpf:"qmap_cid_sub_caps_updated"`
 	QmapCidSubDetach          *ebpf.ProgramSpec `ebpf:"qmap_cid_sub_detach"`
+	QmapCidSubEcapsUpdated    *ebpf.ProgramSpec `ebpf:"qmap_cid_sub_ecaps_updated"`
 	QmapCidTick               *ebpf.ProgramSpec `ebpf:"qmap_cid_tick"`
 	QmapCidUpdateIdle         *ebpf.ProgramSpec `ebpf:"qmap_cid_update_idle"`
 	QmapCoreSchedBefore       *ebpf.ProgramSpec `ebpf:"qmap_core_sched_before"`
@@ -264,16 +288,25 @@ type qmapMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type qmapVariableSpecs struct {
+	SCX_CAP_ENQ                *ebpf.VariableSpec `ebpf:"__SCX_CAP_ENQ"`
+	SCX_CAP_ENQ_IMMED          *ebpf.VariableSpec `ebpf:"__SCX_CAP_ENQ_IMMED"`
+	SCX_CAP_PERF               *ebpf.VariableSpec `ebpf:"__SCX_CAP_PERF"`
+	SCX_CAP_PREEMPT            *ebpf.VariableSpec `ebpf:"__SCX_CAP_PREEMPT"`
 	SCX_ENQ_CPU_SELECTED       *ebpf.VariableSpec `ebpf:"__SCX_ENQ_CPU_SELECTED"`
 	SCX_ENQ_IMMED              *ebpf.VariableSpec `ebpf:"__SCX_ENQ_IMMED"`
 	SCX_ENQ_REENQ              *ebpf.VariableSpec `ebpf:"__SCX_ENQ_REENQ"`
+	SCX_ENQ_RESCUE             *ebpf.VariableSpec `ebpf:"__SCX_ENQ_RESCUE"`
 	SCX_SLICE_DFL              *ebpf.VariableSpec `ebpf:"__SCX_SLICE_DFL"`
 	SCX_TASK_REENQ_CAP         *ebpf.VariableSpec `ebpf:"__SCX_TASK_REENQ_CAP"`
 	SCX_TASK_REENQ_IMMED       *ebpf.VariableSpec `ebpf:"__SCX_TASK_REENQ_IMMED"`
 	SCX_TASK_REENQ_KFUNC       *ebpf.VariableSpec `ebpf:"__SCX_TASK_REENQ_KFUNC"`
 	SCX_TASK_REENQ_PREEMPTED   *ebpf.VariableSpec `ebpf:"__SCX_TASK_REENQ_PREEMPTED"`
 	SCX_TASK_REENQ_REASON_MASK *ebpf.VariableSpec `ebpf:"__SCX_TASK_REENQ_REASON_MASK"`
+	AvailCids                  *ebpf.VariableSpec `ebpf:"avail_cids"`
+	CapsHier                   *ebpf.VariableSpec `ebpf:"caps_hier"`
+	CidCmasks                  *ebpf.VariableSpec `ebpf:"cid_cmasks"`
 	CidForm                    *ebpf.VariableSpec `ebpf:"cid_form"`
+	CidOwner                   *ebpf.VariableSpec `ebpf:"cid_owner"`
 	CoreSchedHeadSeqs          *ebpf.VariableSpec `ebpf:"core_sched_head_seqs"`
 	CoreSchedTailSeqs          *ebpf.VariableSpec `ebpf:"core_sched_tail_seqs"`
 	DisallowTgid               *ebpf.VariableSpec `ebpf:"disallow_tgid"`
@@ -281,16 +314,24 @@ type qmapVariableSpecs struct {
 	DspInfLoopAfter            *ebpf.VariableSpec `ebpf:"dsp_inf_loop_after"`
 	ErrorAfterEnq              *ebpf.VariableSpec `ebpf:"error_after_enq"`
 	FifoNrQueued               *ebpf.VariableSpec `ebpf:"fifo_nr_queued"`
+	GrantedShared              *ebpf.VariableSpec `ebpf:"granted_shared"`
+	GrantedWhole               *ebpf.VariableSpec `ebpf:"granted_whole"`
 	HighpriBoosting            *ebpf.VariableSpec `ebpf:"highpri_boosting"`
 	IdleCids                   *ebpf.VariableSpec `ebpf:"idle_cids"`
 	ImmedStressNth             *ebpf.VariableSpec `ebpf:"immed_stress_nth"`
+	InjectWrongCid             *ebpf.VariableSpec `ebpf:"inject_wrong_cid"`
+	IsSub                      *ebpf.VariableSpec `ebpf:"is_sub"`
 	LatBudgetNs                *ebpf.VariableSpec `ebpf:"lat_budget_ns"`
 	NrEnqueueCalls             *ebpf.VariableSpec `ebpf:"nr_enqueue_calls"`
 	NrHighpriQueued            *ebpf.VariableSpec `ebpf:"nr_highpri_queued"`
+	NrShared                   *ebpf.VariableSpec `ebpf:"nr_shared"`
 	OnlineCids                 *ebpf.VariableSpec `ebpf:"online_cids"`
+	PartCum                    *ebpf.VariableSpec `ebpf:"part_cum"`
 	PrintDsqsAndEvents         *ebpf.VariableSpec `ebpf:"print_dsqs_and_events"`
 	PrintMsgs                  *ebpf.VariableSpec `ebpf:"print_msgs"`
 	RemoteReenq                *ebpf.VariableSpec `ebpf:"remote_reenq"`
+	RoundRobinNs               *ebpf.VariableSpec `ebpf:"round_robin_ns"`
+	RrTurn                     *ebpf.VariableSpec `ebpf:"rr_turn"`
 	SharedDsqNr                *ebpf.VariableSpec `ebpf:"shared_dsq_nr"`
 	SharedDsqPids              *ebpf.VariableSpec `ebpf:"shared_dsq_pids"`
 	SliceNs                    *ebpf.VariableSpec `ebpf:"slice_ns"`
@@ -299,12 +340,12 @@ type qmapVariableSpecs struct {
 	Stats                      *ebpf.VariableSpec `ebpf:"stats"`
 	SubCgroupIds               *ebpf.VariableSpec `ebpf:"sub_cgroup_ids"`
 	SubDispatched              *ebpf.VariableSpec `ebpf:"sub_dispatched"`
-	SubGrantCaps               *ebpf.VariableSpec `ebpf:"sub_grant_caps"`
-	SubGrantCmask              *ebpf.VariableSpec `ebpf:"sub_grant_cmask"`
+	SubWeights                 *ebpf.VariableSpec `ebpf:"sub_weights"`
 	SuppressDump               *ebpf.VariableSpec `ebpf:"suppress_dump"`
 	Uei                        *ebpf.VariableSpec `ebpf:"uei"`
 	UeiDump                    *ebpf.VariableSpec `ebpf:"uei_dump"`
 	UeiDumpLen                 *ebpf.VariableSpec `ebpf:"uei_dump_len"`
+	WholeCids                  *ebpf.VariableSpec `ebpf:"whole_cids"`
 }
 
 // qmapObjects contains all objects after they have been loaded into the kernel.
@@ -364,16 +405,25 @@ func (m *qmapMaps) Close() error {
 //
 // It can be passed to loadQmapObjects or ebpf.CollectionSpec.LoadAndAssign.
 type qmapVariables struct {
+	SCX_CAP_ENQ                *ebpf.Variable `ebpf:"__SCX_CAP_ENQ"`
+	SCX_CAP_ENQ_IMMED          *ebpf.Variable `ebpf:"__SCX_CAP_ENQ_IMMED"`
+	SCX_CAP_PERF               *ebpf.Variable `ebpf:"__SCX_CAP_PERF"`
+	SCX_CAP_PREEMPT            *ebpf.Variable `ebpf:"__SCX_CAP_PREEMPT"`
 	SCX_ENQ_CPU_SELECTED       *ebpf.Variable `ebpf:"__SCX_ENQ_CPU_SELECTED"`
 	SCX_ENQ_IMMED              *ebpf.Variable `ebpf:"__SCX_ENQ_IMMED"`
 	SCX_ENQ_REENQ              *ebpf.Variable `ebpf:"__SCX_ENQ_REENQ"`
+	SCX_ENQ_RESCUE             *ebpf.Variable `ebpf:"__SCX_ENQ_RESCUE"`
 	SCX_SLICE_DFL              *ebpf.Variable `ebpf:"__SCX_SLICE_DFL"`
 	SCX_TASK_REENQ_CAP         *ebpf.Variable `ebpf:"__SCX_TASK_REENQ_CAP"`
 	SCX_TASK_REENQ_IMMED       *ebpf.Variable `ebpf:"__SCX_TASK_REENQ_IMMED"`
 	SCX_TASK_REENQ_KFUNC       *ebpf.Variable `ebpf:"__SCX_TASK_REENQ_KFUNC"`
 	SCX_TASK_REENQ_PREEMPTED   *ebpf.Variable `ebpf:"__SCX_TASK_REENQ_PREEMPTED"`
 	SCX_TASK_REENQ_REASON_MASK *ebpf.Variable `ebpf:"__SCX_TASK_REENQ_REASON_MASK"`
+	AvailCids                  *ebpf.Variable `ebpf:"avail_cids"`
+	CapsHier                   *ebpf.Variable `ebpf:"caps_hier"`
+	CidCmasks                  *ebpf.Variable `ebpf:"cid_cmasks"`
 	CidForm                    *ebpf.Variable `ebpf:"cid_form"`
+	CidOwner                   *ebpf.Variable `ebpf:"cid_owner"`
 	CoreSchedHeadSeqs          *ebpf.Variable `ebpf:"core_sched_head_seqs"`
 	CoreSchedTailSeqs          *ebpf.Variable `ebpf:"core_sched_tail_seqs"`
 	DisallowTgid               *ebpf.Variable `ebpf:"disallow_tgid"`
@@ -381,16 +431,24 @@ type qmapVariables struct {
 	DspInfLoopAfter            *ebpf.Variable `ebpf:"dsp_inf_loop_after"`
 	ErrorAfterEnq              *ebpf.Variable `ebpf:"error_after_enq"`
 	FifoNrQueued               *ebpf.Variable `ebpf:"fifo_nr_queued"`
+	GrantedShared              *ebpf.Variable `ebpf:"granted_shared"`
+	GrantedWhole               *ebpf.Variable `ebpf:"granted_whole"`
 	HighpriBoosting            *ebpf.Variable `ebpf:"highpri_boosting"`
 	IdleCids                   *ebpf.Variable `ebpf:"idle_cids"`
 	ImmedStressNth             *ebpf.Variable `ebpf:"immed_stress_nth"`
+	InjectWrongCid             *ebpf.Variable `ebpf:"inject_wrong_cid"`
+	IsSub                      *ebpf.Variable `ebpf:"is_sub"`
 	LatBudgetNs                *ebpf.Variable `ebpf:"lat_budget_ns"`
 	NrEnqueueCalls             *ebpf.Variable `ebpf:"nr_enqueue_calls"`
 	NrHighpriQueued            *ebpf.Variable `ebpf:"nr_highpri_queued"`
+	NrShared                   *ebpf.Variable `ebpf:"nr_shared"`
 	OnlineCids                 *ebpf.Variable `ebpf:"online_cids"`
+	PartCum                    *ebpf.Variable `ebpf:"part_cum"`
 	PrintDsqsAndEvents         *ebpf.Variable `ebpf:"print_dsqs_and_events"`
 	PrintMsgs                  *ebpf.Variable `ebpf:"print_msgs"`
 	RemoteReenq                *ebpf.Variable `ebpf:"remote_reenq"`
+	RoundRobinNs               *ebpf.Variable `ebpf:"round_robin_ns"`
+	RrTurn                     *ebpf.Variable `ebpf:"rr_turn"`
 	SharedDsqNr                *ebpf.Variable `ebpf:"shared_dsq_nr"`
 	SharedDsqPids              *ebpf.Variable `ebpf:"shared_dsq_pids"`
 	SliceNs                    *ebpf.Variable `ebpf:"slice_ns"`
@@ -399,12 +457,12 @@ type qmapVariables struct {
 	Stats                      *ebpf.Variable `ebpf:"stats"`
 	SubCgroupIds               *ebpf.Variable `ebpf:"sub_cgroup_ids"`
 	SubDispatched              *ebpf.Variable `ebpf:"sub_dispatched"`
-	SubGrantCaps               *ebpf.Variable `ebpf:"sub_grant_caps"`
-	SubGrantCmask              *ebpf.Variable `ebpf:"sub_grant_cmask"`
+	SubWeights                 *ebpf.Variable `ebpf:"sub_weights"`
 	SuppressDump               *ebpf.Variable `ebpf:"suppress_dump"`
 	Uei                        *ebpf.Variable `ebpf:"uei"`
 	UeiDump                    *ebpf.Variable `ebpf:"uei_dump"`
 	UeiDumpLen                 *ebpf.Variable `ebpf:"uei_dump_len"`
+	WholeCids                  *ebpf.Variable `ebpf:"whole_cids"`
 }
 
 // qmapPrograms contains all programs after they have been loaded into the kernel.
@@ -430,7 +488,9 @@ type qmapPrograms struct {
 	QmapCidOffline            *ebpf.Program `ebpf:"qmap_cid_offline"`
 	QmapCidOnline             *ebpf.Program `ebpf:"qmap_cid_online"`
 	QmapCidSubAttach          *ebpf.Program `ebpf:"qmap_cid_sub_attach"`
+	QmapCidSubCapsUpdated     *ebpf.Program `ebpf:"qmap_cid_sub_caps_updated"`
 	QmapCidSubDetach          *ebpf.Program `ebpf:"qmap_cid_sub_detach"`
+	QmapCidSubEcapsUpdated    *ebpf.Program `ebpf:"qmap_cid_sub_ecaps_updated"`
 	QmapCidTick               *ebpf.Program `ebpf:"qmap_cid_tick"`
 	QmapCidUpdateIdle         *ebpf.Program `ebpf:"qmap_cid_update_idle"`
 	QmapCoreSchedBefore       *ebpf.Program `ebpf:"qmap_core_sched_before"`
@@ -472,7 +532,9 @@ func (p *qmapPrograms) Close() error {
 		p.QmapCidOffline,
 		p.QmapCidOnline,
 		p.QmapCidSubAttach,
+		p.QmapCidSubCapsUpdated,
 		p.QmapCidSubDetach,
+		p.QmapCidSubEcapsUpdated,
 		p.QmapCidTick,
 		p.QmapCidUpdateIdle,
 		p.QmapCoreSchedBefore,

@@ -69,8 +69,10 @@ func pickForm(k *Kernel, want Form) (Form, error) {
 	return 0, newError(ErrInternal, nil, "unknown struct_ops form %d", want)
 }
 
-// keepForm removes the other form's struct_ops map and programs from
-// @spec, and the arena if the cpu form, which does not use it, stays.
+// keepForm removes the other form's struct_ops map and programs from @spec.
+// Both keep the arena: the code the forms share (the 10 ms timer's
+// repartition) passes arena cmasks to 7.3's kfuncs, dead in the cpu form but
+// relocated all the same.
 func keepForm(spec *ebpf.CollectionSpec, f Form) error {
 	keep := formObjectsOf[f]
 	for name, ps := range spec.Programs {
@@ -81,7 +83,7 @@ func keepForm(spec *ebpf.CollectionSpec, f Form) error {
 		if !ok {
 			return fmt.Errorf("struct_ops program %s is in no struct_ops map", name)
 		}
-		if st != keep.structName {
+		if opsStructName(st) != keep.structName {
 			delete(spec.Programs, name)
 		}
 	}
@@ -90,19 +92,16 @@ func keepForm(spec *ebpf.CollectionSpec, f Form) error {
 			delete(spec.Maps, other.opsMap)
 		}
 	}
-	if f == FormCPU {
-		delete(spec.Maps, bpf.ArenaMap)
-	}
 	return nil
 }
 
-// arena is the cid form's BPF arena, mapped into this process.
+// arena is the object's BPF arena, mapped into this process.
 type arena struct {
 	m   *ebpf.Map
 	mem []byte // all of it: &mem[0] is its user address, the one BPF sees
 }
 
-// newArena creates the cid form's arena and maps it: the verifier refuses a
+// newArena creates the arena and maps it: the verifier refuses a
 // program that uses an arena whose user address is not set yet.
 func newArena(spec *ebpf.CollectionSpec) (*arena, error) {
 	ms, ok := spec.Maps[bpf.ArenaMap]
@@ -126,33 +125,29 @@ func (a *arena) Close() {
 	a.m.Close()
 }
 
-// writeFullCmask writes a struct scx_cmask of all @nrCids cids at the start
-// of the arena (the kernel marks a page written from user space as taken)
-// and returns its arena address.
-func (a *arena) writeFullCmask(nrCids int) (uint64, error) {
-	const bitsOff = 16 // u32 base, nr_cids, alloc_words; then u64 bits[]
-	words := (nrCids + 63) / 64
-	// The kernel wants storage for the worst-case base alignment, a word
-	// more than the cids take (SCX_CMASK_NR_WORDS).
-	alloc := words + 1
-	if nrCids <= 0 || bitsOff+8*alloc > len(a.mem) {
-		return 0, fmt.Errorf("a cmask of %d cids does not fit the arena", nrCids)
+// cmaskStride is the bytes of each single-cid cmask writeCidCmasks lays out,
+// as BPF's CMASK_STRIDE: struct scx_cmask's u32 base, nr_cids and
+// alloc_words, padding to the u64 bits[], and two words of bits (the kernel
+// wants a word more than the cids take, SCX_CMASK_NR_WORDS).
+const cmaskStride = 32
+
+// writeCidCmasks writes, from the start of the arena (the kernel marks a page
+// written from user space as taken), one struct scx_cmask per cid holding
+// that cid alone, cmaskStride bytes apart, and returns the first one's arena
+// address. A cmask's bits start at the 64-cid word its base is in.
+func (a *arena) writeCidCmasks(nrCids int) (uint64, error) {
+	if nrCids <= 0 || nrCids*cmaskStride > len(a.mem) {
+		return 0, fmt.Errorf("%d single-cid cmasks do not fit the arena", nrCids)
 	}
-	b := a.mem
-	binary.NativeEndian.PutUint32(b[0:], 0)
-	binary.NativeEndian.PutUint32(b[4:], uint32(nrCids))
-	binary.NativeEndian.PutUint32(b[8:], uint32(alloc))
-	for w := range alloc {
-		var bits uint64
-		switch rest := nrCids - 64*w; {
-		case rest >= 64:
-			bits = ^uint64(0)
-		case rest > 0:
-			bits = 1<<rest - 1
-		}
-		binary.NativeEndian.PutUint64(b[bitsOff+8*w:], bits)
+	for cid := range nrCids {
+		b := a.mem[cid*cmaskStride : (cid+1)*cmaskStride]
+		clear(b)
+		binary.NativeEndian.PutUint32(b[0:], uint32(cid))
+		binary.NativeEndian.PutUint32(b[4:], 1)
+		binary.NativeEndian.PutUint32(b[8:], 2)
+		binary.NativeEndian.PutUint64(b[16:], 1<<(cid%64))
 	}
-	return uint64(uintptr(unsafe.Pointer(&b[0]))), nil
+	return uint64(uintptr(unsafe.Pointer(&a.mem[0]))), nil
 }
 
 // possibleCPUs counts the CPUs in /sys/devices/system/cpu/possible ("0-3",
@@ -190,10 +185,18 @@ func kernelMemberNames(member string) []string {
 	return nil
 }
 
-// matchKernelMembers renames the members of @f's struct_ops value, and the
-// programs' attach points, that the running kernel's struct knows under a
-// newer name. cilium/ebpf matches the object's members to the kernel's by
-// name.
+// opsStructName is the kernel struct that the object's struct_ops type
+// @name stands for: the object declares its own sched_ext_ops_cid___qmap.
+func opsStructName(name string) string {
+	base, _, _ := strings.Cut(name, "___")
+	return base
+}
+
+// matchKernelMembers fits @f's struct_ops value to the running kernel's
+// struct, which cilium/ebpf matches to the object's by name: members the
+// kernel knows under a newer name are renamed, and members it lacks (7.3's,
+// on 7.2) are dropped with their programs. The value type takes the kernel
+// struct's name.
 func matchKernelMembers(spec *ebpf.CollectionSpec, kernel *btf.Spec, f Form) error {
 	obj := formObjectsOf[f]
 	var kst *btf.Struct
@@ -212,28 +215,42 @@ func matchKernelMembers(spec *ebpf.CollectionSpec, kernel *btf.Spec, f Form) err
 	if !ok {
 		return fmt.Errorf("%s: value is %T, not a struct", obj.opsMap, ms.Value)
 	}
-	renamed := map[string]string{}
-	for i, m := range ust.Members {
-		if has[m.Name] {
-			continue
-		}
-		for _, alt := range kernelMemberNames(m.Name) {
-			if has[alt] {
-				ust.Members[i].Name = alt
-				renamed[m.Name] = alt
-				break
+	kernelName := map[string]string{} // the object's member name: the kernel's; "" if none
+	members := ust.Members[:0]
+	for _, m := range ust.Members {
+		name := m.Name
+		if !has[name] {
+			name = ""
+			for _, alt := range kernelMemberNames(m.Name) {
+				if has[alt] {
+					name = alt
+					break
+				}
 			}
 		}
-	}
-	if len(renamed) == 0 {
-		return nil
-	}
-	ms.Value = ust
-	for _, ps := range spec.Programs {
-		st, member, _ := strings.Cut(ps.AttachTo, ":")
-		if alt, ok := renamed[member]; ok && st == obj.structName {
-			ps.AttachTo = st + ":" + alt
+		kernelName[m.Name] = name
+		if name != "" {
+			m.Name = name
+			members = append(members, m)
 		}
+	}
+	ust.Members = members
+	ust.Name = obj.structName
+	ms.Value = ust
+	for progName, ps := range spec.Programs {
+		st, member, _ := strings.Cut(ps.AttachTo, ":")
+		if ps.Type != ebpf.StructOps || opsStructName(st) != obj.structName {
+			continue
+		}
+		name, ok := kernelName[member]
+		if !ok {
+			return fmt.Errorf("program %s attaches to %s, which %s lacks", progName, ps.AttachTo, st)
+		}
+		if name == "" {
+			delete(spec.Programs, progName)
+			continue
+		}
+		ps.AttachTo = obj.structName + ":" + name
 	}
 	return nil
 }

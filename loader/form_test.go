@@ -57,7 +57,7 @@ func formCallbacks(t *testing.T, f Form) (map[string]bool, *ebpf.CollectionSpec)
 			continue
 		}
 		st, member, _ := strings.Cut(ps.AttachTo, ":")
-		if st != formObjectsOf[f].structName {
+		if opsStructName(st) != formObjectsOf[f].structName {
 			t.Errorf("%s form keeps program %s of %s", f, name, st)
 		}
 		members[member] = true
@@ -67,26 +67,26 @@ func formCallbacks(t *testing.T, f Form) (map[string]bool, *ebpf.CollectionSpec)
 
 // keepForm leaves one form's map and programs, and the two forms run the
 // same callbacks: the cid form names CPU callbacks by cid, and adds
-// update_idle for its own idle tracking and sub_attach/sub_detach, which
-// the kernel refuses in the cpu form.
+// update_idle for its own idle tracking, and sub_attach/sub_detach and
+// 7.3's capability callbacks, which the kernel refuses in the cpu form.
 func TestKeepForm(t *testing.T) {
 	cpu, cpuSpec := formCallbacks(t, FormCPU)
 	cid, cidSpec := formCallbacks(t, FormCID)
 
-	for _, m := range []string{bpf.CidOpsMap, bpf.ArenaMap} {
-		if _, ok := cpuSpec.Maps[m]; ok {
-			t.Errorf("cpu form keeps map %s", m)
-		}
+	if _, ok := cpuSpec.Maps[bpf.CidOpsMap]; ok {
+		t.Errorf("cpu form keeps map %s", bpf.CidOpsMap)
 	}
 	if _, ok := cidSpec.Maps[bpf.OpsMap]; ok {
 		t.Errorf("cid form keeps map %s", bpf.OpsMap)
 	}
-	if _, ok := cidSpec.Maps[bpf.ArenaMap]; !ok {
-		t.Errorf("cid form lost map %s", bpf.ArenaMap)
+	for name, spec := range map[string]*ebpf.CollectionSpec{"cpu": cpuSpec, "cid": cidSpec} {
+		if _, ok := spec.Maps[bpf.ArenaMap]; !ok {
+			t.Errorf("%s form lost map %s", name, bpf.ArenaMap)
+		}
 	}
 
 	cidName := map[string]string{"select_cpu": "select_cid", "cpu_online": "cid_online", "cpu_offline": "cid_offline"}
-	want := map[string]bool{"update_idle": true, "sub_attach": true, "sub_detach": true}
+	want := map[string]bool{"update_idle": true, "sub_attach": true, "sub_detach": true, "sub_caps_updated": true, "sub_ecaps_updated": true}
 	for m := range cpu {
 		if n, ok := cidName[m]; ok {
 			m = n
@@ -116,44 +116,89 @@ func TestSubTableSize(t *testing.T) {
 	}
 }
 
-// A kernel that calls the cid form's cgroup callbacks cpuctl_* (7.3) gets
-// them under those names; the rest keep theirs.
+// The object's sched_ext_ops_cid___qmap loads as the kernel's
+// sched_ext_ops_cid: on 7.3 the cgroup callbacks are cpuctl_*; on 7.2 the
+// capability callbacks and rescue fields do not exist, and go with their
+// programs.
 func TestMatchKernelMembers(t *testing.T) {
-	spec, err := bpf.Spec()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := keepForm(spec, FormCID); err != nil {
-		t.Fatal(err)
-	}
-	kst := btf.Copy(spec.Maps[bpf.CidOpsMap].Value).(*btf.Struct)
-	for i, m := range kst.Members {
-		if rest, ok := strings.CutPrefix(m.Name, "cgroup_"); ok {
-			kst.Members[i].Name = "cpuctl_" + rest
-		}
-	}
-	if err := matchKernelMembers(spec, buildSpec(t, kst), FormCID); err != nil {
-		t.Fatal(err)
-	}
-	attach := map[string]string{}
-	for name, ps := range spec.Programs {
-		attach[name] = ps.AttachTo
-	}
-	for prog, want := range map[string]string{
-		"qmap_cid_cgroup_set_weight": "sched_ext_ops_cid:cpuctl_set_weight",
-		"qmap_cid_cgroup_init":       "sched_ext_ops_cid:cpuctl_init",
-		"qmap_cid_enqueue":           "sched_ext_ops_cid:enqueue",
+	v73 := []string{"sub_caps_updated", "sub_ecaps_updated", "rescue_bandwidth_ppt", "rescue_quantum_us"}
+	for _, tc := range []struct {
+		name   string
+		cpuctl bool     // the kernel calls the cgroup callbacks cpuctl_*
+		lacks  []string // members the kernel's struct lacks
+		attach map[string]string
+		gone   []string // programs dropped
+	}{
+		{
+			name: "7.2", lacks: v73,
+			attach: map[string]string{
+				"qmap_cid_cgroup_set_weight": "sched_ext_ops_cid:cgroup_set_weight",
+				"qmap_cid_enqueue":           "sched_ext_ops_cid:enqueue",
+			},
+			gone: []string{"qmap_cid_sub_caps_updated", "qmap_cid_sub_ecaps_updated"},
+		},
+		{
+			name: "7.3", cpuctl: true,
+			attach: map[string]string{
+				"qmap_cid_cgroup_set_weight": "sched_ext_ops_cid:cpuctl_set_weight",
+				"qmap_cid_cgroup_init":       "sched_ext_ops_cid:cpuctl_init",
+				"qmap_cid_enqueue":           "sched_ext_ops_cid:enqueue",
+				"qmap_cid_sub_caps_updated":  "sched_ext_ops_cid:sub_caps_updated",
+			},
+		},
 	} {
-		if attach[prog] != want {
-			t.Errorf("%s attaches to %q, want %q", prog, attach[prog], want)
-		}
-	}
-	members := map[string]bool{}
-	for _, m := range spec.Maps[bpf.CidOpsMap].Value.(*btf.Struct).Members {
-		members[m.Name] = true
-	}
-	if !members["cpuctl_set_weight"] || members["cgroup_set_weight"] || !members["enqueue"] {
-		t.Errorf("struct_ops value members after the match: %v", slices.Sorted(maps.Keys(members)))
+		t.Run(tc.name, func(t *testing.T) {
+			spec, err := bpf.Spec()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := keepForm(spec, FormCID); err != nil {
+				t.Fatal(err)
+			}
+			kst := btf.Copy(spec.Maps[bpf.CidOpsMap].Value).(*btf.Struct)
+			kst.Name = "sched_ext_ops_cid"
+			var members []btf.Member
+			for _, m := range kst.Members {
+				if slices.Contains(tc.lacks, m.Name) {
+					continue
+				}
+				if rest, ok := strings.CutPrefix(m.Name, "cgroup_"); ok && tc.cpuctl {
+					m.Name = "cpuctl_" + rest
+				}
+				members = append(members, m)
+			}
+			kst.Members = members
+			if err := matchKernelMembers(spec, buildSpec(t, kst), FormCID); err != nil {
+				t.Fatal(err)
+			}
+			for prog, want := range tc.attach {
+				ps, ok := spec.Programs[prog]
+				if !ok || ps.AttachTo != want {
+					t.Errorf("%s attaches to %v, want %q", prog, ps, want)
+				}
+			}
+			for _, prog := range tc.gone {
+				if _, ok := spec.Programs[prog]; ok {
+					t.Errorf("%s is still there; the kernel has no member for it", prog)
+				}
+			}
+			value := spec.Maps[bpf.CidOpsMap].Value.(*btf.Struct)
+			if value.Name != "sched_ext_ops_cid" {
+				t.Errorf("value type %q, want sched_ext_ops_cid", value.Name)
+			}
+			have := map[string]bool{}
+			for _, m := range value.Members {
+				have[m.Name] = true
+			}
+			for _, m := range tc.lacks {
+				if have[m] {
+					t.Errorf("member %s kept, the kernel lacks it", m)
+				}
+			}
+			if have["cgroup_set_weight"] == tc.cpuctl || have["cpuctl_set_weight"] != tc.cpuctl || !have["enqueue"] {
+				t.Errorf("struct_ops value members after the match: %v", slices.Sorted(maps.Keys(have)))
+			}
+		})
 	}
 }
 
@@ -177,29 +222,33 @@ func TestPossibleCPUs(t *testing.T) {
 	}
 }
 
-// The full cmask is struct scx_cmask's layout: base 0, the cid count, the
-// words, then a bit per cid and zero tail padding.
-func TestWriteFullCmask(t *testing.T) {
-	for _, n := range []int{1, 2, 64, 65, 130} {
-		a := &arena{mem: make([]byte, 4096)}
-		addr, err := a.writeFullCmask(n)
-		if err != nil || addr != uint64(uintptr(unsafe.Pointer(&a.mem[0]))) {
-			t.Fatalf("writeFullCmask(%d) = %#x, %v", n, addr, err)
+// Each single-cid cmask is struct scx_cmask's layout: base = the cid, one
+// cid, two words, and the cid's bit in the 64-cid word its base is in.
+func TestWriteCidCmasks(t *testing.T) {
+	const n = 130
+	a := &arena{mem: make([]byte, 8192)}
+	for i := range a.mem {
+		a.mem[i] = 0xff // what was there must not leak into the masks
+	}
+	addr, err := a.writeCidCmasks(n)
+	if err != nil || addr != uint64(uintptr(unsafe.Pointer(&a.mem[0]))) {
+		t.Fatalf("writeCidCmasks(%d) = %#x, %v", n, addr, err)
+	}
+	for _, cid := range []int{0, 1, 63, 64, 65, 129} {
+		m := a.mem[cid*cmaskStride:]
+		u32 := func(off int) uint32 { return binary.NativeEndian.Uint32(m[off:]) }
+		u64 := func(off int) uint64 { return binary.NativeEndian.Uint64(m[off:]) }
+		if u32(0) != uint32(cid) || u32(4) != 1 || u32(8) != 2 || u32(12) != 0 {
+			t.Errorf("cid %d: header base=%d nr_cids=%d alloc_words=%d pad=%#x", cid, u32(0), u32(4), u32(8), u32(12))
 		}
-		u32 := func(off int) uint32 { return binary.NativeEndian.Uint32(a.mem[off:]) }
-		words := (n + 63) / 64
-		if u32(0) != 0 || u32(4) != uint32(n) || u32(8) != uint32(words+1) {
-			t.Errorf("%d cids: header base=%d nr_cids=%d alloc_words=%d", n, u32(0), u32(4), u32(8))
-		}
-		set := 0
-		for w := range words + 1 {
-			set += bits.OnesCount64(binary.NativeEndian.Uint64(a.mem[16+8*w:]))
-		}
-		if set != n {
-			t.Errorf("%d cids: %d bits set", n, set)
+		if got, want := u64(16), uint64(1)<<(cid%64); got != want || u64(24) != 0 {
+			t.Errorf("cid %d: bits %#x %#x, want %#x 0", cid, got, u64(24), want)
 		}
 	}
-	if _, err := (&arena{mem: make([]byte, 16)}).writeFullCmask(64); err == nil {
-		t.Error("a cmask larger than the arena was written")
+	if bits.OnesCount64(binary.NativeEndian.Uint64(a.mem[n*cmaskStride:])) != 64 {
+		t.Error("the arena past the last cmask was written")
+	}
+	if _, err := (&arena{mem: make([]byte, 64)}).writeCidCmasks(3); err == nil {
+		t.Error("cmasks larger than the arena were written")
 	}
 }

@@ -17,9 +17,10 @@ type Kernel struct {
 	HasReenq bool              // scx_bpf_dsq_reenq() exists (Linux 7.1+)
 	// HasCidForm: struct sched_ext_ops_cid exists (Linux 7.2+).
 	HasCidForm bool
-	// SubGrantCaps is every capability a parent can grant a sub-scheduler
-	// with scx_bpf_sub_grant() (Linux 7.3+); 0 on kernels without them.
-	SubGrantCaps uint64
+	// HasCaps: sub-schedulers run only where their parent grants them
+	// capabilities (scx_bpf_sub_grant(), the SCX_CAP_* flags and rescue
+	// bandwidth; Linux 7.3+).
+	HasCaps bool
 }
 
 // readKernel reads the running kernel's BTF (/sys/kernel/btf/vmlinux) and
@@ -45,10 +46,10 @@ func inspectKernel(cache *btf.Cache) (*Kernel, error) {
 // enumTypes are the sched_ext enums holding every value the loader and the
 // BPF code read at load time (requiredEnums, the BPF side's SCX_ENUM()s and
 // the ops flags).
-var enumTypes = []string{"scx_public_consts", "scx_enq_flags", "scx_ent_flags", "scx_ops_flags", "scx_cap_flags"}
+var enumTypes = []string{"scx_public_consts", "scx_consts", "scx_enq_flags", "scx_ent_flags", "scx_ops_flags", "scx_cap_flags"}
 
-// subCaps are the capabilities a 7.3 parent grants each child.
-var subCaps = []string{"SCX_CAP_ENQ_IMMED", "SCX_CAP_ENQ", "SCX_CAP_PREEMPT", "SCX_CAP_PERF"}
+// capsEnums are what the capability hierarchy needs of a 7.3 kernel.
+var capsEnums = []string{"SCX_CAP_ENQ_IMMED", "SCX_CAP_ENQ", "SCX_CAP_PREEMPT", "SCX_CAP_PERF", "SCX_ENQ_RESCUE", "SCX_RESCUE_DISABLE"}
 
 // inspectSpec collects sched_ext's enumerators and whether the reenqueue
 // kfunc exists. It looks types up by name: a pass over all of the kernel's
@@ -87,13 +88,11 @@ func inspectSpec(spec *btf.Spec) (*Kernel, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, c := range subCaps {
-		v, ok := k.Enums[c]
-		if !grant || !ok {
-			k.SubGrantCaps = 0
-			break
+	k.HasCaps = grant
+	for _, name := range capsEnums {
+		if _, ok := k.Enums[name]; !ok {
+			k.HasCaps = false
 		}
-		k.SubGrantCaps |= v
 	}
 
 	var cidOps *btf.Struct

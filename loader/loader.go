@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"strconv"
 	"strings"
 	"syscall"
@@ -42,6 +43,12 @@ type Config struct {
 	Form           Form   // struct_ops form to load (FormAuto: the newest the kernel has)
 	SubCgroupID    uint64 // attach as a sub-scheduler of this cgroup (0: the root scheduler); see PreflightSub
 
+	// Linux 7.3's capabilities (Kernel.HasCaps); see checkCaps.
+	RoundRobinMs       uint32 // -R: each participant's turn of the shared cids (0: DefaultRoundRobinMs)
+	RescueBandwidthPpt uint32 // -B: the root's rescue bandwidth in 1/1000 (0: the kernel's default; RescueDisabled: off)
+	RescueQuantumUs    uint32 // -q: the root's rescue quantum (0: the kernel's default)
+	InjectWrongCid     bool   // -J wrong-cid: a child inserts every 64th task onto a cid it does not hold
+
 	// Fault injection (0: off).
 	ErrorAfterEnq     uint32 // -e: scx_bpf_error() on the Nth enqueue
 	StallUserNth      uint32 // -t: lose every Nth user task
@@ -51,6 +58,19 @@ type Config struct {
 
 // MaxExitDumpLen is the size of the BPF side's dump buffer.
 const MaxExitDumpLen = 32768
+
+const (
+	DefaultRoundRobinMs = 200 // upstream qmap's -R
+	MinRoundRobinMs     = 10  // the timer that passes the turns runs every 10 ms
+
+	// RescueDisabled in RescueBandwidthPpt turns rescue off
+	// (SCX_RESCUE_DISABLE): a child's inserts onto a cid it does not hold
+	// then come back to it with SCX_TASK_REENQ_CAP.
+	RescueDisabled   = math.MaxUint32
+	MaxRescuePpt     = 250    // SCX_RESCUE_MAX_BW_PPT
+	MinRescueQuantum = 1000   // µs, SCX_RESCUE_MIN_QUANTUM_US
+	MaxRescueQuantum = 100000 // µs, SCX_RESCUE_MAX_QUANTUM_US
+)
 
 // Enum values the scheduler cannot work without; others may be absent on a
 // given kernel and then read as 0 in BPF.
@@ -62,7 +82,7 @@ var requiredEnums = []string{
 // Scheduler is a loaded (and possibly attached) qmap instance.
 type Scheduler struct {
 	coll     *ebpf.Collection
-	arena    *arena // cid form only
+	arena    *arena
 	opsMap   string
 	vars     bpf.Variables // the loaded globals: counters, exit record, -P snapshot
 	link     link.Link
@@ -70,6 +90,9 @@ type Scheduler struct {
 	cfg      Config
 	SliceNs  uint64
 	Form     Form // the form loaded: FormCPU or FormCID
+	// Caps: 7.3's capability hierarchy is on, and children run on the CPUs
+	// it grants them; without it (7.2) they share every CPU.
+	Caps bool
 }
 
 const switchProgName = bpf.SchedSwitchTP
@@ -91,6 +114,9 @@ func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
 	}
 	if cfg.SubCgroupID != 0 && form != FormCID {
 		return nil, newError(ErrInvalid, nil, "a sub-scheduler needs the cid form, not the %s form", form)
+	}
+	if err := checkCaps(kernel, form, cfg); err != nil {
+		return nil, err
 	}
 	if err := keepForm(spec, form); err != nil {
 		return nil, newError(ErrInternal, err, "picking the %s form out of the BPF object", form)
@@ -164,38 +190,46 @@ func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
 		flags |= immed
 	}
 	opsMap := formObjectsOf[form].opsMap
-	if err := patchOps(spec, opsMap, map[string]uint64{
+	members := map[string]uint64{
 		"hotplug_seq":   hotplugSeq,
 		"exit_dump_len": uint64(cfg.ExitDumpLen),
 		"sub_cgroup_id": cfg.SubCgroupID,
-	}, flags); err != nil {
+	}
+	if cfg.RescueBandwidthPpt != 0 {
+		members["rescue_bandwidth_ppt"] = uint64(cfg.RescueBandwidthPpt)
+	}
+	if cfg.RescueQuantumUs != 0 {
+		members["rescue_quantum_us"] = uint64(cfg.RescueQuantumUs)
+	}
+	if err := patchOps(spec, opsMap, members, flags); err != nil {
 		return nil, newError(ErrInternal, err, "filling struct sched_ext_ops")
 	}
 
-	opts := ebpf.CollectionOptions{Cache: kernel.Cache}
-	var ar *arena
+	ar, err := newArena(spec)
+	if err != nil {
+		return nil, newError(ErrLoad, err, "setting up the BPF arena")
+	}
 	if form == FormCID {
-		if ar, err = newArena(spec); err != nil {
-			return nil, newError(ErrLoad, err, "setting up the cid form's BPF arena")
-		}
-		if err := setSubGrant(h, kernel, ar, &vars); err != nil {
+		if err := setCaps(h, kernel, cfg, ar, &vars); err != nil {
 			ar.Close()
-			return nil, newError(ErrLoad, err, "preparing the capabilities a 7.3 parent grants")
+			return nil, newError(ErrLoad, err, "preparing 7.3's capability hierarchy")
 		}
-		opts.MapReplacements = map[string]*ebpf.Map{bpf.ArenaMap: ar.m}
+	}
+	opts := ebpf.CollectionOptions{
+		Cache:           kernel.Cache,
+		MapReplacements: map[string]*ebpf.Map{bpf.ArenaMap: ar.m},
 	}
 	coll, err := ebpf.NewCollectionWithOptions(spec, opts)
 	if err != nil {
-		if ar != nil {
-			ar.Close()
-		}
+		ar.Close()
 		var verr *ebpf.VerifierError
 		if errors.As(err, &verr) {
 			return nil, newError(ErrLoad, err, "the kernel's verifier rejected the scheduler (run with -v for the full log)")
 		}
 		return nil, newError(ErrLoad, err, "loading the BPF scheduler")
 	}
-	sched := &Scheduler{coll: coll, arena: ar, opsMap: opsMap, cfg: cfg, SliceNs: sliceNs, Form: form}
+	sched := &Scheduler{coll: coll, arena: ar, opsMap: opsMap, cfg: cfg, SliceNs: sliceNs, Form: form,
+		Caps: form == FormCID && kernel.HasCaps}
 	if err := coll.Assign(&sched.vars); err != nil {
 		sched.Close()
 		return nil, newError(ErrInternal, err, "reading the loaded scheduler's globals")

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/scx-qmap-go/scx-qmap-go/bpf"
@@ -189,24 +190,73 @@ func (s *Scheduler) Subs() ([]stats.Sub, error) {
 	return subs, nil
 }
 
-// setSubGrant prepares what a 7.3 parent grants each child on attach: every
-// capability on every cid (the children share the CPUs, as on 7.2, which
-// has no capabilities). The cmask lives in the arena; BPF passes its
-// address to scx_bpf_sub_grant().
-func setSubGrant(h Host, k *Kernel, ar *arena, vars *bpf.VariableSpecs) error {
-	if k.SubGrantCaps == 0 {
+// setCaps fills what the capability hierarchy needs on a 7.3 kernel: the
+// single-cid cmasks BPF grants and revokes with, in the arena, and the
+// tunables. On 7.2 the hierarchy stays off and children share every CPU.
+func setCaps(h Host, k *Kernel, cfg Config, ar *arena, vars *bpf.VariableSpecs) error {
+	if !k.HasCaps {
 		return nil
 	}
 	n, err := possibleCPUs(h.Sys)
 	if err != nil {
 		return fmt.Errorf("counting the possible CPUs: %w", err)
 	}
-	addr, err := ar.writeFullCmask(n)
+	addr, err := ar.writeCidCmasks(n)
 	if err != nil {
 		return err
 	}
-	if err := vars.SubGrantCaps.Set(k.SubGrantCaps); err != nil {
-		return err
+	rr := uint64(cmp.Or(cfg.RoundRobinMs, DefaultRoundRobinMs))
+	for _, t := range []struct {
+		v   *ebpf.VariableSpec
+		val any
+	}{
+		{vars.CapsHier, true},
+		{vars.CidCmasks, addr},
+		{vars.IsSub, cfg.SubCgroupID != 0},
+		{vars.RoundRobinNs, rr * 1_000_000},
+		{vars.InjectWrongCid, cfg.InjectWrongCid},
+	} {
+		if err := t.v.Set(t.val); err != nil {
+			return fmt.Errorf("setting %s: %w", t.v, err)
+		}
 	}
-	return vars.SubGrantCmask.Set(addr)
+	return nil
+}
+
+// checkCaps refuses the capability options (-R, -B, -q, -J wrong-cid) where
+// they cannot work, before anything is loaded.
+func checkCaps(k *Kernel, form Form, cfg Config) error {
+	var used []string
+	for _, o := range []struct {
+		set  bool
+		name string
+	}{
+		{cfg.RoundRobinMs != 0, "-R"},
+		{cfg.RescueBandwidthPpt != 0, "-B"},
+		{cfg.RescueQuantumUs != 0, "-q"},
+		{cfg.InjectWrongCid, "-J wrong-cid"},
+	} {
+		if o.set {
+			used = append(used, o.name)
+		}
+	}
+	if len(used) == 0 {
+		return nil
+	}
+	ppt, quantum := cfg.RescueBandwidthPpt, cfg.RescueQuantumUs
+	switch {
+	case cfg.RoundRobinMs != 0 && cfg.RoundRobinMs < MinRoundRobinMs:
+		return newError(ErrInvalid, nil, "-R %d: the shared cids' turns are at least %d ms", cfg.RoundRobinMs, MinRoundRobinMs)
+	case ppt > MaxRescuePpt && ppt != RescueDisabled:
+		return newError(ErrInvalid, nil, "-B %d: rescue bandwidth is 0 (off) to %d per thousand", ppt, MaxRescuePpt)
+	case quantum != 0 && (quantum < MinRescueQuantum || quantum > MaxRescueQuantum):
+		return newError(ErrInvalid, nil, "-q %d: the rescue quantum is %d to %d µs", quantum, MinRescueQuantum, MaxRescueQuantum)
+	case (ppt != 0 || quantum != 0) && cfg.SubCgroupID != 0:
+		return newError(ErrInvalid, nil, "-B and -q set the root scheduler's rescue bandwidth; the kernel ignores a sub-scheduler's")
+	case cfg.InjectWrongCid && cfg.SubCgroupID == 0:
+		return newError(ErrInvalid, nil, "-J wrong-cid is for a sub-scheduler (-c): the root holds every cid")
+	case !k.HasCaps || form != FormCID:
+		return newError(ErrKernelTooOld, nil, "%s need sub-scheduler capabilities, in the cid form of Linux 7.3 or newer", strings.Join(used, ", "))
+	}
+	return nil
 }

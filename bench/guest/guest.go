@@ -44,16 +44,20 @@ const (
 
 // configurations are the scheduler flags of each configuration, in table
 // order; nil is EEVDF, no scheduler. -v makes the loader list its
-// programs' verified instruction counts.
+// programs' verified instruction counts. A configuration with child flags
+// also runs a sub-scheduler with them on benchCgroup, and the workloads run
+// in that cgroup: the root's cost and the child's together.
 var configurations = []struct {
 	name  string
 	flags []string
+	child []string
 }{
-	{bench.Baseline, nil},
-	{"qmap", []string{"-v"}},
-	{"qmap-remote-reenq", []string{"-v", "--remote-reenq"}},
-	{"qmap-I", []string{"-v", "-I"}},
-	{"qmap-L", []string{"-v", "-L", "2000"}},
+	{bench.Baseline, nil, nil},
+	{"qmap", []string{"-v"}, nil},
+	{"qmap-remote-reenq", []string{"-v", "--remote-reenq"}, nil},
+	{"qmap-I", []string{"-v", "-I"}, nil},
+	{"qmap-L", []string{"-v", "-L", "2000"}, nil},
+	{"qmap-child", []string{"-v", "--form", "cid"}, []string{"--form", "cid", "--stats-socket", ""}},
 }
 
 // ConfigNames are the configurations Run knows, in table order.
@@ -144,6 +148,7 @@ type runner struct {
 	cfg   string       // the configuration being measured
 	cur   *bench.Round // what it measured this round
 	sched *scheduler   // attached scx-qmap-go; nil under EEVDF
+	child *scheduler   // its sub-scheduler on benchCgroup, if the configuration has one
 	names map[ebpf.ProgramID]string
 }
 
@@ -234,11 +239,15 @@ func (r *runner) describe(ctx context.Context) {
 }
 
 // publishedFlags are a configuration's scheduler flags as tables show
-// them: without -v, which only adds output.
+// them: without -v, which only adds output, and a child's after a "+".
 func publishedFlags(name string) []string {
 	for _, c := range configurations {
 		if c.name == name {
-			return slices.DeleteFunc(slices.Clone(c.flags), func(f string) bool { return f == "-v" })
+			flags := slices.DeleteFunc(slices.Clone(c.flags), func(f string) bool { return f == "-v" })
+			if c.child != nil {
+				flags = append(flags, "+", "-c", benchCgroup)
+			}
+			return flags
 		}
 	}
 	return nil
@@ -248,6 +257,16 @@ func schedFlags(name string) []string {
 	for _, c := range configurations {
 		if c.name == name {
 			return c.flags
+		}
+	}
+	return nil
+}
+
+// childFlags are the flags of a configuration's sub-scheduler; nil: none.
+func childFlags(name string) []string {
+	for _, c := range configurations {
+		if c.name == name {
+			return c.child
 		}
 	}
 	return nil

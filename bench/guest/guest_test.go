@@ -61,8 +61,9 @@ func TestConfigurations(t *testing.T) {
 		{"qmap-remote-reenq", "--remote-reenq", []string{"-v", "--remote-reenq"}},
 		{"qmap-I", "-I", []string{"-v", "-I"}},
 		{"qmap-L", "-L 2000", []string{"-v", "-L", "2000"}},
+		{"qmap-child", "--form cid + -c /sys/fs/cgroup/bench", []string{"-v", "--form", "cid"}},
 	}
-	if got := strings.Join(ConfigNames(), ","); got != "eevdf,qmap,qmap-remote-reenq,qmap-I,qmap-L" {
+	if got := strings.Join(ConfigNames(), ","); got != "eevdf,qmap,qmap-remote-reenq,qmap-I,qmap-L,qmap-child" {
 		t.Errorf("ConfigNames = %s", got)
 	}
 	for _, tt := range tests {
@@ -71,6 +72,9 @@ func TestConfigurations(t *testing.T) {
 		}
 		if got := schedFlags(tt.name); strings.Join(got, " ") != strings.Join(tt.sched, " ") {
 			t.Errorf("%s: scheduler flags %q, want %q", tt.name, got, tt.sched)
+		}
+		if child := childFlags(tt.name); (child != nil) != (tt.name == "qmap-child") {
+			t.Errorf("%s: sub-scheduler flags %q", tt.name, child)
 		}
 	}
 	if got := strings.Join(PhaseNames(), ","); got != "hackbench,perf,stress,cyclictest_load,cyclictest_rt,fairness" {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -115,6 +116,10 @@ func (r *runner) startSched(ctx context.Context) bool {
 	}
 	r.set("attach_ms", ms(time.Since(t0)))
 	r.sched = s
+	if flags := childFlags(r.cfg); flags != nil && !r.startChild(flags) {
+		r.stopSched()
+		return false
+	}
 	// The loader's first seconds after attach are one-off work (giving
 	// the kernel's BTF back, starting the stats socket): steady state
 	// comes after.
@@ -131,6 +136,7 @@ func (r *runner) startSched(ctx context.Context) bool {
 // stopSched reads the peak RSS, then sends SIGINT and times the way to
 // disabled; the loader's log gives the verified instruction counts.
 func (r *runner) stopSched() {
+	r.stopChild()
 	s := r.sched
 	r.sched = nil
 	if schedState() != "enabled" || !s.p.running() {
@@ -165,4 +171,68 @@ func (r *runner) setKB(metric string, s *scheduler, key string) {
 		return
 	}
 	r.set(metric, float64(kb))
+}
+
+// benchCgroup is the cgroup of a configuration's sub-scheduler, where the
+// workloads run.
+const benchCgroup = "/sys/fs/cgroup/bench"
+
+// startChild attaches a sub-scheduler with @flags on benchCgroup and moves
+// this process there, so that the workloads it starts run under the child.
+func (r *runner) startChild(flags []string) bool {
+	if err := os.Mkdir(benchCgroup, 0o755); err != nil && !os.IsExist(err) {
+		r.note("%s: creating %s: %v", r.where(), benchCgroup, err)
+		return false
+	}
+	log := fmt.Sprintf("/tmp/bench-%s-%d-child.log", r.cfg, r.cur.Number)
+	c, err := startScheduler(r.bin, append([]string{"-c", benchCgroup}, flags...), log)
+	if err != nil {
+		r.note("%s: %v", r.where(), err)
+		return false
+	}
+	r.child = c
+	for deadline := time.Now().Add(120 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if b, _ := os.ReadFile(log); strings.Contains(string(b), "attached (") {
+			break
+		}
+		if !c.p.running() || time.Now().After(deadline) {
+			r.note("%s: the sub-scheduler did not attach: %s", r.where(), c.tail())
+			return false
+		}
+	}
+	if err := moveTo(benchCgroup); err != nil {
+		r.note("%s: %v", r.where(), err)
+		return false
+	}
+	return true
+}
+
+// stopChild moves this process back to the root cgroup and stops the
+// sub-scheduler, if there is one.
+func (r *runner) stopChild() {
+	c := r.child
+	if c == nil {
+		return
+	}
+	r.child = nil
+	if err := moveTo("/sys/fs/cgroup"); err != nil {
+		r.note("%s: %v", r.where(), err)
+	}
+	if !c.p.running() {
+		r.note("%s: the sub-scheduler was not running at the end (ejected?): %s", r.where(), c.tail())
+	}
+	c.p.signal(syscall.SIGINT)
+	if rc := c.p.wait(60 * time.Second); rc != 0 {
+		r.note("%s: the sub-scheduler exited with %d: %s", r.where(), rc, c.tail())
+	}
+	_ = os.Remove(benchCgroup)
+}
+
+// moveTo moves this process, all its threads, into cgroup @dir.
+func moveTo(dir string) error {
+	err := os.WriteFile(dir+"/cgroup.procs", []byte(strconv.Itoa(os.Getpid())), 0)
+	if err != nil {
+		return fmt.Errorf("moving the benchmark into %s: %w", dir, err)
+	}
+	return nil
 }

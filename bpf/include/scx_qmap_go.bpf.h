@@ -43,9 +43,48 @@
 #define SCX_OPS_DEFINE(name, ...) \
 	SEC(".struct_ops.link") struct sched_ext_ops name = { __VA_ARGS__ }
 
-/* The cid form (7.2+): CPUs named by cid; needs a BPF arena map. */
+/*
+ * The cid form (7.2+): CPUs named by cid; needs a BPF arena map. vmlinux.h
+ * is made from 7.2's BTF, so the object declares the members it sets itself,
+ * 7.3's among them; the loader loads it as the kernel's sched_ext_ops_cid,
+ * matching members by name and dropping those the kernel lacks.
+ */
+struct sched_ext_ops_cid___qmap {
+	s32 (*select_cid)(struct task_struct *, s32, u64);
+	void (*enqueue)(struct task_struct *, u64);
+	void (*dequeue)(struct task_struct *, u64);
+	void (*dispatch)(s32, struct task_struct *);
+	void (*tick)(struct task_struct *);
+	bool (*core_sched_before)(struct task_struct *, struct task_struct *);
+	void (*update_idle)(s32, bool);
+	s32 (*init_task)(struct task_struct *, struct scx_init_task_args *);
+	void (*exit_task)(struct task_struct *, struct scx_exit_task_args *);
+	void (*dump)(struct scx_dump_ctx *);
+	void (*dump_task)(struct scx_dump_ctx *, struct task_struct *);
+	/* 7.3 calls the cgroup callbacks cpuctl_*. */
+	s32 (*cgroup_init)(struct cgroup *, struct scx_cgroup_init_args *);
+	void (*cgroup_set_weight)(struct cgroup *, u32);
+	void (*cgroup_set_bandwidth)(struct cgroup *, u64, u64, u64);
+	s32 (*sub_attach)(struct scx_sub_attach_args *);
+	void (*sub_detach)(struct scx_sub_detach_args *);
+	void (*sub_caps_updated)(const struct scx_cmask *, u64);	/* 7.3 */
+	void (*sub_ecaps_updated)(s32, u64, u64);			/* 7.3 */
+	void (*cid_online)(s32);
+	void (*cid_offline)(s32);
+	s32 (*init)(void);
+	void (*exit)(struct scx_exit_info *);
+	u64 flags;
+	u32 timeout_ms;
+	u32 exit_dump_len;
+	u64 hotplug_seq;
+	u32 rescue_bandwidth_ppt;					/* 7.3 */
+	u32 rescue_quantum_us;						/* 7.3 */
+	u64 sub_cgroup_id;
+	char name[128];
+};
+
 #define SCX_OPS_CID_DEFINE(name, ...) \
-	SEC(".struct_ops.link") struct sched_ext_ops_cid name = { __VA_ARGS__ }
+	SEC(".struct_ops.link") struct sched_ext_ops_cid___qmap name = { __VA_ARGS__ }
 
 /*
  * A struct_ops program belongs to one struct_ops type, so a callback that
@@ -77,6 +116,10 @@ SEC(sec) typeof(name(0)) twin(unsigned long long *ctx)				\
 extern s32 scx_bpf_sub_grant(u64 cgroup_id, u64 caps,
 			     const struct scx_cmask *cmask__arena,
 			     struct scx_cmask *denied_out__arena__nullable) __weak __ksym;
+
+/* 7.3+: take capabilities @caps on an arena cmask's cids back from a child. */
+extern void scx_bpf_sub_revoke(u64 cgroup_id, u64 caps,
+			       const struct scx_cmask *cmask__arena) __weak __ksym;
 
 /* The iterator of the innermost bpf_for_each() (libbpf names it ___it). */
 #define BPF_FOR_EACH_ITER (&___it)
@@ -134,6 +177,11 @@ SCX_ENUM(SCX_ENQ_REENQ);
 SCX_ENUM(SCX_ENQ_IMMED);
 SCX_ENUM(SCX_ENQ_CPU_SELECTED);
 SCX_ENUM(SCX_SLICE_DFL);
+SCX_ENUM(SCX_ENQ_RESCUE);		/* 7.3 */
+SCX_ENUM(SCX_CAP_ENQ_IMMED);		/* 7.3 */
+SCX_ENUM(SCX_CAP_ENQ);			/* 7.3 */
+SCX_ENUM(SCX_CAP_PREEMPT);		/* 7.3 */
+SCX_ENUM(SCX_CAP_PERF);			/* 7.3 */
 
 #define SCX_TASK_REENQ_REASON_MASK	__SCX_TASK_REENQ_REASON_MASK
 #define SCX_TASK_REENQ_KFUNC		__SCX_TASK_REENQ_KFUNC
@@ -144,6 +192,11 @@ SCX_ENUM(SCX_SLICE_DFL);
 #define SCX_ENQ_IMMED			__SCX_ENQ_IMMED
 #define SCX_ENQ_CPU_SELECTED		__SCX_ENQ_CPU_SELECTED
 #define SCX_SLICE_DFL			__SCX_SLICE_DFL
+#define SCX_ENQ_RESCUE			__SCX_ENQ_RESCUE
+#define SCX_CAP_ENQ_IMMED		__SCX_CAP_ENQ_IMMED
+#define SCX_CAP_ENQ			__SCX_CAP_ENQ
+#define SCX_CAP_PREEMPT			__SCX_CAP_PREEMPT
+#define SCX_CAP_PERF			__SCX_CAP_PERF
 
 /*
  * Exit info, copied out of the kernel's scx_exit_info in ops.exit so the

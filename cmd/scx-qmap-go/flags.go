@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -52,6 +53,55 @@ func (v formFlag) Set(s string) error {
 	return fmt.Errorf("want cid, cpu or auto")
 }
 
+// rescueFlag is -B: the root's rescue bandwidth in 1/1000 of each CPU, where
+// 0 turns rescue off (loader.RescueDisabled), as in upstream qmap.
+type rescueFlag struct{ ppt *uint32 }
+
+func (v rescueFlag) String() string {
+	switch *v.ppt {
+	case 0:
+		return ""
+	case loader.RescueDisabled:
+		return "0"
+	}
+	return fmt.Sprint(*v.ppt)
+}
+
+func (v rescueFlag) Type() string { return "PPT" }
+
+func (v rescueFlag) Set(s string) error {
+	n, err := strconv.ParseUint(s, 10, 32)
+	if err != nil {
+		return errors.New("want a number of thousandths, 0 for off")
+	}
+	*v.ppt = uint32(n)
+	if n == 0 {
+		*v.ppt = loader.RescueDisabled
+	}
+	return nil
+}
+
+// injectFlag is -J: the fault a sub-scheduler injects (upstream qmap's
+// names; wrong-cid is the one that exercises the kernel's capability check).
+type injectFlag struct{ wrongCid *bool }
+
+func (v injectFlag) String() string {
+	if *v.wrongCid {
+		return "wrong-cid"
+	}
+	return ""
+}
+
+func (v injectFlag) Type() string { return "MODE" }
+
+func (v injectFlag) Set(s string) error {
+	if s != "wrong-cid" {
+		return errors.New("want wrong-cid")
+	}
+	*v.wrongCid = true
+	return nil
+}
+
 // flagGroup is one section of --help and of the man page.
 type flagGroup struct {
 	title string
@@ -77,6 +127,9 @@ func newFlags(o *options) (*pflag.FlagSet, []flagGroup) {
 	f.BoolVarP(&c.HighpriBoost, "highpri-boost", "H", false, "boost nice -20 tasks: move them to a CPU's local DSQ with preemption (use with -b)")
 	f.StringVarP(&o.cgroup, "cgroup", "c", "", "attach as a sub-scheduler of cgroup `CG_PATH` (cgroup v2, under /sys/fs/cgroup) below a running cid-form parent")
 	f.Var(formFlag{&c.Form}, "form", "load the struct_ops `FORM`: cid (CPUs named by cid, Linux 7.2+), cpu (by number), or auto: cid where the kernel has it")
+	f.Uint32VarP(&c.RoundRobinMs, "round-robin-ms", "R", 0, "Linux 7.3: each turn, in `MS`, of the CPUs the cpu.weight split among this scheduler and its children leaves over (default 200)")
+	f.VarP(rescueFlag{&c.RescueBandwidthPpt}, "rescue-ppt", "B", "Linux 7.3, root only: CPU time in thousandths kept to rescue a child's tasks stranded where it holds no CPU (0: off; default: the kernel's, 20)")
+	f.Uint32VarP(&c.RescueQuantumUs, "rescue-quantum-us", "q", 0, "Linux 7.3, root only: the rescue quantum in `US` microseconds (default: the kernel's, 5000)")
 	f.Uint64VarP(&c.LatBudgetUs, "lat-budget-us", "L", 0, "latency budget in `US` microseconds: a task that has run this much of its slice yields as soon as another waits (0: off, qmap's plain slices; try 2000)")
 
 	f = reenq.flags
@@ -99,6 +152,7 @@ func newFlags(o *options) (*pflag.FlagSet, []flagGroup) {
 	f.Uint32VarP(&c.StallUserNth, "stall-user-nth", "t", 0, "never queue every `N`th user task (the watchdog ejects the scheduler)")
 	f.Uint32VarP(&c.StallKernelNth, "stall-kernel-nth", "T", 0, "never queue every `N`th kernel task")
 	f.Uint32VarP(&c.DispatchLoopAfter, "dispatch-loop-after", "l", 0, "make ops.dispatch loop after `N` dispatches")
+	f.VarP(injectFlag{&c.InjectWrongCid}, "inject", "J", "Linux 7.3, a child (-c): wrong-cid inserts every 64th task onto a CPU it does not hold; under a root with -B 0 each comes back with SCX_TASK_REENQ_CAP")
 
 	f = debug.flags
 	f.Uint32VarP(&c.ExitDumpLen, "exit-dump-len", "D", loader.MaxExitDumpLen, "`BYTES` of the kernel's debug dump kept for the exit report")

@@ -190,10 +190,14 @@ func runOnce(ctx context.Context, o options, stdout, stderr io.Writer, host load
 			t3.Sub(processStart).Round(time.Millisecond), t1.Sub(t0).Round(time.Millisecond),
 			t2.Sub(t1).Round(time.Millisecond), t3.Sub(t2).Round(time.Millisecond))
 	}
-	attached := fmt.Sprintf("attached (%s form, slice %d us, batch %d)", sched.Form, sched.SliceNs/1000, o.cfg.DispatchBatch)
+	form := fmt.Sprintf("%s form", sched.Form)
+	if sched.Caps {
+		form += ", children by capability"
+	}
+	attached := fmt.Sprintf("attached (%s, slice %d us, batch %d)", form, sched.SliceNs/1000, o.cfg.DispatchBatch)
 	if target != nil {
-		attached = fmt.Sprintf("attached (sub-scheduler of cgroup %s, %s form, slice %d us, batch %d)",
-			target.Cgroup, sched.Form, sched.SliceNs/1000, o.cfg.DispatchBatch)
+		attached = fmt.Sprintf("attached (sub-scheduler of cgroup %s, %s, slice %d us, batch %d)",
+			target.Cgroup, form, sched.SliceNs/1000, o.cfg.DispatchBatch)
 	}
 	fmt.Fprintf(stdout, "scx-qmap-go: %s\n", attached)
 	sd.Send(sdnotify.Ready, sdnotify.Status(attached))

@@ -359,8 +359,19 @@ func (s *Scheduler) Stop(t *testing.T) (code int, kind string) {
 func (s *Scheduler) StopUnreg(t *testing.T) {
 	t.Helper()
 	if code, kind := s.Stop(t); code != 0 || kind != "UNREG" {
-		t.Errorf("scheduler stopped with exit %d, exit kind %q; want 0 and UNREG\n%s", code, kind, tail(s.Output(t), 20))
+		t.Errorf("scheduler stopped with exit %d, exit kind %q; want 0 and UNREG\n%s", code, kind, ExitReason(s.Output(t)))
 	}
+}
+
+// ExitReason is the head of a loader's exit report: the kind, the message
+// and the first lines of the dump, or the log's tail if it has no report.
+func ExitReason(log string) string {
+	i := exitKindRE.FindStringIndex(log)
+	if i == nil {
+		return tail(log, 20)
+	}
+	lines := strings.SplitN(log[i[0]:], "\n", 13)
+	return strings.Join(lines[:min(len(lines), 12)], "\n")
 }
 
 // Wait waits up to @limit for the scheduler to exit by itself and returns

@@ -21,6 +21,7 @@ import (
 // The CLI's exit codes for -c's refusals, as the README documents them.
 const (
 	exitUsage       = 2
+	exitTooOld      = 5
 	exitNoParent    = 12
 	exitNoSubScheds = 13
 	exitCgroupTaken = 14
@@ -148,6 +149,85 @@ func TestSubScheds(t *testing.T) {
 			t.Errorf("state %s after both left, want disabled", guest.State(t))
 		}
 	})
+
+	t.Run("capabilities", func(t *testing.T) {
+		if !kernelAtLeast(t, 7, 3) {
+			refuse(t, "-B on 7.2", exitTooOld, "need sub-scheduler capabilities", "--form", "cid", "-B", "0")
+			return
+		}
+		testCapabilities(t, bin, cgA, idA, refuse)
+	})
+}
+
+// testCapabilities: 7.3's hierarchy. The root, with rescue off (-B 0),
+// gives its child a CPU whole; the child's -J wrong-cid inserts onto the
+// CPU it does not hold come back with SCX_TASK_REENQ_CAP, one for each.
+// Raising the child's cpu.weight leaves a CPU over, which the two then hold
+// in turns.
+func testCapabilities(t *testing.T, bin, cg string, id uint64, refuse func(*testing.T, string, int, string, ...string)) {
+	root := guest.StartScheduler(t, "--form", "cid", "-B", "0", "-R", "100")
+	refuse(t, "-B on a child", exitUsage, "ignores a sub-scheduler's", "-c", cg, "-B", "10")
+	child := startSub(t, cg, "-J", "wrong-cid")
+	if !strings.Contains(root.Output(t), "children by capability") {
+		t.Errorf("the root's attached line does not say it grants by capability:\n%s", vm.Tail(root.Output(t), 5))
+	}
+
+	loadCgroup(t, cg)
+	time.Sleep(8 * time.Second)
+	checkOnExt(t, cg)
+	killCgroup(cg)
+	time.Sleep(2 * time.Second) // the last bounced inserts come back
+
+	c, r := child.Counters(t), root.Snapshot(t)
+	t.Logf("child: enq=%d dsp=%d wrong_cid=%d reenq_cap=%d reenq_total=%d; root: cap_grants=%d cap_revokes=%d subs %v",
+		c.NrEnqueued, c.NrDispatched, c.NrWrongCid, c.ReenqCap, c.ReenqTotal,
+		r.Values["cap_grants"], r.Values["cap_revokes"], r.Subs)
+	if r.Values["cap_grants"] == 0 || subDispatched(r, id) == 0 {
+		t.Errorf("root: cap_grants=%d, dispatches to the child %d; want both > 0", r.Values["cap_grants"], subDispatched(r, id))
+	}
+	if c.NrWrongCid == 0 || c.ReenqCap != c.NrWrongCid {
+		t.Errorf("child: wrong_cid=%d reenq_cap=%d; want reenq_cap > 0 and one for each injection", c.NrWrongCid, c.ReenqCap)
+	}
+
+	// Weights 100 (the root) and 300 give the child floor(2*3/4) = 1 CPU
+	// and the root floor(2/4) = 0: the CPU over goes round every -R.
+	before := root.Counters(t).NrCapGrants
+	if err := os.WriteFile("/sys/fs/cgroup/cgroup.subtree_control", []byte("+cpu"), 0); err != nil {
+		t.Fatalf("enabling the cpu controller: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(cg, "cpu.weight"), []byte("300"), 0); err != nil {
+		t.Fatalf("setting cpu.weight: %v", err)
+	}
+	time.Sleep(3 * time.Second)
+	if got := root.Counters(t).NrCapGrants - before; got < 3 {
+		t.Errorf("%d grants in 3 s after the weight change, want the shared CPU's turns (about one per 200 ms)", got)
+	}
+	if st := guest.State(t); st != "enabled" {
+		t.Errorf("state = %s, want enabled", st)
+	}
+	child.StopUnreg(t)
+	root.StopUnreg(t)
+}
+
+// kernelAtLeast reports whether the guest runs Linux @major.@minor or later.
+func kernelAtLeast(t *testing.T, major, minor int) bool {
+	t.Helper()
+	var u syscall.Utsname
+	if err := syscall.Uname(&u); err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, c := range u.Release {
+		if c == 0 {
+			break
+		}
+		b.WriteByte(byte(c))
+	}
+	var maj, min int
+	if _, err := fmt.Sscanf(b.String(), "%d.%d", &maj, &min); err != nil {
+		t.Fatalf("kernel release %q: %v", b.String(), err)
+	}
+	return maj > major || maj == major && min >= minor
 }
 
 // makeCgroup creates cgroup @name under /sys/fs/cgroup for the test and
