@@ -515,13 +515,19 @@ static const struct scx_cmask *cid_cmask(s32 cid)
 	return (const struct scx_cmask *)(cid_cmasks + (u64)cid * CMASK_STRIDE);
 }
 
-static void cap_grant(u32 slot, s32 cid, u64 caps)
+/*
+ * Whether the kernel granted @caps on @cid to child @slot: it refuses what we
+ * do not hold ourselves, as we learn only when the change reaches the CPU.
+ */
+static bool cap_grant(u32 slot, s32 cid, u64 caps)
 {
 	u64 cgid = sub_cgroup_ids[slot % MAX_SUBS];
 
 	TOUCH_ARENA();	/* the cmask argument is an arena pointer */
-	if (cgid && !scx_bpf_sub_grant(cgid, caps, cid_cmask(cid), NULL))
-		__sync_fetch_and_add(&stats.nr_cap_grants, 1);
+	if (!cgid || scx_bpf_sub_grant(cgid, caps, cid_cmask(cid), NULL))
+		return false;
+	__sync_fetch_and_add(&stats.nr_cap_grants, 1);
+	return true;
 }
 
 static void cap_revoke(u32 slot, s32 cid, u64 caps)
@@ -565,7 +571,10 @@ static void cum_shares(u32 nr_whole, u32 *cum)
 	}
 }
 
-/* Grant and revoke @cid so that it goes to @owner, and record it. */
+/*
+ * Grant and revoke @cid so that it goes to @owner, and record it. A cid the
+ * kernel would not grant stays ours; the next pass tries again.
+ */
 static int apply_owner(s32 cid, s32 owner, s32 holder)
 {
 	u8 whole = owner >= 0 ? owner + 1 : 0;
@@ -583,13 +592,13 @@ static int apply_owner(s32 cid, s32 owner, s32 holder)
 		granted_whole[i] = 0;
 	}
 	if (whole && !granted_whole[i]) {
-		cap_grant(whole - 1, cid, CAPS_WHOLE);
-		granted_whole[i] = whole;
+		if (cap_grant(whole - 1, cid, CAPS_WHOLE))
+			granted_whole[i] = whole;
+		else
+			owner = OWNER_SELF;
 	}
-	if (shared && !granted_shared[i]) {
-		cap_grant(shared - 1, cid, CAPS_SHARED);
+	if (shared && !granted_shared[i] && cap_grant(shared - 1, cid, CAPS_SHARED))
 		granted_shared[i] = shared;
-	}
 	cid_owner[i] = owner;
 	return 0;
 }
@@ -665,8 +674,11 @@ __noinline int repartition(void)
 	if (!caps_hier)
 		return 0;
 	__sync_lock_test_and_set(&part_pending, 1);
-	if (__sync_val_compare_and_swap(&part_busy, 0, 1))
+	if (__sync_val_compare_and_swap(&part_busy, 0, 1)) {
+		/* The runner may be past its last look: the timer retries. */
+		part_stale = 1;
 		return 0;
+	}
 	for (i = 0; i < 8 && __sync_lock_test_and_set(&part_pending, 0); i++)
 		partition_once();
 	__sync_val_compare_and_swap(&part_busy, 1, 0);
