@@ -1355,6 +1355,20 @@ static bool dispatch_inf_loop(void)
 	return true;
 }
 
+/* Let the child in @slot dispatch; count it if it found a task. */
+static bool sub_dispatch(u32 slot)
+{
+	u64 cgid;
+
+	slot %= MAX_SUBS;
+	cgid = sub_cgroup_ids[slot];
+	if (!cgid || !scx_bpf_sub_dispatch(cgid))
+		return false;
+	__sync_fetch_and_add(&sub_dispatched[slot], 1);
+	__sync_fetch_and_add(&stats.nr_sub_dispatched, 1);
+	return true;
+}
+
 /*
  * Nothing of ours to run: let each sub-scheduler dispatch in turn, starting
  * after the one served last on this CPU. Returns whether one found a task.
@@ -1363,17 +1377,13 @@ static bool dispatch_subs(void)
 {
 	static u32 next;	/* shared; a racy start point only spreads turns */
 	u32 i, slot;
-	u64 cgid;
 
 	for (i = 0; i < MAX_SUBS; i++) {
 		slot = (next + i) % MAX_SUBS;
-		cgid = sub_cgroup_ids[slot];
-		if (!cgid || !scx_bpf_sub_dispatch(cgid))
-			continue;
-		__sync_fetch_and_add(&sub_dispatched[slot], 1);
-		__sync_fetch_and_add(&stats.nr_sub_dispatched, 1);
-		next = slot + 1;
-		return true;
+		if (sub_dispatch(slot)) {
+			next = slot + 1;
+			return true;
+		}
 	}
 	return false;
 }
@@ -1405,9 +1415,8 @@ static bool move_shared_to_local(s32 cpu)
  */
 static bool dispatch_delegated(s32 cpu)
 {
-	u32 i = cpu, slot;
+	u32 i = cpu;
 	s32 owner;
-	u64 cgid;
 
 	if (i >= MAX_CIDS)
 		return false;
@@ -1416,12 +1425,7 @@ static bool dispatch_delegated(s32 cpu)
 		owner = rr_holder();
 	if (owner < 0)
 		return false;
-	slot = owner % MAX_SUBS;
-	cgid = sub_cgroup_ids[slot];
-	if (cgid && scx_bpf_sub_dispatch(cgid)) {
-		__sync_fetch_and_add(&sub_dispatched[slot], 1);
-		__sync_fetch_and_add(&stats.nr_sub_dispatched, 1);
-	}
+	sub_dispatch(owner);
 	return true;
 }
 

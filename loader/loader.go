@@ -147,10 +147,7 @@ func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
 	if err := spec.Assign(&vars); err != nil {
 		return nil, newError(ErrInternal, err, "reading the BPF object's globals")
 	}
-	tunables := []struct {
-		v   *ebpf.VariableSpec
-		val any
-	}{
+	if err := setTunables([]tunable{
 		{vars.SliceNs, sliceNs},
 		{vars.DspBatch, max(cfg.DispatchBatch, 1)},
 		{vars.DisallowTgid, cfg.DisallowTgid},
@@ -167,11 +164,8 @@ func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
 		{vars.StallKernelNth, cfg.StallKernelNth},
 		{vars.DspInfLoopAfter, cfg.DispatchLoopAfter},
 		{vars.CidForm, form == FormCID},
-	}
-	for _, t := range tunables {
-		if err := t.v.Set(t.val); err != nil {
-			return nil, newError(ErrInternal, err, "setting %s", t.v)
-		}
+	}); err != nil {
+		return nil, newError(ErrInternal, err, "filling the scheduler's load-time values")
 	}
 
 	hotplugSeq, err := readUint(h.Sysfs, "hotplug_seq")
@@ -243,6 +237,21 @@ func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
 		}
 	}
 	return sched, nil
+}
+
+// tunable is a read-only global of the BPF object and its value for this load.
+type tunable struct {
+	v   *ebpf.VariableSpec
+	val any
+}
+
+func setTunables(ts []tunable) error {
+	for _, t := range ts {
+		if err := t.v.Set(t.val); err != nil {
+			return fmt.Errorf("setting %s: %w", t.v, err)
+		}
+	}
+	return nil
 }
 
 // fillEnums sets every "__SCX_*" placeholder from the kernel's enums.

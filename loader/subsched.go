@@ -13,7 +13,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 
 	"github.com/scx-qmap-go/scx-qmap-go/bpf"
@@ -206,21 +205,13 @@ func setCaps(h Host, k *Kernel, cfg Config, ar *arena, vars *bpf.VariableSpecs) 
 		return err
 	}
 	rr := uint64(cmp.Or(cfg.RoundRobinMs, DefaultRoundRobinMs))
-	for _, t := range []struct {
-		v   *ebpf.VariableSpec
-		val any
-	}{
+	return setTunables([]tunable{
 		{vars.CapsHier, true},
 		{vars.CidCmasks, addr},
 		{vars.IsSub, cfg.SubCgroupID != 0},
 		{vars.RoundRobinNs, rr * 1_000_000},
 		{vars.InjectWrongCid, cfg.InjectWrongCid},
-	} {
-		if err := t.v.Set(t.val); err != nil {
-			return fmt.Errorf("setting %s: %w", t.v, err)
-		}
-	}
-	return nil
+	})
 }
 
 // checkCaps refuses the capability options (-R, -B, -q, -J wrong-cid) where

@@ -44,26 +44,14 @@ func statsJSON(t *testing.T, bin string) sample {
 	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &raw); err != nil {
 		t.Fatalf("stats --json: not one JSON object: %v\n%s", err, out)
 	}
-	s := sample{values: map[string]uint64{}, events: map[string]int64{}, subs: map[string]uint64{}}
+	s := sample{values: map[string]uint64{}}
 	for name, v := range raw {
-		if name == stats.FieldSubs {
-			var subs map[string]map[string]uint64
-			if err := json.Unmarshal(v, &subs); err != nil {
-				t.Fatalf("stats --json: subs: %v", err)
-			}
-			for id, fields := range subs {
-				s.subs[id] = fields[stats.FieldSubDsp]
-			}
+		switch name {
+		case stats.FieldSubs:
+			s.subs = innerField[uint64](t, name, v, stats.FieldSubDsp)
 			continue
-		}
-		if name == stats.FieldEvents {
-			var events map[string]map[string]int64
-			if err := json.Unmarshal(v, &events); err != nil {
-				t.Fatalf("stats --json: events: %v", err)
-			}
-			for ev, fields := range events {
-				s.events[ev] = fields[stats.FieldCount]
-			}
+		case stats.FieldEvents:
+			s.events = innerField[int64](t, name, v, stats.FieldCount)
 			continue
 		}
 		n, err := strconv.ParseUint(string(v), 10, 64)
@@ -73,6 +61,21 @@ func statsJSON(t *testing.T, bin string) sample {
 		s.values[name] = n
 	}
 	return s
+}
+
+// innerField reads @v, the object @name of an object of objects, and keeps
+// @field of each inner one, by its key.
+func innerField[T any](t *testing.T, name string, v json.RawMessage, field string) map[string]T {
+	t.Helper()
+	var outer map[string]map[string]T
+	if err := json.Unmarshal(v, &outer); err != nil {
+		t.Fatalf("stats --json: %s: %v", name, err)
+	}
+	out := make(map[string]T, len(outer))
+	for key, fields := range outer {
+		out[key] = fields[field]
+	}
+	return out
 }
 
 // checkStatsClients, while a workload runs: a second process reads

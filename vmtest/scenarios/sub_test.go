@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/scx-qmap-go/scx-qmap-go/stats"
 	"github.com/scx-qmap-go/scx-qmap-go/vm"
 	"github.com/scx-qmap-go/scx-qmap-go/vmtest/guest"
@@ -212,20 +214,14 @@ func testCapabilities(t *testing.T, bin, cg string, id uint64, refuse func(*test
 // kernelAtLeast reports whether the guest runs Linux @major.@minor or later.
 func kernelAtLeast(t *testing.T, major, minor int) bool {
 	t.Helper()
-	var u syscall.Utsname
-	if err := syscall.Uname(&u); err != nil {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
 		t.Fatal(err)
 	}
-	var b strings.Builder
-	for _, c := range u.Release {
-		if c == 0 {
-			break
-		}
-		b.WriteByte(byte(c))
-	}
+	release := unix.ByteSliceToString(u.Release[:])
 	var maj, min int
-	if _, err := fmt.Sscanf(b.String(), "%d.%d", &maj, &min); err != nil {
-		t.Fatalf("kernel release %q: %v", b.String(), err)
+	if _, err := fmt.Sscanf(release, "%d.%d", &maj, &min); err != nil {
+		t.Fatalf("kernel release %q: %v", release, err)
 	}
 	return maj > major || maj == major && min >= minor
 }
