@@ -261,6 +261,7 @@ struct cpu_ctx {
 	u32 avg_weight;		/* running average of the weights ticking here */
 	u32 cpuperf_target;	/* performance level asked for this CPU */
 	bool rt_busy;		/* an RT/DL task took the CPU (--remote-reenq) */
+	u32 sub_turn;		/* dispatches here, for SUB_TURN_NTH */
 };
 
 struct {
@@ -1370,8 +1371,8 @@ static bool sub_dispatch(u32 slot)
 }
 
 /*
- * Nothing of ours to run: let each sub-scheduler dispatch in turn, starting
- * after the one served last on this CPU. Returns whether one found a task.
+ * Let each sub-scheduler dispatch in turn, starting after the one served
+ * last. Returns whether one found a task.
  */
 static bool dispatch_subs(void)
 {
@@ -1429,6 +1430,23 @@ static bool dispatch_delegated(s32 cpu)
 	return true;
 }
 
+/*
+ * 7.2 (no capabilities): the children dispatch when we have nothing of our
+ * own, as upstream orders it, and also first on every SUB_TURN_NTH dispatch
+ * of a CPU. A parent that is never idle (a child killed, its load back on
+ * us) otherwise starved the other child until the watchdog ejected it.
+ */
+enum { SUB_TURN_NTH = 4 };
+
+static bool sub_turn_due(void)
+{
+	struct cpu_ctx *cpuc;
+	u32 zero = 0;
+
+	cpuc = bpf_map_lookup_elem(&cpu_ctx_stor, &zero);
+	return cpuc && !(++cpuc->sub_turn % SUB_TURN_NTH);
+}
+
 void BPF_STRUCT_OPS(qmap_dispatch, s32 cpu, struct task_struct *prev)
 {
 	u32 batch = dsp_batch ?: 1, zero = 0, moved;
@@ -1441,6 +1459,8 @@ void BPF_STRUCT_OPS(qmap_dispatch, s32 cpu, struct task_struct *prev)
 		return;
 
 	if (caps_hier && dispatch_delegated(cpu))
+		return;
+	if (cid_form && !caps_hier && sub_turn_due() && dispatch_subs())
 		return;
 
 	/* While boosted tasks wait in the FIFOs, pop them first. */
