@@ -8,8 +8,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -58,7 +60,7 @@ func runGuest(t *testing.T, b guestBoot) {
 	if err != nil {
 		t.Fatalf("boot %s: %v", b.kernel, err)
 	}
-	t.Logf("kernel %s: boot took %v (attempts %d, %s)", b.kernel, res.Elapsed.Round(time.Second), res.Attempts, res.Accelerator)
+	t.Logf("kernel %s: the guest ran %v (attempts %d, %s)", b.kernel, res.Elapsed.Round(time.Second), res.Attempts, res.Accelerator)
 
 	results, err := parseGuestTests(res.Output)
 	if err != nil {
@@ -164,8 +166,46 @@ func replay(t *testing.T, r *guestResult, all map[string]*guestResult) {
 		t.Skip("skipped in the guest")
 	case "fail":
 		t.Errorf("failed in the guest after %.1fs", r.elapsed)
+		if len(r.children) == 0 {
+			noteGuestFailure(t.Name(), log.String())
+		}
 	default:
 		t.Error("never finished in the guest (the guest died or timed out)")
+		noteGuestFailure(t.Name(), log.String())
+	}
+}
+
+// guestFailures is the log tail of each guest test that failed without a
+// failed subtest to blame, for the digest at the end of the run.
+var guestFailures struct {
+	sync.Mutex
+	tails []string
+}
+
+// failureTailLines is how much of a failed test's log the digest keeps:
+// its errors come last.
+const failureTailLines = 25
+
+func noteGuestFailure(name, log string) {
+	lines := strings.Split(strings.TrimRight(log, "\n"), "\n")
+	if len(lines) > failureTailLines {
+		lines = append([]string{"    [...]"}, lines[len(lines)-failureTailLines:]...)
+	}
+	guestFailures.Lock()
+	defer guestFailures.Unlock()
+	guestFailures.tails = append(guestFailures.tails, "--- "+name+"\n"+strings.Join(lines, "\n"))
+}
+
+// printGuestFailures writes the digest of failed guest tests, if any.
+func printGuestFailures(w io.Writer) {
+	guestFailures.Lock()
+	defer guestFailures.Unlock()
+	if len(guestFailures.tails) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n== %d guest tests failed; the end of each one's log:\n", len(guestFailures.tails))
+	for _, tail := range guestFailures.tails {
+		fmt.Fprintln(w, tail)
 	}
 }
 
@@ -206,5 +246,22 @@ func TestParseGuestTests(t *testing.T) {
 	results, err = parseGuestTests("=== RUN   TestBasic\n    basic_test.go:9: attached\n")
 	if err != nil || results["TestBasic"] == nil || results["TestBasic"].action != "" {
 		t.Errorf("unfinished test: %+v, %v; want no verdict", results["TestBasic"], err)
+	}
+}
+
+// The digest keeps the end of a failed test's log, where its errors are.
+func TestGuestFailureDigest(t *testing.T) {
+	noteGuestFailure("TestGuest/7.2-cpu/TestFaults/error", numbered("log", 40))
+	defer func() { guestFailures.tails = nil }()
+	var b strings.Builder
+	printGuestFailures(&b)
+	out := b.String()
+	for _, want := range []string{"1 guest tests failed", "--- TestGuest/7.2-cpu/TestFaults/error\n    [...]\nlog16\n", "log40"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("digest lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "log15\n") {
+		t.Errorf("digest keeps more than the last %d lines:\n%s", failureTailLines, out)
 	}
 }

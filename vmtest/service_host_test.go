@@ -60,7 +60,7 @@ func TestService(t *testing.T) {
 			if err != nil {
 				t.Fatalf("boot %s: %v", kernel, err)
 			}
-			t.Logf("kernel %s, systemd guest: boot took %v (%s)", kernel, res.Elapsed.Round(time.Second), res.Accelerator)
+			t.Logf("kernel %s, systemd guest: the guest ran %v (%s)", kernel, res.Elapsed.Round(time.Second), res.Accelerator)
 			results, err := parseGuestTests(res.Output)
 			if err != nil {
 				t.Fatalf("reading the guest's test output: %v\n%s", err, vm.Tail(res.Output, 40))

@@ -73,9 +73,12 @@ func (b *built) do(t *testing.T, what string, build func() (string, error)) stri
 
 var cli built
 
-// TestMain removes the binaries the suite built once all tests are done.
+// TestMain removes the binaries the suite built once all tests are done,
+// and ends the output with what failed in the guests, where a reader of
+// only the tail of a long log (CI) sees it.
 func TestMain(m *testing.M) {
 	code := m.Run()
+	printGuestFailures(os.Stdout)
 	for _, b := range []*built{&cli, &guestTests, &serviceTests} {
 		if b.path != "" {
 			os.RemoveAll(filepath.Dir(b.path))

@@ -12,13 +12,18 @@ package workload
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -80,6 +85,80 @@ var workloads = map[string]func(secs, arg int) error{
 		}
 		return nil
 	},
+	// thread-storm: @arg threads, all asleep on one futex, woken together
+	// by a single FUTEX_WAKE; each does a token amount of work. Prints how
+	// many finished and how many threads the process had at the wake. No
+	// user-space lock is contended after the wake, so the storm lasts as
+	// long as the scheduler makes it, not a lock convoy.
+	"thread-storm": func(_, n int) error {
+		finished, threads, err := threadStorm(n)
+		fmt.Println(finished, threads)
+		return err
+	},
+}
+
+// threadStorm runs @n goroutines that each block in futex(2) and so hold a
+// thread of their own, wakes them all at once, and returns how many
+// finished and how many threads were there to wake. The threads outlive
+// the goroutines, parked by the runtime, and all exit with the process.
+func threadStorm(n int) (finished int64, threads int, err error) {
+	debug.SetMaxThreads(n + 1000)
+	var gate uint32 // the futex word: 0 while the threads wait
+	var done atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(n)
+	for range n {
+		go func() {
+			defer wg.Done()
+			for atomic.LoadUint32(&gate) == 0 {
+				futex(&gate, futexWaitPrivate, 0)
+			}
+			x := 0
+			for i := range 50 {
+				x += i
+			}
+			if x > 0 {
+				done.Add(1)
+			}
+		}()
+	}
+	// A goroutine's thread exists once it blocks: wait for them all.
+	for threads < n {
+		if threads, err = threadCount(); err != nil {
+			return 0, threads, err
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	atomic.StoreUint32(&gate, 1)
+	futex(&gate, futexWakePrivate, math.MaxInt32)
+	wg.Wait()
+	return done.Load(), threads, nil
+}
+
+// threadCount is the calling process's number of threads.
+func threadCount() (int, error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Threads:"); ok {
+			return strconv.Atoi(strings.TrimSpace(v))
+		}
+	}
+	return 0, errors.New("/proc/self/status has no Threads line")
+}
+
+// futex(2) operations on a process-private word.
+const (
+	futexWaitPrivate = 0 | 128
+	futexWakePrivate = 1 | 128
+)
+
+// futex waits on or wakes @word; an early return (EAGAIN, EINTR) leaves the
+// caller to recheck the word.
+func futex(word *uint32, op, val int) {
+	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(word)), uintptr(op), uintptr(val), 0, 0, 0)
 }
 
 func spin(secs int) error {

@@ -31,6 +31,24 @@ func TestSpinRunsInAChild(t *testing.T) {
 	}
 }
 
+// Every thread of the storm is woken by the one FUTEX_WAKE and finishes.
+func TestThreadStormFinishes(t *testing.T) {
+	cmd, err := Command("thread-storm", 0, 2000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("thread-storm: %v", err)
+	}
+	var finished, threads int
+	if _, err := fmt.Sscan(string(out), &finished, &threads); err != nil || finished != 2000 || threads < 2000 {
+		t.Errorf("thread-storm printed %q, want 2000 finished of >= 2000 threads", out)
+	}
+	t.Logf("2000 threads in %v", time.Since(start))
+}
+
 func TestCommandUnknown(t *testing.T) {
 	if _, err := Command("nope", 1, 0); err == nil {
 		t.Error("Command accepted an unknown workload")

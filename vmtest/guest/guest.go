@@ -12,6 +12,7 @@ package guest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -133,13 +134,24 @@ type Proc struct {
 // waits for it) when the test ends.
 func Start(t *testing.T, name string, args ...string) *Proc {
 	t.Helper()
-	p := &Proc{Log: OutFile(t, filepath.Base(name)+".log"), done: make(chan struct{})}
+	return startLogged(t, exec.Command(name, args...), filepath.Base(name))
+}
+
+// startLogged starts @cmd with its output in a log of its own, @name.log
+// (@name-2.log for the test's second, and so on): two processes writing one
+// file overwrite each other's lines.
+func startLogged(t *testing.T, cmd *exec.Cmd, name string) *Proc {
+	t.Helper()
+	p := &Proc{Log: OutFile(t, name+".log"), done: make(chan struct{})}
+	for i := 2; fileExists(p.Log); i++ {
+		p.Log = OutFile(t, fmt.Sprintf("%s-%d.log", name, i))
+	}
 	f, err := os.Create(p.Log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	p.Cmd = exec.Command(name, args...)
+	p.Cmd = cmd
 	p.Cmd.Stdout, p.Cmd.Stderr = f, f
 	p.start(t)
 	return p

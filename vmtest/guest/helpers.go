@@ -15,28 +15,16 @@ import (
 )
 
 // StartHelper starts workload @name (package workload: spin, ext-spin,
-// ext-sleep, rt-hog) for @secs seconds with @arg (nice level, CPU), stopped
-// by the test's cleanup if still running. TestMain must call
-// workload.RunIfAsked first.
+// ext-sleep, rt-hog, thread-storm) for @secs seconds with @arg (nice level,
+// CPU, thread count), stopped by the test's cleanup if still running.
+// TestMain must call workload.RunIfAsked first.
 func StartHelper(t *testing.T, name string, secs, arg int) *Proc {
 	t.Helper()
 	cmd, err := workload.Command(name, secs, arg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proc{Log: OutFile(t, fmt.Sprintf("%s%d.log", name, arg)), done: make(chan struct{})}
-	for i := 2; fileExists(p.Log); i++ {
-		p.Log = OutFile(t, fmt.Sprintf("%s%d-%d.log", name, arg, i))
-	}
-	f, err := os.Create(p.Log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	p.Cmd = cmd
-	p.Cmd.Stdout, p.Cmd.Stderr = f, f
-	p.start(t)
-	return p
+	return startLogged(t, cmd, fmt.Sprintf("%s%d", name, arg))
 }
 
 // WaitReady waits up to 30 s for a helper to print "ready" (it has its

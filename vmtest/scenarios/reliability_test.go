@@ -3,6 +3,7 @@
 package scenarios
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -143,26 +144,25 @@ func TestReliability(t *testing.T) {
 		}
 	})
 
-	// 10,000 threads released at once by one Event: 10,000 tasks through
-	// init_task, enable and exit, and a wake-all of 10,000 waiters. Each does
-	// a token amount of work: with more, the GIL forms a convoy (a holder
-	// whose slice ran out queues behind thousands of waiters that can only
-	// fail to take the GIL), and a slow host stretches FIFO waits past the
-	// 5 s watchdog. The GIL keeps most threads asleep, so the FIFOs rarely
-	// overflow; the overflow count is logged, not asserted. The bound only
-	// catches a hang: under TCG on 7.3 the storm takes 4 minutes on qmap
-	// and did not finish in 280 s on the kernel's own EEVDF.
+	// 10,000 threads asleep on one futex, woken by one FUTEX_WAKE: 10,000
+	// tasks through init_task and enable, a wake-all that puts them all in
+	// the FIFOs at once, and 10,000 exits. The wake is the workload
+	// package's in Go, not Python's: after a wake-all, Python's threads
+	// queue for the GIL with 5 ms timed waits, a convoy that ran from 2 to
+	// over 8 minutes under TCG whatever the scheduler (EEVDF did not finish
+	// it in 280 s). The bound only catches a hang.
 	t.Run("threads", func(t *testing.T) {
 		s := guest.StartScheduler(t, "--quiet")
 		start := time.Now()
-		p := guest.Start(t, "python3", "-c", threadStorm)
-		rc := p.Wait(t, 8*time.Minute)
-		t.Logf("the storm took %v", time.Since(start).Round(time.Second))
+		p := guest.StartHelper(t, "thread-storm", 0, 10000)
+		rc := p.Wait(t, 5*time.Minute)
+		t.Logf("the storm took %v: %s", time.Since(start).Round(time.Second), strings.TrimSpace(p.Output(t)))
 		if rc != 0 {
-			t.Errorf("python3 exit = %d, want 0\n%s", rc, p.Output(t))
+			t.Errorf("thread-storm exit = %d, want 0\n%s", rc, p.Output(t))
 		}
-		if got := strings.TrimSpace(p.Output(t)); got != "10000" {
-			t.Errorf("threads done = %q, want 10000", got)
+		var finished, threads int
+		if _, err := fmt.Sscan(p.Output(t), &finished, &threads); err != nil || finished != 10000 || threads < 10000 {
+			t.Errorf("thread-storm printed %q, want 10000 finished of >= 10000 threads", p.Output(t))
 		}
 		if st := guest.State(t); st != "enabled" {
 			t.Errorf("state = %s, want enabled", st)
@@ -235,26 +235,6 @@ func TestReliability(t *testing.T) {
 		}
 	})
 }
-
-const threadStorm = `
-import threading
-threading.stack_size(64 * 1024)
-go = threading.Event()
-done = []
-def work():
-    go.wait()
-    x = 0
-    for i in range(50):
-        x += i
-    done.append(x)
-ts = [threading.Thread(target=work) for _ in range(10000)]
-for t in ts:
-    t.start()
-go.set()
-for t in ts:
-    t.join()
-print(len(done))
-`
 
 func readTrim(t *testing.T, path string) string {
 	t.Helper()
