@@ -82,6 +82,13 @@ const volatile u64 lat_budget_ns;
 /* Which form the loader loads: sched_ext_ops_cid if set, else sched_ext_ops. */
 const volatile bool cid_form;
 /*
+ * What the FIFOs hold. Set (7.2+, SCX_OPS_TID_TO_TASK): scx tids, which
+ * scx_bpf_tid_to_task() resolves until the task has run for the last time.
+ * Clear (7.1, or --queue-by pid): PIDs, which an exiting task can lose
+ * while it still has to run once more.
+ */
+const volatile bool queue_by_tid;
+/*
  * 7.3+ capabilities (caps_hier; off on 7.2, which has none): a scheduler may
  * place tasks only on the cids where it holds them. See "Capabilities" below.
  * cid_cmasks: the arena address of one struct scx_cmask per cid, each of that
@@ -122,7 +129,7 @@ struct qmap_stats {
 	u64 nr_ddsp_from_enq;	/* direct dispatches decided in ops.enqueue */
 	u64 nr_ddsp_from_select; /* direct dispatches decided in ops.select_cpu */
 	u64 nr_overflow;	/* FIFO full: task went to the shared DSQ instead */
-	u64 nr_exiting;		/* exiting tasks queued on the shared DSQ, not a FIFO */
+	u64 nr_exiting;		/* PID queues: exiting tasks sent to the shared DSQ */
 	u64 nr_core_sched_execed; /* dequeues forced by core scheduling */
 	u64 nr_lowpri_queued;	/* nice 19 user tasks parked in LOWPRI_DSQ */
 	u64 nr_immed_stress;	/* -F inserts into a possibly busy local DSQ */
@@ -202,10 +209,11 @@ u64 core_sched_tail_seqs[NR_QUEUES];
 
 EXIT_INFO_DEFINE(uei);
 
+/* A FIFO of tasks, each named by its tid or PID (queue_by_tid). */
 struct fifo {
 	__uint(type, BPF_MAP_TYPE_QUEUE);
 	__uint(max_entries, QUEUE_DEPTH);
-	__type(value, u32);
+	__type(value, u64);
 };
 
 struct fifo queue0 SEC(".maps"), queue1 SEC(".maps"), queue2 SEC(".maps"),
@@ -944,13 +952,30 @@ static u64 fifo_slice(void)
 	return slice < slice_ns ? slice : slice_ns;
 }
 
+/* How a FIFO names @p. */
+static u64 fifo_key(struct task_struct *p)
+{
+	return queue_by_tid ? p->scx.tid : (u64)p->pid;
+}
+
+/*
+ * Whether @p must not wait in a FIFO: by PID, an exiting task can be reaped,
+ * and its PID freed, while it still has to run once more to finish exiting.
+ * Popped then, its PID would find no task and it would be lost until the
+ * watchdog ejects us. A tid finds it until its last run.
+ */
+static bool fifo_would_lose(struct task_struct *p)
+{
+	return !queue_by_tid && (p->flags & PF_EXITING);
+}
+
 /*
  * Queue @p on a FIFO; falls back to the shared DSQ when the FIFO is full.
  * Returns whether @p went onto the FIFO.
  */
 static bool fifo_enqueue(struct task_struct *p, int idx, u64 enq_flags)
 {
-	u32 pid = p->pid;
+	u64 key = fifo_key(p);
 	s64 *nr_queued;
 	void *fifo;
 
@@ -965,7 +990,7 @@ static bool fifo_enqueue(struct task_struct *p, int idx, u64 enq_flags)
 	}
 
 	__sync_fetch_and_add(nr_queued, 1);
-	if (bpf_map_push_elem(fifo, &pid, 0)) {
+	if (bpf_map_push_elem(fifo, &key, 0)) {
 		__sync_fetch_and_sub(nr_queued, 1);
 		__sync_fetch_and_add(&stats.nr_overflow, 1);
 		/*
@@ -1015,7 +1040,7 @@ static bool is_lowpri(struct task_struct *p)
  * Not so a nice 19 task handed back from LOWPRI_DSQ: it takes its turn in its
  * FIFO. Through the shared DSQ, the parked tasks would come back every 10 ms
  * ahead of every FIFO, take most of the CPU and starve the FIFOs' tasks
- * until the watchdog ejects us. (An exiting one still takes the shared DSQ,
+ * until the watchdog ejects us. (One the FIFO would lose takes the shared DSQ,
  * as in qmap_enqueue().)
  */
 static void enqueue_reenqueued(struct task_struct *p, u64 enq_flags)
@@ -1023,7 +1048,7 @@ static void enqueue_reenqueued(struct task_struct *p, u64 enq_flags)
 	u64 slice = p->scx.slice ? 0 : slice_ns;
 	s32 cpu;
 
-	if (is_lowpri(p) && !(p->flags & PF_EXITING)) {
+	if (is_lowpri(p) && !fifo_would_lose(p)) {
 		fifo_enqueue(p, weight_to_idx(p->scx.weight), enq_flags);
 		return;
 	}
@@ -1075,7 +1100,7 @@ static bool over_budget(struct task_struct *p)
 	return left < slice_ns && slice_ns - left >= lat_budget_ns;
 }
 
-/* Whether any FIFO may hold a PID. */
+/* Whether any FIFO may hold a task. */
 static bool fifos_queued(void)
 {
 	int i;
@@ -1181,13 +1206,8 @@ void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 		return;
 	}
 
-	/*
-	 * The FIFOs hold PIDs. An exiting task can be reaped, and its PID
-	 * freed, while it still has to run once more to finish exiting: popped
-	 * then, its PID would find no task and it would be lost until the
-	 * watchdog ejects us. The shared DSQ holds the task itself.
-	 */
-	if (p->flags & PF_EXITING) {
+	/* The shared DSQ holds the task itself. */
+	if (fifo_would_lose(p)) {
 		__sync_fetch_and_add(&stats.nr_exiting, 1);
 		scx_bpf_dsq_insert(p, SHARED_DSQ, slice_ns, enq_flags);
 		return;
@@ -1211,23 +1231,62 @@ void BPF_STRUCT_OPS(qmap_dequeue, struct task_struct *p, u64 deq_flags)
 }
 
 /*
- * Move up to @batch tasks from FIFO @idx, charging them to @cpuc's round-robin
- * budget. The first that may run on @this_cpu goes straight to its local DSQ
- * and sets *@here; the others go to the shared DSQ for any CPU. (Through the
- * shared DSQ, that first task would cost an insert and a consume more.) -H
- * sends all to the shared DSQ, where dispatch_highpri() looks for them.
- * Returns how many were moved.
+ * Move @p, just popped from a FIFO, out to run: the first that may run on
+ * @this_cpu goes straight to its local DSQ and sets *@here; the others go to
+ * the shared DSQ for any CPU. (Through the shared DSQ, that first task would
+ * cost an insert and a consume more.) -H sends all to the shared DSQ, where
+ * dispatch_highpri() looks for them.
+ */
+static __always_inline void move_popped(struct task_struct *p, u64 slice,
+					s32 this_cpu, bool *here)
+{
+	struct task_ctx *tctx;
+	bool allowed;
+
+	tctx = bpf_task_storage_get(&task_ctx_stor, p, 0, 0);
+	if (tctx) {
+		/* Its FIFO's head has moved up to it. */
+		core_sched_head_seqs[weight_to_idx(p->scx.weight)] =
+			tctx->core_sched_seq;
+		if (tctx->highpri) {
+			tctx->highpri = false;
+			__sync_fetch_and_sub(&nr_highpri_queued, 1);
+		}
+	}
+
+	__sync_fetch_and_add(&stats.nr_dispatched, 1);
+	if (slice < slice_ns)
+		__sync_fetch_and_add(&stats.nr_slice_cut, 1);
+	allowed = task_may_run(p, this_cpu);
+	if (allowed && !*here && !highpri_boosting) {
+		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice,
+				   immed_if_shared(this_cpu));
+		*here = true;
+	} else {
+		scx_bpf_dsq_insert(p, SHARED_DSQ, slice, 0);
+	}
+	/*
+	 * The FIFOs are global: a task that may not run here would wait in
+	 * the shared DSQ until a CPU it may use dispatches. Kick its CPU so
+	 * that happens now.
+	 */
+	if (!allowed)
+		kick_cpu(task_cpu(p), 0);
+}
+
+/*
+ * Move up to @batch tasks from FIFO @idx (move_popped()), charging them to
+ * @cpuc's round-robin budget. Returns how many were moved; a task that has
+ * gone since it was queued is dropped and not counted.
  */
 static u32 drain_fifo(struct cpu_ctx *cpuc, int idx, u32 batch, s32 this_cpu,
 		      bool *here)
 {
-	struct task_ctx *tctx;
 	struct task_struct *p;
-	u32 moved = 0, pid;
+	u32 moved = 0;
 	s64 *nr_queued;
-	bool allowed;
 	void *fifo;
-	u64 slice;
+	u64 slice, key;
 
 	if (idx < 0 || idx >= NR_QUEUES)
 		return 0;
@@ -1245,45 +1304,23 @@ static u32 drain_fifo(struct cpu_ctx *cpuc, int idx, u32 batch, s32 this_cpu,
 	bpf_repeat(QUEUE_DEPTH) {
 		if (moved >= batch || !cpuc->dsp_cnt || !scx_bpf_dispatch_nr_slots())
 			break;
-		if (bpf_map_pop_elem(fifo, &pid))
+		if (bpf_map_pop_elem(fifo, &key))
 			break;
 		__sync_fetch_and_sub(nr_queued, 1);
 
-		/* The task may have exited since it was queued. */
-		p = bpf_task_from_pid(pid);
-		if (!p)
-			continue;
-
-		tctx = bpf_task_storage_get(&task_ctx_stor, p, 0, 0);
-		if (tctx) {
-			/* Its FIFO's head has moved up to it. */
-			core_sched_head_seqs[weight_to_idx(p->scx.weight)] =
-				tctx->core_sched_seq;
-			if (tctx->highpri) {
-				tctx->highpri = false;
-				__sync_fetch_and_sub(&nr_highpri_queued, 1);
-			}
-		}
-
-		__sync_fetch_and_add(&stats.nr_dispatched, 1);
-		if (slice < slice_ns)
-			__sync_fetch_and_add(&stats.nr_slice_cut, 1);
-		allowed = task_may_run(p, this_cpu);
-		if (allowed && !*here && !highpri_boosting) {
-			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice,
-					   immed_if_shared(this_cpu));
-			*here = true;
+		if (queue_by_tid) {
+			/* RCU-protected: no reference to drop. */
+			p = scx_bpf_tid_to_task(key);
+			if (!p)
+				continue;
+			move_popped(p, slice, this_cpu, here);
 		} else {
-			scx_bpf_dsq_insert(p, SHARED_DSQ, slice, 0);
+			p = bpf_task_from_pid(key);
+			if (!p)
+				continue;
+			move_popped(p, slice, this_cpu, here);
+			bpf_task_release(p);
 		}
-		/*
-		 * The FIFOs are global: a task that may not run here would wait
-		 * in the shared DSQ until a CPU it may use dispatches. Kick its
-		 * CPU so that happens now.
-		 */
-		if (!allowed)
-			kick_cpu(task_cpu(p), 0);
-		bpf_task_release(p);
 		moved++;
 		cpuc->dsp_cnt--;
 	}

@@ -162,6 +162,7 @@ const (
 	qmapVarPartCum                    = "part_cum"
 	qmapVarPrintDsqsAndEvents         = "print_dsqs_and_events"
 	qmapVarPrintMsgs                  = "print_msgs"
+	qmapVarQueueByTid                 = "queue_by_tid"
 	qmapVarRemoteReenq                = "remote_reenq"
 	qmapVarRoundRobinNs               = "round_robin_ns"
 	qmapVarRrTurn                     = "rr_turn"
@@ -329,6 +330,7 @@ type qmapVariableSpecs struct {
 	PartCum                    *ebpf.VariableSpec `ebpf:"part_cum"`
 	PrintDsqsAndEvents         *ebpf.VariableSpec `ebpf:"print_dsqs_and_events"`
 	PrintMsgs                  *ebpf.VariableSpec `ebpf:"print_msgs"`
+	QueueByTid                 *ebpf.VariableSpec `ebpf:"queue_by_tid"`
 	RemoteReenq                *ebpf.VariableSpec `ebpf:"remote_reenq"`
 	RoundRobinNs               *ebpf.VariableSpec `ebpf:"round_robin_ns"`
 	RrTurn                     *ebpf.VariableSpec `ebpf:"rr_turn"`
@@ -446,6 +448,7 @@ type qmapVariables struct {
 	PartCum                    *ebpf.Variable `ebpf:"part_cum"`
 	PrintDsqsAndEvents         *ebpf.Variable `ebpf:"print_dsqs_and_events"`
 	PrintMsgs                  *ebpf.Variable `ebpf:"print_msgs"`
+	QueueByTid                 *ebpf.Variable `ebpf:"queue_by_tid"`
 	RemoteReenq                *ebpf.Variable `ebpf:"remote_reenq"`
 	RoundRobinNs               *ebpf.Variable `ebpf:"round_robin_ns"`
 	RrTurn                     *ebpf.Variable `ebpf:"rr_turn"`

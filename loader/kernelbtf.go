@@ -21,6 +21,9 @@ type Kernel struct {
 	// capabilities (scx_bpf_sub_grant(), the SCX_CAP_* flags and rescue
 	// bandwidth; Linux 7.3+).
 	HasCaps bool
+	// HasTIDs: tasks have scx tids, which scx_bpf_tid_to_task() resolves
+	// under SCX_OPS_TID_TO_TASK (Linux 7.2+).
+	HasTIDs bool
 }
 
 // readKernel reads the running kernel's BTF (/sys/kernel/btf/vmlinux) and
@@ -94,6 +97,13 @@ func inspectSpec(spec *btf.Spec) (*Kernel, error) {
 			k.HasCaps = false
 		}
 	}
+
+	tids, err := hasFunc(spec, "scx_bpf_tid_to_task")
+	if err != nil {
+		return nil, err
+	}
+	_, flag := k.Enums["SCX_OPS_TID_TO_TASK"]
+	k.HasTIDs = tids && flag
 
 	var cidOps *btf.Struct
 	switch err := spec.TypeByName("sched_ext_ops_cid", &cidOps); {

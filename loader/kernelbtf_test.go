@@ -52,12 +52,17 @@ func TestInspectSpec(t *testing.T) {
 		name      string
 		types     []btf.Type
 		wantReenq bool
+		wantTIDs  bool
 		wantEnum  string // an enumerator that must be found
 	}{
 		{name: "before 7.1", types: append(requiredValues(), kfunc("scx_bpf_dsq_insert", btf.GlobalFunc)),
 			wantEnum: "SCX_SLICE_DFL"},
 		{name: "7.1+", types: append(requiredValues(), kfunc("scx_bpf_dsq_reenq", btf.GlobalFunc)),
 			wantReenq: true, wantEnum: "SCX_TASK_REENQ_KFUNC"},
+		{name: "7.2+: tids", types: append(requiredValues(), kfunc("scx_bpf_tid_to_task", btf.GlobalFunc),
+			enum("scx_ops_flags", btf.EnumValue{Name: "SCX_OPS_TID_TO_TASK", Value: 1 << 8})),
+			wantTIDs: true, wantEnum: "SCX_OPS_TID_TO_TASK"},
+		{name: "tid kfunc without the ops flag", types: append(requiredValues(), kfunc("scx_bpf_tid_to_task", btf.GlobalFunc))},
 		{name: "flavour only", types: append(requiredValues(), kfunc("scx_bpf_dsq_reenq___v2", btf.GlobalFunc))},
 		// A kernel that moved a required value: found by the full pass.
 		{name: "value in another enum", types: []btf.Type{
@@ -73,6 +78,9 @@ func TestInspectSpec(t *testing.T) {
 			}
 			if k.HasReenq != tt.wantReenq {
 				t.Errorf("HasReenq = %v, want %v", k.HasReenq, tt.wantReenq)
+			}
+			if k.HasTIDs != tt.wantTIDs {
+				t.Errorf("HasTIDs = %v, want %v", k.HasTIDs, tt.wantTIDs)
 			}
 			if _, ok := k.Enums[tt.wantEnum]; tt.wantEnum != "" && !ok {
 				t.Errorf("%s not found; enums = %v", tt.wantEnum, k.Enums)

@@ -33,15 +33,16 @@ type Config struct {
 	ExitDumpLen   uint32 // debug dump bytes kept on exit (0: none)
 	SuppressDump  bool   // keep the BPF dump callbacks quiet
 
-	HighpriBoost   bool   // -H: boost nice -20 tasks through HIGHPRI_DSQ
-	PrintDSQs      bool   // -P: snapshot the shared DSQ every second
-	PrintMsgs      bool   // -M: bpf_printk cgroup and hotplug events
-	AlwaysEnqImmed bool   // -I: SCX_OPS_ALWAYS_ENQ_IMMED
-	ImmedStressNth uint32 // -F: every Nth enqueue to the task's own busy CPU
-	RemoteReenq    bool   // --remote-reenq: reenqueue local DSQs behind RT/DL tasks
-	LatBudgetUs    uint64 // -L: a task over this much of its slice yields to waiters (0: off)
-	Form           Form   // struct_ops form to load (FormAuto: the newest the kernel has)
-	SubCgroupID    uint64 // attach as a sub-scheduler of this cgroup (0: the root scheduler); see PreflightSub
+	HighpriBoost   bool     // -H: boost nice -20 tasks through HIGHPRI_DSQ
+	PrintDSQs      bool     // -P: snapshot the shared DSQ every second
+	PrintMsgs      bool     // -M: bpf_printk cgroup and hotplug events
+	AlwaysEnqImmed bool     // -I: SCX_OPS_ALWAYS_ENQ_IMMED
+	ImmedStressNth uint32   // -F: every Nth enqueue to the task's own busy CPU
+	RemoteReenq    bool     // --remote-reenq: reenqueue local DSQs behind RT/DL tasks
+	LatBudgetUs    uint64   // -L: a task over this much of its slice yields to waiters (0: off)
+	Form           Form     // struct_ops form to load (FormAuto: the newest the kernel has)
+	SubCgroupID    uint64   // attach as a sub-scheduler of this cgroup (0: the root scheduler); see PreflightSub
+	QueueBy        QueueKey // how the FIFOs name tasks (QueueAuto: by tid where the kernel has it)
 
 	// Linux 7.3's capabilities (Kernel.HasCaps); see checkCaps.
 	RoundRobinMs       uint32 // -R: each participant's turn of the shared cids (0: DefaultRoundRobinMs)
@@ -89,7 +90,8 @@ type Scheduler struct {
 	switchTP link.Link // sched_switch tracepoint, with --remote-reenq
 	cfg      Config
 	SliceNs  uint64
-	Form     Form // the form loaded: FormCPU or FormCID
+	Form     Form     // the form loaded: FormCPU or FormCID
+	QueueBy  QueueKey // what the FIFOs hold: QueueByPID or QueueByTID
 	// Caps: 7.3's capability hierarchy is on, and children run on the CPUs
 	// it grants them; without it (7.2) they share every CPU.
 	Caps bool
@@ -116,6 +118,10 @@ func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
 		return nil, newError(ErrInvalid, nil, "a sub-scheduler needs the cid form, not the %s form", form)
 	}
 	if err := checkCaps(kernel, form, cfg); err != nil {
+		return nil, err
+	}
+	queueBy, err := pickQueue(kernel, cfg.QueueBy)
+	if err != nil {
 		return nil, err
 	}
 	if err := keepForm(spec, form); err != nil {
@@ -164,6 +170,7 @@ func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
 		{vars.StallKernelNth, cfg.StallKernelNth},
 		{vars.DspInfLoopAfter, cfg.DispatchLoopAfter},
 		{vars.CidForm, form == FormCID},
+		{vars.QueueByTid, queueBy == QueueByTID},
 	}); err != nil {
 		return nil, newError(ErrInternal, err, "filling the scheduler's load-time values")
 	}
@@ -175,6 +182,9 @@ func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
 	flags := uint64(0)
 	if cfg.PartialSwitch {
 		flags |= enums["SCX_OPS_SWITCH_PARTIAL"]
+	}
+	if queueBy == QueueByTID {
+		flags |= enums["SCX_OPS_TID_TO_TASK"]
 	}
 	if cfg.AlwaysEnqImmed {
 		immed, ok := enums["SCX_OPS_ALWAYS_ENQ_IMMED"]
@@ -223,7 +233,7 @@ func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
 		return nil, newError(ErrLoad, err, "loading the BPF scheduler")
 	}
 	sched := &Scheduler{coll: coll, arena: ar, opsMap: opsMap, cfg: cfg, SliceNs: sliceNs, Form: form,
-		Caps: form == FormCID && kernel.HasCaps}
+		QueueBy: queueBy, Caps: form == FormCID && kernel.HasCaps}
 	if err := coll.Assign(&sched.vars); err != nil {
 		sched.Close()
 		return nil, newError(ErrInternal, err, "reading the loaded scheduler's globals")
@@ -363,6 +373,13 @@ func (s *Scheduler) Attach() error {
 			return newError(ErrBusy, err, "another sched_ext scheduler attached first: stop it, then retry")
 		}
 		return newError(ErrAttach, err, "attaching the scheduler")
+	}
+	// The kernel reports a sub-scheduler's enable failure through ops.exit
+	// and still makes the link; the record is complete by now. One of them
+	// is a refusal the caller can act on.
+	if ei, _ := s.ExitInfo(); refusedForTIDs(ei.Msg) {
+		l.Close()
+		return newError(ErrAttach, nil, "the kernel refused to enable the scheduler (%s: %s)", ei.Reason, ei.Msg)
 	}
 	s.link = l
 	if s.cfg.RemoteReenq {

@@ -37,20 +37,29 @@ type options struct {
 	manPage       bool // hidden: print the man page (make deb)
 }
 
-// formFlag is --form, a loader.Form by name.
-type formFlag struct{ form *loader.Form }
+// choiceFlag is a flag whose value is one of @choices, given by name.
+type choiceFlag[T interface {
+	comparable
+	String() string
+}] struct {
+	v       *T
+	typ     string
+	choices []T
+}
 
-func (v formFlag) String() string { return v.form.String() }
-func (v formFlag) Type() string   { return "FORM" }
+func (f choiceFlag[T]) String() string { return (*f.v).String() }
+func (f choiceFlag[T]) Type() string   { return f.typ }
 
-func (v formFlag) Set(s string) error {
-	for _, f := range []loader.Form{loader.FormAuto, loader.FormCPU, loader.FormCID} {
-		if s == f.String() {
-			*v.form = f
+func (f choiceFlag[T]) Set(s string) error {
+	names := make([]string, len(f.choices))
+	for i, c := range f.choices {
+		if s == c.String() {
+			*f.v = c
 			return nil
 		}
+		names[i] = c.String()
 	}
-	return fmt.Errorf("want cid, cpu or auto")
+	return fmt.Errorf("want %s", strings.Join(names, ", "))
 }
 
 // rescueFlag is -B: the root's rescue bandwidth in 1/1000 of each CPU, where
@@ -126,7 +135,8 @@ func newFlags(o *options) (*pflag.FlagSet, []flagGroup) {
 	f.BoolVarP(&c.PartialSwitch, "partial", "p", false, "schedule only tasks set to SCHED_EXT; others stay on the fair class")
 	f.BoolVarP(&c.HighpriBoost, "highpri-boost", "H", false, "boost nice -20 tasks: move them to a CPU's local DSQ with preemption (use with -b)")
 	f.StringVarP(&o.cgroup, "cgroup", "c", "", "attach as a sub-scheduler of cgroup `CG_PATH` (cgroup v2, under /sys/fs/cgroup) below a running cid-form parent")
-	f.Var(formFlag{&c.Form}, "form", "load the struct_ops `FORM`: cid (CPUs named by cid, Linux 7.2+), cpu (by number), or auto: cid where the kernel has it")
+	f.Var(choiceFlag[loader.Form]{&c.Form, "FORM", []loader.Form{loader.FormCID, loader.FormCPU, loader.FormAuto}}, "form", "load the struct_ops `FORM`: cid (CPUs named by cid, Linux 7.2+), cpu (by number), or auto: cid where the kernel has it")
+	f.Var(choiceFlag[loader.QueueKey]{&c.QueueBy, "KEY", []loader.QueueKey{loader.QueueByTID, loader.QueueByPID, loader.QueueAuto}}, "queue-by", "name tasks in the FIFOs by `KEY`: tid (SCX_OPS_TID_TO_TASK, Linux 7.2+), pid (Linux 7.1's way), or auto: tid where the kernel has it")
 	f.Uint32VarP(&c.RoundRobinMs, "round-robin-ms", "R", 0, "Linux 7.3: each turn, in `MS`, of the CPUs the cpu.weight split among this scheduler and its children leaves over (default 200)")
 	f.VarP(rescueFlag{&c.RescueBandwidthPpt}, "rescue-ppt", "B", "Linux 7.3, root only: CPU time in thousandths kept to rescue a child's tasks stranded where it holds no CPU (0: off; default: the kernel's, 20)")
 	f.Uint32VarP(&c.RescueQuantumUs, "rescue-quantum-us", "q", 0, "Linux 7.3, root only: the rescue quantum in `US` microseconds (default: the kernel's, 5000)")

@@ -131,6 +131,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, host load
 	}
 }
 
+// load loads the scheduler through the verifier; -v prints the verifier's
+// log on a refusal and each program's instruction count.
+func load(host loader.Host, kernel *loader.Kernel, o options, stdout, stderr io.Writer) (*loader.Scheduler, error) {
+	sched, err := loader.Load(host, kernel, o.cfg)
+	if err != nil {
+		var verr *ebpf.VerifierError
+		if o.verbose && errors.As(err, &verr) {
+			fmt.Fprintf(stderr, "%+v\n", verr)
+		}
+		return nil, err
+	}
+	if o.verbose {
+		printVerified(sched, stdout, stderr)
+	}
+	return sched, nil
+}
+
 // preflight runs the loader's checks for a root scheduler, or with -c for a
 // sub-scheduler, whose cgroup also names its default stats socket.
 func preflight(host loader.Host, o *options) (*loader.Kernel, *loader.SubTarget, error) {
@@ -167,21 +184,23 @@ func runOnce(ctx context.Context, o options, stdout, stderr io.Writer, host load
 	defer stopServices()
 
 	t1 := time.Now()
-	sched, err := loader.Load(host, kernel, o.cfg)
+	sched, err := load(host, kernel, o, stdout, stderr)
 	if err != nil {
-		var verr *ebpf.VerifierError
-		if o.verbose && errors.As(err, &verr) {
-			fmt.Fprintf(stderr, "%+v\n", verr)
-		}
 		return loader.ExitInfo{}, err
 	}
-	defer sched.Close()
-	if o.verbose {
-		printVerified(sched, stdout, stderr)
-	}
-
 	t2 := time.Now()
-	if err := sched.Attach(); err != nil {
+	err = sched.Attach()
+	if loader.RootLacksTIDs(err) && o.cfg.QueueBy == loader.QueueAuto {
+		sched.Close()
+		fmt.Fprintln(stdout, "scx-qmap-go: the root scheduler does not turn tids on (SCX_OPS_TID_TO_TASK): loading again to queue by pid")
+		o.cfg.QueueBy = loader.QueueByPID
+		if sched, err = load(host, kernel, o, stdout, stderr); err != nil {
+			return loader.ExitInfo{}, err
+		}
+		err = sched.Attach()
+	}
+	defer sched.Close()
+	if err != nil {
 		return loader.ExitInfo{}, err
 	}
 	if o.verbose {
@@ -194,6 +213,7 @@ func runOnce(ctx context.Context, o options, stdout, stderr io.Writer, host load
 	if sched.Caps {
 		form += ", children by capability"
 	}
+	form += fmt.Sprintf(", queue by %s", sched.QueueBy)
 	attached := fmt.Sprintf("attached (%s, slice %d us, batch %d)", form, sched.SliceNs/1000, o.cfg.DispatchBatch)
 	if target != nil {
 		attached = fmt.Sprintf("attached (sub-scheduler of cgroup %s, %s, slice %d us, batch %d)",

@@ -77,6 +77,13 @@ func TestParseFlags(t *testing.T) {
 				t.Errorf("-L 2000: LatBudgetUs = %d", o.cfg.LatBudgetUs)
 			}
 		}},
+		{name: "queue by pid", args: []string{"--queue-by", "pid"}, check: func(t *testing.T, o options) {
+			if o.cfg.QueueBy != loader.QueueByPID {
+				t.Errorf("--queue-by pid: QueueBy = %s", o.cfg.QueueBy)
+			}
+		}},
+		{name: "queue by a bad key", args: []string{"--queue-by", "name"}, wantErr: "want tid, pid, auto"},
+		{name: "a bad form", args: []string{"--form", "cpus"}, wantErr: "want cid, cpu, auto"},
 		{name: "latency budget too short", args: []string{"-L", "50"}, wantErr: "too short"},
 		{name: "latency budget not under the slice", args: []string{"-s", "1000", "--lat-budget-us", "1000"}, wantErr: "shorter than the slice"},
 		{name: "latency budget huge", args: []string{"-L", "99999999999"}, wantErr: "too long"},

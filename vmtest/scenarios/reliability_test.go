@@ -171,7 +171,28 @@ func TestReliability(t *testing.T) {
 		if c.NrEnqueued < 10000 {
 			t.Errorf("enq = %d, want >= 10000", c.NrEnqueued)
 		}
-		t.Logf("enq %d, overflow to the shared DSQ %d, slices cut for a deep FIFO %d", c.NrEnqueued, c.NrOverflow, c.NrSliceCut)
+		t.Logf("enq %d, overflow to the shared DSQ %d, slices cut for a deep FIFO %d, exiting %d",
+			c.NrEnqueued, c.NrOverflow, c.NrSliceCut, c.NrExiting)
+		// By tid (the suite's kernels), an exiting task waits in its FIFO
+		// like any other; only PIDs need the shared DSQ's detour.
+		if c.NrExiting != 0 {
+			t.Errorf("exiting = %d under queueing by tid, want 0", c.NrExiting)
+		}
+	})
+
+	// By PID, as on 7.1: exiting tasks skip the FIFOs, and the storm's
+	// 10,000 exits still finish with the scheduler attached.
+	t.Run("threads_by_pid", func(t *testing.T) {
+		s := guest.StartScheduler(t, "--quiet", "--queue-by", "pid")
+		p := guest.StartHelper(t, "thread-storm", 0, 10000)
+		if rc := p.Wait(t, 5*time.Minute); rc != 0 {
+			t.Errorf("thread-storm exit = %d, want 0\n%s", rc, p.Output(t))
+		}
+		if st := guest.State(t); st != "enabled" {
+			t.Errorf("state = %s, want enabled", st)
+		}
+		c := s.Counters(t)
+		t.Logf("enq %d, exiting %d", c.NrEnqueued, c.NrExiting)
 	})
 
 	// -p: only SCHED_EXT tasks are the scheduler's; the rest stay on the

@@ -159,6 +159,27 @@ func TestSubScheds(t *testing.T) {
 		}
 		testCapabilities(t, bin, cgA, idA, refuse)
 	})
+
+	// A root that queues by pid leaves tids off (SCX_OPS_TID_TO_TASK), and
+	// the kernel refuses a child that queues by tid under it: the child
+	// loads again by pid and runs its cgroup.
+	t.Run("pid_root", func(t *testing.T) {
+		root := guest.StartScheduler(t, "--form", "cid", "--queue-by", "pid")
+		child := startSub(t, cgA)
+		out := child.Output(t)
+		if !strings.Contains(out, "loading again to queue by pid") || !strings.Contains(out, "queue by pid,") {
+			t.Errorf("the child under a pid root does not say it loaded again by pid:\n%s", vm.Tail(out, 10))
+		}
+		loadCgroup(t, cgA)
+		time.Sleep(4 * time.Second)
+		checkOnExt(t, cgA)
+		if c := child.Counters(t); c.NrEnqueued == 0 || c.NrDispatched == 0 {
+			t.Errorf("child: enq=%d dsp=%d, want both moving", c.NrEnqueued, c.NrDispatched)
+		}
+		killCgroup(cgA)
+		child.StopUnreg(t)
+		root.StopUnreg(t)
+	})
 }
 
 // testCapabilities: 7.3's hierarchy. The root, with rescue off (-B 0),
