@@ -146,6 +146,7 @@ struct qmap_stats {
 	u64 nr_cap_grants;	/* 7.3: cids granted to a child (whole or shared) */
 	u64 nr_cap_revokes;	/* 7.3: cids taken back from a child */
 	u64 nr_wrong_cid;	/* -J wrong-cid: inserts onto a cid not held */
+	u64 nr_stranded;	/* 7.3: tasks sent to a cid of theirs we do not hold */
 
 	/*
 	 * Reenqueues: tasks the kernel handed back to ops.enqueue with
@@ -763,6 +764,28 @@ static bool inject_wrong(struct task_struct *p, u64 enq_flags)
 }
 
 /*
+ * The cid to send @p to when it is restricted to cids none of which is ours:
+ * the first online one it may run on. Negative when @p may run on one of
+ * ours (or on none online).
+ */
+static s32 stranded_cid(struct task_struct *p)
+{
+	s32 cid, first = -1;
+
+	if (!caps_hier || p->nr_cpus_allowed >= scx_bpf_nr_cpu_ids())
+		return -1;
+	bpf_for(cid, 0, nr_form_cpus()) {
+		if (!task_may_run(p, cid))
+			continue;
+		if (cid_ours(cid))
+			return -1;
+		if (first < 0 && cid_online(cid))
+			first = cid;
+	}
+	return first;
+}
+
+/*
  * A task restricted to cids none of which is ours would wait in our queues
  * forever: send it to a cid it may run on, asking for rescue. The root is
  * never refused (a per-CPU kthread on a cid it gave away); a child's task
@@ -773,23 +796,43 @@ static bool inject_wrong(struct task_struct *p, u64 enq_flags)
  */
 static bool place_stranded(struct task_struct *p, u64 enq_flags)
 {
-	s32 cid, first = -1;
+	s32 cid = stranded_cid(p);
 
-	if (!caps_hier || p->nr_cpus_allowed >= scx_bpf_nr_cpu_ids())
+	if (cid < 0)
 		return false;
-	bpf_for(cid, 0, nr_form_cpus()) {
-		if (!task_may_run(p, cid))
-			continue;
-		if (cid_ours(cid))
-			return false;
-		if (first < 0 && cid_online(cid))
-			first = cid;
-	}
-	if (first < 0)
-		return false;
-	scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | first, slice_ns,
+	__sync_fetch_and_add(&stats.nr_stranded, 1);
+	scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | cid, slice_ns,
 			   enq_flags | (is_sub ? SCX_ENQ_RESCUE : 0));
 	return true;
+}
+
+/* How deep rescue_stranded() looks into the shared DSQ per pass. */
+enum { STRANDED_SCAN_MAX = 1024 };
+
+/*
+ * A task that went to the shared DSQ before its cids were given away (a
+ * per-CPU kthread, say), or that a CPU it may not use popped from a FIFO,
+ * waits there for a CPU that never drains it for us: a delegated cid
+ * dispatches only for its holder. The watchdog ejected the root over a
+ * ksoftirqd stuck so. Send each such task on as place_stranded() does. A
+ * task deeper than the scan moves up as the DSQ drains.
+ */
+static void rescue_stranded(void)
+{
+	struct task_struct *p;
+	u32 seen = 0;
+	s32 cid;
+
+	bpf_for_each(scx_dsq, p, SHARED_DSQ, 0) {
+		if (++seen > STRANDED_SCAN_MAX)
+			break;
+		cid = stranded_cid(p);
+		if (cid < 0)
+			continue;
+		if (scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL_ON | cid,
+				     is_sub ? SCX_ENQ_RESCUE : 0))
+			__sync_fetch_and_add(&stats.nr_stranded, 1);
+	}
 }
 
 /* Claim @cpu if it is idle: the caller sends it a task. */
@@ -1802,7 +1845,8 @@ static void reenq_rt_busy_cpus(void)
  * Every 10 ms, ask the kernel to hand the parked low-priority tasks back
  * through ops.enqueue (reason KFUNC), where they go to an idle CPU or the
  * shared DSQ: nice 19 tasks run, but only in the gaps. Also the sweep of
- * --remote-reenq and the cid form's idle refresh.
+ * --remote-reenq, the cid form's idle refresh, and 7.3's partition turns and
+ * stranded tasks.
  */
 static int lowpri_timerfn(void *map, int *key, struct bpf_timer *timer)
 {
@@ -1814,8 +1858,10 @@ static int lowpri_timerfn(void *map, int *key, struct bpf_timer *timer)
 		reenq_rt_busy_cpus();
 	if (cid_form)
 		refresh_idle_cids();
-	if (caps_hier)
+	if (caps_hier) {
 		caps_tick();
+		rescue_stranded();
+	}
 	bpf_timer_start(timer, LOWPRI_INTV_NS, 0);
 	return 0;
 }

@@ -47,6 +47,7 @@ type qmapQmapStats struct {
 	NrCapGrants          uint64
 	NrCapRevokes         uint64
 	NrWrongCid           uint64
+	NrStranded           uint64
 	ReenqTotal           uint64
 	ReenqCpu0            uint64
 	ReenqKfunc           uint64

@@ -52,7 +52,7 @@ var layout = []blockLine{
 	{"expedite", []field{counter("exp_local"), counter("exp_remote"), counter("exp_timer"), counter("exp_lost")}},
 	{"latency", []field{counter("lat_kicks"), counter("lat_yields"), counter("slice_cut")}},
 	{"other", []field{counter("overflow"), counter("exiting"), counter("lowpri"), counter("cpu_online"), counter("cpu_offline")}},
-	{"hier", []field{counter("sub_dsp"), counter("cap_grants"), counter("cap_revokes"), counter("wrong_cid")}},
+	{"hier", []field{counter("sub_dsp"), counter("cap_grants"), counter("cap_revokes"), counter("wrong_cid"), counter("stranded")}},
 	{"cpuperf", []field{
 		derived("cur min/avg/max", triple("cpuperf_min", "cpuperf_avg", "cpuperf_max")),
 		derived("target min/avg/max", triple("cpuperf_target_min", "cpuperf_target_avg", "cpuperf_target_max")),

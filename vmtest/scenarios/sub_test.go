@@ -190,6 +190,11 @@ func TestSubScheds(t *testing.T) {
 func testCapabilities(t *testing.T, bin, cg string, id uint64, refuse func(*testing.T, string, int, string, ...string)) {
 	root := guest.StartScheduler(t, "--form", "cid", "-B", "0", "-R", "100")
 	refuse(t, "-B on a child", exitUsage, "ignores a sub-scheduler's", "-c", cg, "-B", "10")
+	// A root task pinned to each CPU: the one on the CPU the child gets
+	// whole is stranded there, and the root must still run it.
+	for _, cpu := range []string{"0", "1"} {
+		guest.Start(t, "taskset", "-c", cpu, "stress-ng", "--cpu", "1", "--timeout", "20", "--quiet")
+	}
 	child := startSub(t, cg, "-J", "wrong-cid")
 	if !strings.Contains(root.Output(t), "children by capability") {
 		t.Errorf("the root's attached line does not say it grants by capability:\n%s", vm.Tail(root.Output(t), 5))
@@ -202,9 +207,12 @@ func testCapabilities(t *testing.T, bin, cg string, id uint64, refuse func(*test
 	time.Sleep(2 * time.Second) // the last bounced inserts come back
 
 	c, r := child.Counters(t), root.Snapshot(t)
-	t.Logf("child: enq=%d dsp=%d wrong_cid=%d reenq_cap=%d reenq_total=%d; root: cap_grants=%d cap_revokes=%d subs %v",
+	t.Logf("child: enq=%d dsp=%d wrong_cid=%d reenq_cap=%d reenq_total=%d; root: cap_grants=%d cap_revokes=%d stranded=%d subs %v",
 		c.NrEnqueued, c.NrDispatched, c.NrWrongCid, c.ReenqCap, c.ReenqTotal,
-		r.Values["cap_grants"], r.Values["cap_revokes"], r.Subs)
+		r.Values["cap_grants"], r.Values["cap_revokes"], r.Values["stranded"], r.Subs)
+	if r.Values["stranded"] == 0 {
+		t.Error("root: stranded=0, want its task pinned to the child's CPU sent there")
+	}
 	if r.Values["cap_grants"] == 0 || subDispatched(r, id) == 0 {
 		t.Errorf("root: cap_grants=%d, dispatches to the child %d; want both > 0", r.Values["cap_grants"], subDispatched(r, id))
 	}
