@@ -813,9 +813,9 @@ enum { STRANDED_SCAN_MAX = 1024 };
  * A task that went to the shared DSQ before its cids were given away (a
  * per-CPU kthread, say), or that a CPU it may not use popped from a FIFO,
  * waits there for a CPU that never drains it for us: a delegated cid
- * dispatches only for its holder. The watchdog ejected the root over a
- * ksoftirqd stuck so. Send each such task on as place_stranded() does. A
- * task deeper than the scan moves up as the DSQ drains.
+ * dispatches only for its holder, and the watchdog ejects us. Send each
+ * such task on as place_stranded() does. A task deeper than the scan moves
+ * up as the DSQ drains.
  */
 static void rescue_stranded(void)
 {
