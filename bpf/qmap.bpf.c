@@ -806,6 +806,24 @@ static bool place_stranded(struct task_struct *p, u64 enq_flags)
 	return true;
 }
 
+/*
+ * stranded_cid() of the task @pid names, verified once on its own: inlined
+ * into rescue_stranded()'s walk of the shared DSQ, its cid loop multiplies
+ * the states the verifier explores for the 10 ms timer (with ops.init).
+ */
+__noinline s32 stranded_cid_of(s32 pid)
+{
+	struct task_struct *p;
+	s32 cid;
+
+	p = bpf_task_from_pid(pid);
+	if (!p)
+		return -1;
+	cid = stranded_cid(p);
+	bpf_task_release(p);
+	return cid;
+}
+
 /* How deep rescue_stranded() looks into the shared DSQ per pass. */
 enum { STRANDED_SCAN_MAX = 1024 };
 
@@ -819,14 +837,21 @@ enum { STRANDED_SCAN_MAX = 1024 };
  */
 static void rescue_stranded(void)
 {
+	/*
+	 * In .bss, not on the stack: the verifier then sees an unknown count
+	 * and checks the loop body once, not once per value up to the cap.
+	 */
+	static u32 scan_left;
 	struct task_struct *p;
-	u32 seen = 0;
 	s32 cid;
 
+	scan_left = STRANDED_SCAN_MAX;
 	bpf_for_each(scx_dsq, p, SHARED_DSQ, 0) {
-		if (++seen > STRANDED_SCAN_MAX)
+		if (!scan_left--)
 			break;
-		cid = stranded_cid(p);
+		if (p->nr_cpus_allowed >= scx_bpf_nr_cpu_ids())
+			continue;
+		cid = stranded_cid_of(p->pid);
 		if (cid < 0)
 			continue;
 		if (scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SCX_DSQ_LOCAL_ON | cid,
