@@ -377,9 +377,10 @@ func (s *Scheduler) Attach() error {
 	// The kernel reports a sub-scheduler's enable failure through ops.exit
 	// and still makes the link; the record is complete by now. One of them
 	// is a refusal the caller can act on.
-	if ei, _ := s.ExitInfo(); refusedForTIDs(ei.Msg) {
+	ei, _ := s.ExitInfo()
+	if err := tidRefusal(ei); err != nil {
 		l.Close()
-		return newError(ErrAttach, nil, "the kernel refused to enable the scheduler (%s: %s)", ei.Reason, ei.Msg)
+		return err
 	}
 	s.link = l
 	if s.cfg.RemoteReenq {

@@ -2,7 +2,10 @@
 
 package loader
 
-import "strings"
+import (
+	"errors"
+	"strings"
+)
 
 // QueueKey is how the FIFOs name the tasks they hold.
 type QueueKey int
@@ -44,15 +47,23 @@ func pickQueue(k *Kernel, want QueueKey) (QueueKey, error) {
 	return 0, newError(ErrInternal, nil, "unknown queue key %d", want)
 }
 
-// rootLacksTIDs is the kernel's refusal of a child that queues by tid under
-// a root scheduler that did not turn tids on.
+// rootLacksTIDs is the kernel's exit message for a child that queues by tid
+// under a root scheduler that did not turn tids on.
 const rootLacksTIDs = "SCX_OPS_TID_TO_TASK requires root scheduler"
+
+// errRootLacksTIDs is the cause Attach gives that refusal.
+var errRootLacksTIDs = errors.New("the root scheduler does not turn tids on")
+
+// tidRefusal is Attach's error for an enable the kernel refused, as @ei
+// records it, because the root lacks tids; nil for any other record.
+func tidRefusal(ei ExitInfo) error {
+	if !strings.Contains(ei.Msg, rootLacksTIDs) {
+		return nil
+	}
+	return newError(ErrAttach, errRootLacksTIDs, "the kernel refused to enable the scheduler (%s: %s)", ei.Reason, ei.Msg)
+}
 
 // RootLacksTIDs reports whether Attach failed because this child queues by
 // tid and the root scheduler does not enable tids; loaded again with
 // QueueByPID, it can attach.
-func RootLacksTIDs(err error) bool {
-	return err != nil && refusedForTIDs(err.Error())
-}
-
-func refusedForTIDs(msg string) bool { return strings.Contains(msg, rootLacksTIDs) }
+func RootLacksTIDs(err error) bool { return errors.Is(err, errRootLacksTIDs) }

@@ -29,19 +29,21 @@ func TestPickQueue(t *testing.T) {
 }
 
 func TestRootLacksTIDs(t *testing.T) {
-	refused := newError(ErrAttach, errors.New("invalid argument"),
-		"the kernel refused to enable the scheduler (%s: %s)", "scx_bpf_error", "SCX_OPS_TID_TO_TASK requires root scheduler to enable it")
 	tests := []struct {
 		err  error
 		want bool
 	}{
-		{refused, true},
-		{newError(ErrAttach, nil, "attaching the scheduler"), false},
+		{tidRefusal(ExitInfo{Kind: 1024, Reason: "runtime error", Msg: "SCX_OPS_TID_TO_TASK requires root scheduler to enable it"}), true},
+		{tidRefusal(ExitInfo{Kind: 1024, Reason: "runtime error", Msg: "scx_sub_enable() failed (-12)"}), false},
+		{newError(ErrAttach, nil, "attaching the scheduler: SCX_OPS_TID_TO_TASK requires root scheduler"), false},
 		{nil, false},
 	}
 	for _, tt := range tests {
 		if got := RootLacksTIDs(tt.err); got != tt.want {
 			t.Errorf("RootLacksTIDs(%v) = %v, want %v", tt.err, got, tt.want)
 		}
+	}
+	if err := tidRefusal(ExitInfo{Msg: rootLacksTIDs}); !errors.Is(err, ErrAttach) {
+		t.Errorf("tidRefusal = %v, want an ErrAttach refusal (exit 8)", err)
 	}
 }
