@@ -48,6 +48,22 @@ enum consts {
 	 */
 	WAIT_BOUND_NS	= 1000 * 1000 * 1000,
 	MIN_FIFO_SLICE_NS = 1000 * 1000,
+	/* Weight of nice 0: -L scales budgets and loads by weight / NICE0_WEIGHT. */
+	NICE0_WEIGHT	= 100,
+	/*
+	 * -L: a task's recent CPU use, as a fraction of LAT_UTIL_ONE of the
+	 * wall time between its enqueues (an average over the last few). New
+	 * tasks start at half.
+	 */
+	LAT_UTIL_ONE	= 1024,
+	/*
+	 * -L: a waking task preempts a busy CPU when the task running there
+	 * used at least this much more of a CPU lately (in LAT_UTIL_ONE units,
+	 * both scaled to nice 0 by weight), looking at its own CPU and the
+	 * next LAT_PROBES - 1.
+	 */
+	LAT_GAP		= LAT_UTIL_ONE / 4,
+	LAT_PROBES	= 4,
 };
 
 #define CLOCK_MONOTONIC 1
@@ -73,10 +89,12 @@ const volatile u32 immed_stress_nth;
 /* --remote-reenq: reenqueue a CPU's local DSQ when an RT/DL task takes it. */
 const volatile bool remote_reenq;
 /*
- * -L: latency budget, beyond upstream qmap. A task that has run this long of
- * its slice gives the CPU up as soon as another task waits: at once when a
- * task wakes up to find its CPU busy with such a task, else at the next tick.
- * Slices stay long while nobody waits. 0: off (qmap's plain FIFO slices).
+ * -L: latency budget, beyond upstream qmap; 0: off (qmap's plain FIFO
+ * slices). A nice 0 task that has run this long of its slice gives the CPU
+ * up as soon as another task waits (others in proportion to their weight):
+ * at once when a task wakes up to find its CPU busy with such a task, else at
+ * the next tick. Slices stay long while nobody waits. A waking task that ran
+ * little lately (LAT_GAP) does not queue at all: it preempts a busier task.
  */
 const volatile u64 lat_budget_ns;
 /* Which form the loader loads: sched_ext_ops_cid if set, else sched_ext_ops. */
@@ -140,6 +158,7 @@ struct qmap_stats {
 	u64 nr_cpu_online;	/* ops.cpu_online calls */
 	u64 nr_cpu_offline;	/* ops.cpu_offline calls */
 	u64 nr_lat_kicks;	/* -L: busy CPUs preempted for a waking task */
+	u64 nr_lat_preempts;	/* -L: waking tasks put straight onto a busier task's CPU */
 	u64 nr_lat_yields;	/* -L: tasks over budget cut short by ops.tick */
 	u64 nr_slice_cut;	/* tasks that left a deep FIFO with less than slice_ns */
 	u64 nr_sub_dispatched;	/* dispatches handed to sub-schedulers */
@@ -233,7 +252,10 @@ struct {
 /* Per-task state. */
 struct task_ctx {
 	bool highpri;		/* -H: queued as a nice -20 task, not yet popped */
+	u32 util;		/* -L: recent CPU use, of LAT_UTIL_ONE */
 	u64 core_sched_seq;	/* position in its FIFO, for core_sched_before */
+	u64 util_at;		/* -L: when util was last updated (enqueue) */
+	u64 util_ran;		/* -L: the task's CPU time then */
 };
 
 struct {
@@ -1100,39 +1122,6 @@ static bool is_lowpri(struct task_struct *p)
 	return p->scx.weight < LOWPRI_WEIGHT && !(p->flags & PF_KTHREAD);
 }
 
-/*
- * A reenqueued task should run soon, elsewhere if its CPU is taken: an idle
- * CPU if there is one, else the shared DSQ, which every CPU drains first.
- * It keeps the slice it had left (slice 0 keeps p->scx.slice).
- *
- * Not so a nice 19 task handed back from LOWPRI_DSQ: it takes its turn in its
- * FIFO. Through the shared DSQ, the parked tasks would come back every 10 ms
- * ahead of every FIFO, take most of the CPU and starve the FIFOs' tasks
- * until the watchdog ejects us. (One the FIFO would lose takes the shared DSQ,
- * as in qmap_enqueue().)
- */
-static void enqueue_reenqueued(struct task_struct *p, u64 enq_flags)
-{
-	u64 slice = p->scx.slice ? 0 : slice_ns;
-	s32 cpu;
-
-	if (is_lowpri(p) && !fifo_would_lose(p)) {
-		fifo_enqueue(p, weight_to_idx(p->scx.weight), enq_flags);
-		return;
-	}
-
-	cpu = pick_direct_dispatch_cpu(p, task_cpu(p));
-	if (cpu >= 0) {
-		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, slice, enq_flags);
-		kick_cpu(cpu, SCX_KICK_IDLE);
-		return;
-	}
-
-	scx_bpf_dsq_insert(p, SHARED_DSQ, slice, enq_flags);
-	cpu = pick_idle_cpu(p);
-	if (cpu >= 0)
-		kick_cpu(cpu, SCX_KICK_IDLE);
-}
 
 /* -t/-T: whether to lose this task, leaving it runnable but never queued. */
 static bool inject_stall(struct task_struct *p)
@@ -1160,12 +1149,60 @@ static bool immed_stress(struct task_struct *p, u64 enq_flags)
 	return true;
 }
 
+/* -L: @p's budget: lat_budget_ns for nice 0, in proportion to its weight. */
+static u64 lat_budget(const struct task_struct *p)
+{
+	u64 budget = lat_budget_ns * p->scx.weight / NICE0_WEIGHT;
+
+	return budget < slice_ns ? budget : slice_ns;
+}
+
 /* -L: whether @p, running, has used up its latency budget of its slice. */
 static bool over_budget(struct task_struct *p)
 {
 	u64 left = p->scx.slice;
 
-	return left < slice_ns && slice_ns - left >= lat_budget_ns;
+	return left < slice_ns && slice_ns - left >= lat_budget(p);
+}
+
+/* -L: fold @p's CPU use since its last enqueue into its recent use. */
+static void lat_track(struct task_struct *p, struct task_ctx *tctx)
+{
+	u64 now = bpf_ktime_get_ns(), ran = p->se.sum_exec_runtime;
+	u64 wall = now - tctx->util_at, used = ran - tctx->util_ran;
+	u32 util;
+
+	if (tctx->util_at && wall) {
+		util = used >= wall ? LAT_UTIL_ONE : used * LAT_UTIL_ONE / wall;
+		tctx->util = (tctx->util * 3 + util) / 4;
+	}
+	tctx->util_at = now;
+	tctx->util_ran = ran;
+}
+
+/*
+ * -L: @p's recent use, counting what it ran since its last enqueue: a CPU hog
+ * alone on its CPU keeps running through dispatch refills and is not
+ * enqueued again, so its stored use grows stale.
+ */
+static u32 lat_util_now(struct task_struct *p, struct task_ctx *tctx)
+{
+	u64 wall = bpf_ktime_get_ns() - tctx->util_at;
+	u64 used = p->se.sum_exec_runtime - tctx->util_ran;
+	u32 util;
+
+	if (!tctx->util_at || !wall)
+		return tctx->util;
+	util = used >= wall ? LAT_UTIL_ONE : used * LAT_UTIL_ONE / wall;
+	return util > tctx->util ? util : tctx->util;
+}
+
+/* -L: @util as a nice 0 task's: a heavier task may use more for the same. */
+static u64 lat_load(const struct task_struct *p, u32 util)
+{
+	u32 weight = p->scx.weight ?: 1;
+
+	return (u64)util * NICE0_WEIGHT / weight;
 }
 
 /* Whether any FIFO may hold a task. */
@@ -1183,6 +1220,59 @@ static bool fifos_queued(void)
 static bool tasks_waiting(void)
 {
 	return fifos_queued() || scx_bpf_dsq_nr_queued(SHARED_DSQ) > 0;
+}
+
+/*
+ * -L: whether waking @p, of recent load @load, may preempt CPU @cpu: one of
+ * ours, held whole, that runs one of our tasks LAT_GAP busier.
+ */
+static bool lat_victim(struct task_struct *p, s32 cpu, u64 load)
+{
+	struct task_struct *curr;
+	struct task_ctx *cctx;
+	bool victim = false;
+
+	if (!cid_usable(cpu) || immed_if_shared(cpu) || !task_may_run(p, cpu))
+		return false;
+
+	bpf_rcu_read_lock();
+	curr = cpu_curr(cpu);
+	/* Only ours are QUEUED; an RT task there would just run on. */
+	if (curr && curr != p && (curr->scx.flags & SCX_TASK_QUEUED)) {
+		cctx = bpf_task_storage_get(&task_ctx_stor, curr, 0, 0);
+		victim = cctx &&
+			 lat_load(curr, lat_util_now(curr, cctx)) >= load + LAT_GAP;
+	}
+	bpf_rcu_read_unlock();
+	return victim;
+}
+
+/*
+ * -L: waking @p found no idle CPU. If it ran little lately, it goes ahead of
+ * the FIFOs onto a CPU where a busier task of ours runs, preempting it, as
+ * EEVDF lets a task with lag preempt: its own CPU if it can, else one of the
+ * next few (an RT task may hold its own). Returns whether @p was placed.
+ */
+static bool lat_preempt(struct task_struct *p, struct task_ctx *tctx,
+			u64 enq_flags)
+{
+	u32 nr = nr_form_cpus(), i;
+	u64 load = lat_load(p, tctx->util);
+	s32 cpu = task_cpu(p);
+
+	if (cpu < 0 || (u32)cpu >= nr)
+		return false;
+	for (i = 0; i < LAT_PROBES && i < nr; i++) {
+		if (lat_victim(p, cpu, load)) {
+			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, slice_ns,
+					   enq_flags | SCX_ENQ_PREEMPT);
+			__sync_fetch_and_add(&stats.nr_lat_preempts, 1);
+			return true;
+		}
+		if (++cpu >= nr)
+			cpu = 0;
+	}
+	return false;
 }
 
 /*
@@ -1207,6 +1297,45 @@ static void kick_over_budget(s32 cpu)
 	__sync_fetch_and_add(&stats.nr_lat_kicks, 1);
 }
 
+/*
+ * A reenqueued task should run soon, elsewhere if its CPU is taken: an idle
+ * CPU if there is one, else the shared DSQ, which every CPU drains first.
+ * It keeps the slice it had left (slice 0 keeps p->scx.slice).
+ *
+ * Not so a nice 19 task handed back from LOWPRI_DSQ: it takes its turn in its
+ * FIFO. Through the shared DSQ, the parked tasks would come back every 10 ms
+ * ahead of every FIFO, take most of the CPU and starve the FIFOs' tasks
+ * until the watchdog ejects us. (One the FIFO would lose takes the shared DSQ,
+ * as in qmap_enqueue().)
+ */
+static void enqueue_reenqueued(struct task_struct *p, struct task_ctx *tctx,
+			       u64 enq_flags)
+{
+	u64 slice = p->scx.slice ? 0 : slice_ns;
+	s32 cpu;
+
+	if (is_lowpri(p) && !fifo_would_lose(p)) {
+		fifo_enqueue(p, weight_to_idx(p->scx.weight), enq_flags);
+		return;
+	}
+
+	cpu = pick_direct_dispatch_cpu(p, task_cpu(p));
+	if (cpu >= 0) {
+		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, slice, enq_flags);
+		kick_cpu(cpu, SCX_KICK_IDLE);
+		return;
+	}
+
+	/* -L: handed back from a CPU an RT task took, it may preempt too. */
+	if (lat_budget_ns && lat_preempt(p, tctx, enq_flags))
+		return;
+
+	scx_bpf_dsq_insert(p, SHARED_DSQ, slice, enq_flags);
+	cpu = pick_idle_cpu(p);
+	if (cpu >= 0)
+		kick_cpu(cpu, SCX_KICK_IDLE);
+}
+
 void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 {
 	int idx = weight_to_idx(p->scx.weight);
@@ -1226,6 +1355,8 @@ void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 	tctx = lookup_task_ctx(p);
 	if (!tctx)
 		return;
+	if (lat_budget_ns)
+		lat_track(p, tctx);
 
 	/* Every enqueue takes a place in its FIFO's core-sched order. */
 	tctx->core_sched_seq = core_sched_tail_seqs[idx]++;
@@ -1234,7 +1365,7 @@ void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 		return;
 
 	if (enq_flags & SCX_ENQ_REENQ) {
-		enqueue_reenqueued(p, enq_flags);
+		enqueue_reenqueued(p, tctx, enq_flags);
 		return;
 	}
 
@@ -1273,6 +1404,10 @@ void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 		scx_bpf_dsq_insert(p, SHARED_DSQ, slice_ns, enq_flags);
 		return;
 	}
+
+	if (lat_budget_ns && (enq_flags & SCX_ENQ_WAKEUP) &&
+	    lat_preempt(p, tctx, enq_flags))
+		return;
 
 	/* The shared DSQ holds the task itself. */
 	if (fifo_would_lose(p)) {
@@ -1698,13 +1833,17 @@ bool BPF_STRUCT_OPS(qmap_core_sched_before, struct task_struct *a,
 s32 BPF_STRUCT_OPS(qmap_init_task, struct task_struct *p,
 		   struct scx_init_task_args *args)
 {
+	struct task_ctx *tctx;
+
 	/* The kernel accepts disallow only while it loads the scheduler. */
 	if (disallow_tgid && p->tgid == disallow_tgid && !args->fork)
 		p->scx.disallow = true;
 
-	if (!bpf_task_storage_get(&task_ctx_stor, p, 0,
-				  BPF_LOCAL_STORAGE_GET_F_CREATE))
+	tctx = bpf_task_storage_get(&task_ctx_stor, p, 0,
+				    BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!tctx)
 		return -ENOMEM;
+	tctx->util = LAT_UTIL_ONE / 2;
 	return 0;
 }
 

@@ -41,6 +41,7 @@ type qmapQmapStats struct {
 	NrCpuOnline          uint64
 	NrCpuOffline         uint64
 	NrLatKicks           uint64
+	NrLatPreempts        uint64
 	NrLatYields          uint64
 	NrSliceCut           uint64
 	NrSubDispatched      uint64

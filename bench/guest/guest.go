@@ -56,7 +56,11 @@ var configurations = []struct {
 	{"qmap", []string{"-v"}, nil},
 	{"qmap-remote-reenq", []string{"-v", "--remote-reenq"}, nil},
 	{"qmap-I", []string{"-v", "-I"}, nil},
-	{"qmap-L", []string{"-v", "-L", "2000"}, nil},
+	{"qmap-latency", []string{"-v", "--latency"}, nil},
+	// The latency mode's trade-off curve: the preset at other budgets.
+	{"qmap-latency-250", []string{"-v", "--latency", "-L", "250"}, nil},
+	{"qmap-latency-500", []string{"-v", "--latency", "-L", "500"}, nil},
+	{"qmap-latency-2000", []string{"-v", "--latency", "-L", "2000"}, nil},
 	{"qmap-child", []string{"-v", "--form", "cid"}, []string{"--form", "cid", "--stats-socket", ""}},
 }
 

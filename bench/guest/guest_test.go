@@ -60,10 +60,10 @@ func TestConfigurations(t *testing.T) {
 		{"qmap", "", []string{"-v"}},
 		{"qmap-remote-reenq", "--remote-reenq", []string{"-v", "--remote-reenq"}},
 		{"qmap-I", "-I", []string{"-v", "-I"}},
-		{"qmap-L", "-L 2000", []string{"-v", "-L", "2000"}},
+		{"qmap-latency-250", "--latency -L 250", []string{"-v", "--latency", "-L", "250"}},
 		{"qmap-child", "--form cid + -c /sys/fs/cgroup/bench", []string{"-v", "--form", "cid"}},
 	}
-	if got := strings.Join(ConfigNames(), ","); got != "eevdf,qmap,qmap-remote-reenq,qmap-I,qmap-L,qmap-child" {
+	if got := strings.Join(ConfigNames(), ","); got != "eevdf,qmap,qmap-remote-reenq,qmap-I,qmap-latency,qmap-latency-250,qmap-latency-500,qmap-latency-2000,qmap-child" {
 		t.Errorf("ConfigNames = %s", got)
 	}
 	for _, tt := range tests {

@@ -23,6 +23,7 @@ import (
 type options struct {
 	cfg           loader.Config
 	cgroup        string        // -c: attach as a sub-scheduler of this cgroup
+	latency       bool          // --latency: the latency mode's preset
 	statsInterval time.Duration // how often a snapshot is taken for the socket and metrics
 	printEvery    float64       // --stats: print the block every N s (0: never)
 	monitor       float64       // --monitor: watch a running instance every N s instead of scheduling
@@ -111,6 +112,10 @@ func (v injectFlag) Set(s string) error {
 	return nil
 }
 
+// latencyBudgetUs is --latency's budget: the middle of make bench's curve
+// (250 to 2000 µs), whose points differ less than the emulator's noise.
+const latencyBudgetUs = 1000
+
 // flagGroup is one section of --help and of the man page.
 type flagGroup struct {
 	title string
@@ -140,7 +145,8 @@ func newFlags(o *options) (*pflag.FlagSet, []flagGroup) {
 	f.Uint32VarP(&c.RoundRobinMs, "round-robin-ms", "R", 0, "Linux 7.3: each turn, in `MS`, of the CPUs the cpu.weight split among this scheduler and its children leaves over (default 200)")
 	f.VarP(rescueFlag{&c.RescueBandwidthPpt}, "rescue-ppt", "B", "Linux 7.3, root only: CPU time in thousandths kept to rescue a child's tasks stranded where it holds no CPU (0: off; default: the kernel's, 20)")
 	f.Uint32VarP(&c.RescueQuantumUs, "rescue-quantum-us", "q", 0, "Linux 7.3, root only: the rescue quantum in `US` microseconds (default: the kernel's, 5000)")
-	f.Uint64VarP(&c.LatBudgetUs, "lat-budget-us", "L", 0, "latency budget in `US` microseconds: a task that has run this much of its slice yields as soon as another waits (0: off, qmap's plain slices; try 2000)")
+	f.Uint64VarP(&c.LatBudgetUs, "lat-budget-us", "L", 0, "latency budget in `US` microseconds: a nice 0 task that has run this much of its slice yields as soon as another waits, others in proportion to their weight, and a waking task that ran little lately preempts a busier one (0: off, qmap's plain slices)")
+	f.BoolVar(&o.latency, "latency", false, fmt.Sprintf("latency mode, the recommended preset: -L %d (unless -L gives another budget) and --remote-reenq", latencyBudgetUs))
 
 	f = reenq.flags
 	f.BoolVarP(&c.AlwaysEnqImmed, "always-enq-immed", "I", false, "set SCX_OPS_ALWAYS_ENQ_IMMED: local inserts that cannot run at once come back (IMMED/PREEMPTED reenqueues)")
@@ -220,6 +226,12 @@ func parseFlags(args []string) (options, error) {
 		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	o.socketChosen = fs.Changed("stats-socket")
+	if o.latency {
+		if !fs.Changed("lat-budget-us") {
+			o.cfg.LatBudgetUs = latencyBudgetUs
+		}
+		o.cfg.RemoteReenq = true
+	}
 	if o.cfg.PrintDSQs && o.printEvery == 0 && !o.quiet {
 		o.printEvery = 1
 	}
@@ -241,6 +253,8 @@ func (o *options) validate() error {
 		return fmt.Errorf("-d/--disallow-tgid %d out of range: use a pid from 1 to %d, or -1 for the loader itself", c.DisallowTgid, 1<<22)
 	case c.SliceUs > 10_000_000:
 		return fmt.Errorf("-s/--slice-us %d is too long: use at most 10000000 (10 s)", c.SliceUs)
+	case o.latency && c.LatBudgetUs == 0:
+		return errors.New("--latency needs a latency budget: drop -L 0")
 	case c.LatBudgetUs > 0 && c.LatBudgetUs < 100:
 		return fmt.Errorf("-L/--lat-budget-us %d is too short: use at least 100 (or 0 for off)", c.LatBudgetUs)
 	case c.LatBudgetUs > 10_000_000:

@@ -77,6 +77,17 @@ func TestParseFlags(t *testing.T) {
 				t.Errorf("-L 2000: LatBudgetUs = %d", o.cfg.LatBudgetUs)
 			}
 		}},
+		{name: "latency mode", args: []string{"--latency"}, check: func(t *testing.T, o options) {
+			if o.cfg.LatBudgetUs != latencyBudgetUs || !o.cfg.RemoteReenq {
+				t.Errorf("--latency: LatBudgetUs = %d, RemoteReenq = %v", o.cfg.LatBudgetUs, o.cfg.RemoteReenq)
+			}
+		}},
+		{name: "latency mode with a budget", args: []string{"-L", "500", "--latency"}, check: func(t *testing.T, o options) {
+			if o.cfg.LatBudgetUs != 500 || !o.cfg.RemoteReenq {
+				t.Errorf("-L 500 --latency: LatBudgetUs = %d, RemoteReenq = %v", o.cfg.LatBudgetUs, o.cfg.RemoteReenq)
+			}
+		}},
+		{name: "latency mode without a budget", args: []string{"--latency", "-L", "0"}, wantErr: "drop -L 0"},
 		{name: "queue by pid", args: []string{"--queue-by", "pid"}, check: func(t *testing.T, o options) {
 			if o.cfg.QueueBy != loader.QueueByPID {
 				t.Errorf("--queue-by pid: QueueBy = %s", o.cfg.QueueBy)
