@@ -1122,7 +1122,6 @@ static bool is_lowpri(struct task_struct *p)
 	return p->scx.weight < LOWPRI_WEIGHT && !(p->flags & PF_KTHREAD);
 }
 
-
 /* -t/-T: whether to lose this task, leaving it runnable but never queued. */
 static bool inject_stall(struct task_struct *p)
 {
