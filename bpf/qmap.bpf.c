@@ -1164,36 +1164,42 @@ static bool over_budget(struct task_struct *p)
 	return left < slice_ns && slice_ns - left >= lat_budget(p);
 }
 
+/*
+ * -L: the share of a CPU, of LAT_UTIL_ONE, that @p used from its last
+ * enqueue to @now; -1 before its first or when no time passed.
+ */
+static s32 lat_use_since(struct task_struct *p, struct task_ctx *tctx, u64 now)
+{
+	u64 wall = now - tctx->util_at;
+	u64 used = p->se.sum_exec_runtime - tctx->util_ran;
+
+	if (!tctx->util_at || !wall)
+		return -1;
+	return used >= wall ? LAT_UTIL_ONE : used * LAT_UTIL_ONE / wall;
+}
+
 /* -L: fold @p's CPU use since its last enqueue into its recent use. */
 static void lat_track(struct task_struct *p, struct task_ctx *tctx)
 {
-	u64 now = bpf_ktime_get_ns(), ran = p->se.sum_exec_runtime;
-	u64 wall = now - tctx->util_at, used = ran - tctx->util_ran;
-	u32 util;
+	u64 now = bpf_ktime_get_ns();
+	s32 use = lat_use_since(p, tctx, now);
 
-	if (tctx->util_at && wall) {
-		util = used >= wall ? LAT_UTIL_ONE : used * LAT_UTIL_ONE / wall;
-		tctx->util = (tctx->util * 3 + util) / 4;
-	}
+	if (use >= 0)
+		tctx->util = (tctx->util * 3 + use) / 4;
 	tctx->util_at = now;
-	tctx->util_ran = ran;
+	tctx->util_ran = p->se.sum_exec_runtime;
 }
 
 /*
- * -L: @p's recent use, counting what it ran since its last enqueue: a CPU hog
- * alone on its CPU keeps running through dispatch refills and is not
+ * -L: @p's recent use at @now, counting what it ran since its last enqueue: a
+ * CPU hog alone on its CPU keeps running through dispatch refills and is not
  * enqueued again, so its stored use grows stale.
  */
-static u32 lat_util_now(struct task_struct *p, struct task_ctx *tctx)
+static u32 lat_util_now(struct task_struct *p, struct task_ctx *tctx, u64 now)
 {
-	u64 wall = bpf_ktime_get_ns() - tctx->util_at;
-	u64 used = p->se.sum_exec_runtime - tctx->util_ran;
-	u32 util;
+	s32 use = lat_use_since(p, tctx, now);
 
-	if (!tctx->util_at || !wall)
-		return tctx->util;
-	util = used >= wall ? LAT_UTIL_ONE : used * LAT_UTIL_ONE / wall;
-	return util > tctx->util ? util : tctx->util;
+	return use > (s32)tctx->util ? use : tctx->util;
 }
 
 /* -L: @util as a nice 0 task's: a heavier task may use more for the same. */
@@ -1222,10 +1228,10 @@ static bool tasks_waiting(void)
 }
 
 /*
- * -L: whether waking @p, of recent load @load, may preempt CPU @cpu: one of
- * ours, held whole, that runs one of our tasks LAT_GAP busier.
+ * -L: whether waking @p, of recent load @load, may preempt CPU @cpu at @now:
+ * one of ours, held whole, that runs one of our tasks LAT_GAP busier.
  */
-static bool lat_victim(struct task_struct *p, s32 cpu, u64 load)
+static bool lat_victim(struct task_struct *p, s32 cpu, u64 load, u64 now)
 {
 	struct task_struct *curr;
 	struct task_ctx *cctx;
@@ -1240,7 +1246,7 @@ static bool lat_victim(struct task_struct *p, s32 cpu, u64 load)
 	if (curr && curr != p && (curr->scx.flags & SCX_TASK_QUEUED)) {
 		cctx = bpf_task_storage_get(&task_ctx_stor, curr, 0, 0);
 		victim = cctx &&
-			 lat_load(curr, lat_util_now(curr, cctx)) >= load + LAT_GAP;
+			 lat_load(curr, lat_util_now(curr, cctx, now)) >= load + LAT_GAP;
 	}
 	bpf_rcu_read_unlock();
 	return victim;
@@ -1251,6 +1257,7 @@ static bool lat_victim(struct task_struct *p, s32 cpu, u64 load)
  * the FIFOs onto a CPU where a busier task of ours runs, preempting it, as
  * EEVDF lets a task with lag preempt: its own CPU if it can, else one of the
  * next few (an RT task may hold its own). Returns whether @p was placed.
+ * lat_track() ran for @p in this enqueue: its time is now.
  */
 static bool lat_preempt(struct task_struct *p, struct task_ctx *tctx,
 			u64 enq_flags)
@@ -1262,7 +1269,7 @@ static bool lat_preempt(struct task_struct *p, struct task_ctx *tctx,
 	if (cpu < 0 || (u32)cpu >= nr)
 		return false;
 	for (i = 0; i < LAT_PROBES && i < nr; i++) {
-		if (lat_victim(p, cpu, load)) {
+		if (lat_victim(p, cpu, load, tctx->util_at)) {
 			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, slice_ns,
 					   enq_flags | SCX_ENQ_PREEMPT);
 			__sync_fetch_and_add(&stats.nr_lat_preempts, 1);
