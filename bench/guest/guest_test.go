@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -239,6 +240,69 @@ func TestCostChecksItsOptions(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if err := Cost(context.Background(), tt.o); err == nil || !strings.Contains(err.Error(), "positive rounds") {
 				t.Errorf("Cost = %v, want a complaint about its options", err)
+			}
+		})
+	}
+}
+
+// pinnedThreads starts @n threads of this process that pin themselves to
+// CPU 0, as cyclictest's do, and returns their IDs; they end with the test.
+func pinnedThreads(t *testing.T, n int) []int {
+	t.Helper()
+	tids := make(chan int, n)
+	done := make(chan struct{})
+	t.Cleanup(func() { close(done) })
+	for range n {
+		go func() {
+			// Never unlocked: the thread exits with the goroutine.
+			runtime.LockOSThread()
+			var cpu0 unix.CPUSet
+			cpu0.Set(0)
+			if err := unix.SchedSetaffinity(0, &cpu0); err != nil {
+				tids <- -1
+				return
+			}
+			tids <- unix.Gettid()
+			<-done
+		}()
+	}
+	var out []int
+	for range n {
+		tid := <-tids
+		if tid < 0 {
+			t.Fatal("could not pin a thread to CPU 0")
+		}
+		out = append(out, tid)
+	}
+	return out
+}
+
+func TestUnpinThreads(t *testing.T) {
+	ncpu := runtime.NumCPU()
+	tests := []struct {
+		name    string
+		pinned  int // threads that pin themselves
+		want    int // threads unpinThreads waits for
+		wantErr string
+	}{
+		{"all found", 2, 2, ""},
+		{"one missing", 1, 2, "unpinned 1 of 2 threads"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tids := pinnedThreads(t, tt.pinned)
+			err := unpinThreads(os.Getpid(), tt.want, ncpu, 300*time.Millisecond)
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+				t.Errorf("error %v, want %q", err, tt.wantErr)
+			}
+			for _, tid := range tids {
+				var set unix.CPUSet
+				if err := unix.SchedGetaffinity(tid, &set); err != nil {
+					t.Fatal(err)
+				}
+				if got := set.Count(); got != ncpu {
+					t.Errorf("thread %d may run on %d CPUs, want %d", tid, got, ncpu)
+				}
 			}
 		})
 	}

@@ -158,7 +158,10 @@ func (r *runner) stress(ctx context.Context) {
 // scheduler decides; RT threads would measure the RT class) beside a CPU
 // hog per CPU. With @rtHog, a SCHED_FIFO 10 task on CPU 1 also runs 80 ms
 // in every 100: each time it wakes it strands whatever waits in CPU 1's
-// local DSQ, which is what --remote-reenq hands back.
+// local DSQ, which --remote-reenq hands back. cyclictest pins each thread
+// to a CPU, so its thread on CPU 1 would wait out the RT task under any
+// scheduler; with @rtHog the threads are unpinned, and the phase measures
+// whether the scheduler runs them elsewhere.
 func (r *runner) cyclictest(ctx context.Context, metric string, rtHog bool) {
 	secs := r.o.Secs
 	load, err := background(exec.Command("stress-ng", "--cpu", strconv.Itoa(r.ncpu), "-t", strconv.Itoa(secs+30), "--quiet"))
@@ -177,18 +180,79 @@ func (r *runner) cyclictest(ctx context.Context, metric string, rtHog bool) {
 		r.note("%s: the RT hog exited early%s", r.where(), why(hog.err, hogErr.String()))
 	}
 	_ = os.Remove(histPath)
-	out, err := runTool(ctx, time.Duration(secs+60)*time.Second, "cyclictest", "-q", "-D", strconv.Itoa(secs),
+	var out bytes.Buffer
+	cmd := exec.Command("cyclictest", "-q", "-D", strconv.Itoa(secs),
 		"-i", "1000", "-t", strconv.Itoa(r.ncpu), "-h", strconv.Itoa(histMax), "--histfile="+histPath)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cyc, err := background(cmd)
+	if err == nil && rtHog {
+		if uerr := unpinThreads(cyc.pid(), r.ncpu, r.ncpu, 3*time.Second); uerr != nil {
+			r.note("%s: %s: %v", r.where(), metric, uerr)
+		}
+	}
+	if err == nil {
+		if status := cyc.wait(time.Duration(secs+60) * time.Second); status != 0 {
+			err = fmt.Errorf("cyclictest exited with status %d", status)
+		}
+	}
 	stopAll(hog, load)
 	h, herr := readHistfile(histPath)
 	if herr != nil {
-		r.note("%s: cyclictest wrote no histogram for %s: %v%s", r.where(), metric, herr, why(err, out))
+		r.note("%s: cyclictest wrote no histogram for %s: %v%s", r.where(), metric, herr, why(err, out.String()))
 		return
 	}
 	if r.cur.Hists == nil {
 		r.cur.Hists = map[string]bench.Histogram{}
 	}
 	r.cur.Hists[metric] = h
+}
+
+// unpinThreads lets @want threads of process @pid run on CPUs 0..@ncpu-1
+// again, each once it has pinned itself to one CPU, waiting up to @limit
+// for them: a thread unpinned before it pins itself would just pin itself
+// afterwards. (cyclictest's main thread is not pinned, and is left alone.)
+func unpinThreads(pid, want, ncpu int, limit time.Duration) error {
+	var all unix.CPUSet
+	for cpu := range ncpu {
+		all.Set(cpu)
+	}
+	unpinned := map[int]bool{}
+	for deadline := time.Now().Add(limit); len(unpinned) < want; {
+		tids, err := threads(pid)
+		if err != nil {
+			return fmt.Errorf("unpinning: %w", err)
+		}
+		for _, tid := range tids {
+			var set unix.CPUSet
+			if unpinned[tid] || unix.SchedGetaffinity(tid, &set) != nil || set.Count() != 1 {
+				continue
+			}
+			if err := unix.SchedSetaffinity(tid, &all); err != nil {
+				return fmt.Errorf("unpinning thread %d: %w", tid, err)
+			}
+			unpinned[tid] = true
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("unpinned %d of %d threads within %v", len(unpinned), want, limit)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return nil
+}
+
+// threads lists the thread IDs of process @pid.
+func threads(pid int) ([]int, error) {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return nil, err
+	}
+	var tids []int
+	for _, e := range ents {
+		if tid, err := strconv.Atoi(e.Name()); err == nil {
+			tids = append(tids, tid)
+		}
+	}
+	return tids, nil
 }
 
 // fairness runs three CPU-bound groups, one busy loop per CPU each, at
