@@ -18,20 +18,8 @@ import (
 // prints progress as "# " lines and, at the end, the result on one
 // bench.Marker line.
 func guestMain(args []string) int {
-	fs := flag.NewFlagSet("scx-bench guest", flag.ExitOnError)
-	o := guest.Options{Progress: os.Stdout}
-	fs.StringVar(&o.Bin, "bin", "", "scx-qmap-go binary to benchmark (required)")
-	fs.IntVar(&o.Rounds, "rounds", guest.DefaultRounds, "rounds; each runs every configuration once")
-	fs.IntVar(&o.Secs, "secs", guest.DefaultSecs, "length of the timed phases, seconds")
-	hackbench := fs.String("hackbench", guest.DefaultHackbench, "hackbench's arguments")
-	perf := fs.String("perf", guest.DefaultPerf, "perf bench sched messaging's arguments")
-	configs := fs.String("configs", strings.Join(guest.ConfigNames(), ","), "configurations, comma-separated, in table order")
-	phases := fs.String("phases", strings.Join(guest.PhaseNames(), ","), "workloads, comma-separated")
-	_ = fs.Parse(args)
-	o.Hackbench = strings.Fields(*hackbench)
-	o.Perf = strings.Fields(*perf)
-	o.Configs = list(*configs)
-	o.Phases = list(*phases)
+	o, _ := guestOptions(args, flag.ExitOnError)
+	o.Progress = os.Stdout
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -40,6 +28,28 @@ func guestMain(args []string) int {
 		err = res.WriteLine(os.Stdout)
 	}
 	return exit("guest", err)
+}
+
+// guestOptions parses `scx-bench guest`'s flags: in the guest, and on the
+// host to size the run before booting.
+func guestOptions(args []string, onError flag.ErrorHandling) (guest.Options, error) {
+	fs := flag.NewFlagSet("scx-bench guest", onError)
+	var o guest.Options
+	fs.StringVar(&o.Bin, "bin", "", "scx-qmap-go binary to benchmark (required)")
+	fs.IntVar(&o.Rounds, "rounds", guest.DefaultRounds, "rounds; each runs every configuration once")
+	fs.IntVar(&o.Secs, "secs", guest.DefaultSecs, "length of the timed phases, seconds")
+	hackbench := fs.String("hackbench", guest.DefaultHackbench, "hackbench's arguments")
+	perf := fs.String("perf", guest.DefaultPerf, "perf bench sched messaging's arguments")
+	configs := fs.String("configs", strings.Join(guest.ConfigNames(), ","), "configurations, comma-separated, in table order")
+	phases := fs.String("phases", strings.Join(guest.PhaseNames(), ","), "workloads, comma-separated")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	o.Hackbench = strings.Fields(*hackbench)
+	o.Perf = strings.Fields(*perf)
+	o.Configs = list(*configs)
+	o.Phases = list(*phases)
+	return o, nil
 }
 
 // costMain is `scx-bench cost`: the loader's idle cost, inside the guest.

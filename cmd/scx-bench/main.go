@@ -118,6 +118,15 @@ func run(ctx context.Context, o options) error {
 	return write(o.outDir, s)
 }
 
+// guestTimeout is the hard limit for a guest that runs @configs
+// configurations @rounds times on @cpus vCPUs. One configuration's round
+// takes about a minute on 2 vCPUs under TCG on a busy host: twice that,
+// plus the boot. More vCPUs than host CPUs slow every one of them down.
+func guestTimeout(rounds, configs, cpus int) time.Duration {
+	perRun := 2 * time.Minute * time.Duration(max(1, cpus/2))
+	return 5*time.Minute + time.Duration(rounds*max(1, configs))*perRun
+}
+
 // boot runs `scx-bench guest` in a guest and returns its result, with
 // what the host knows about the run added, so that the saved result alone
 // can be rendered again.
@@ -125,6 +134,11 @@ func boot(ctx context.Context, o options) (*bench.Result, error) {
 	// The guest reads the host's files live, and others may rebuild the
 	// binaries meanwhile: it runs private copies. They live under bench/
 	// because virtme-ng mounts tmpfs over /tmp and /var/tmp.
+	// The guest's flags are checked here, before a boot they would waste.
+	g, err := guestOptions(o.guest, flag.ContinueOnError)
+	if err != nil {
+		return nil, fmt.Errorf("flags after --: %w", err)
+	}
 	dir, err := os.MkdirTemp("bench", ".run-")
 	if err != nil {
 		return nil, fmt.Errorf("creating a directory for the binaries (run from the repository root): %w", err)
@@ -147,9 +161,7 @@ func boot(ctx context.Context, o options) (*bench.Result, error) {
 
 	timeout := o.timeout
 	if timeout == 0 {
-		// A 2-vCPU round takes about 3 minutes under TCG; more vCPUs than
-		// host CPUs slow every one of them down.
-		timeout = 5*time.Minute + time.Duration(o.rounds)*5*time.Minute*time.Duration(max(1, o.cpus/2))
+		timeout = guestTimeout(o.rounds, len(g.Configs), o.cpus)
 	}
 	cfg := vm.Config{
 		Kernel:  o.kernel,

@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"flag"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/scx-qmap-go/scx-qmap-go/bench"
+	"github.com/scx-qmap-go/scx-qmap-go/bench/guest"
 )
 
 func TestShellJoin(t *testing.T) {
@@ -123,6 +125,53 @@ func TestRunFrom(t *testing.T) {
 		b, err := os.ReadFile(filepath.Join(out, "latest.md"))
 		if err != nil || !strings.Contains(string(b), "| hackbench ↓ | s | 2 | 1 ×0.50 |") {
 			t.Errorf("-from %s: latest.md %v\n%s", from, err, b)
+		}
+	}
+}
+
+func TestGuestOptions(t *testing.T) {
+	tests := []struct {
+		name        string
+		args        []string
+		wantConfigs int
+		wantErr     string
+	}{
+		{"defaults", nil, len(guest.ConfigNames()), ""},
+		{"two configs", []string{"-secs", "2", "-configs", "eevdf,qmap"}, 2, ""},
+		{"unknown flag", []string{"-rouns", "3"}, 0, "-rouns"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, err := guestOptions(tt.args, flag.ContinueOnError)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(o.Configs) != tt.wantConfigs {
+				t.Errorf("%d configurations, want %d", len(o.Configs), tt.wantConfigs)
+			}
+		})
+	}
+}
+
+func TestGuestTimeout(t *testing.T) {
+	tests := []struct {
+		rounds, configs, cpus int
+		want                  time.Duration
+	}{
+		{5, 9, 2, 95 * time.Minute},
+		{3, 2, 2, 17 * time.Minute},
+		{3, 3, 4, 41 * time.Minute},
+		{1, 0, 1, 7 * time.Minute},
+	}
+	for _, tt := range tests {
+		if got := guestTimeout(tt.rounds, tt.configs, tt.cpus); got != tt.want {
+			t.Errorf("guestTimeout(%d rounds, %d configs, %d vCPUs) = %v, want %v", tt.rounds, tt.configs, tt.cpus, got, tt.want)
 		}
 	}
 }
