@@ -64,12 +64,6 @@ enum consts {
 	 */
 	LAT_GAP		= LAT_UTIL_ONE / 4,
 	LAT_PROBES	= 4,
-	/*
-	 * -L: a task preempted that way goes back to its CPU with the slice it
-	 * had left, if its next enqueue comes within this long: a later one
-	 * means the preemption missed it (it had switched out already).
-	 */
-	LAT_RESUME_NS	= 4 * 1000 * 1000,
 };
 
 #define CLOCK_MONOTONIC 1
@@ -165,7 +159,6 @@ struct qmap_stats {
 	u64 nr_cpu_offline;	/* ops.cpu_offline calls */
 	u64 nr_lat_kicks;	/* -L: busy CPUs preempted for a waking task */
 	u64 nr_lat_preempts;	/* -L: waking tasks put straight onto a busier task's CPU */
-	u64 nr_lat_resumes;	/* -L: tasks they preempted, back on their CPU at once */
 	u64 nr_lat_yields;	/* -L: tasks over budget cut short by ops.tick */
 	u64 nr_slice_cut;	/* tasks that left a deep FIFO with less than slice_ns */
 	u64 nr_sub_dispatched;	/* dispatches handed to sub-schedulers */
@@ -263,8 +256,6 @@ struct task_ctx {
 	u64 core_sched_seq;	/* position in its FIFO, for core_sched_before */
 	u64 util_at;		/* -L: when util was last updated (enqueue) */
 	u64 util_ran;		/* -L: the task's CPU time then */
-	u64 lat_resume;		/* -L: slice left when a waking task preempted it */
-	u64 lat_resume_at;	/* -L: when that was */
 };
 
 struct {
@@ -1256,10 +1247,6 @@ static bool lat_victim(struct task_struct *p, s32 cpu, u64 load, u64 now)
 		cctx = bpf_task_storage_get(&task_ctx_stor, curr, 0, 0);
 		victim = cctx &&
 			 lat_load(curr, lat_util_now(curr, cctx, now)) >= load + LAT_GAP;
-		if (victim) {
-			cctx->lat_resume = curr->scx.slice;
-			cctx->lat_resume_at = now;
-		}
 	}
 	bpf_rcu_read_unlock();
 	return victim;
@@ -1292,32 +1279,6 @@ static bool lat_preempt(struct task_struct *p, struct task_ctx *tctx,
 			cpu = 0;
 	}
 	return false;
-}
-
-/*
- * -L: @p was just preempted by a waking task (lat_preempt()): it goes back to
- * its own CPU, behind that task, with the slice it had left, as EEVDF puts
- * back the task a wakeup preempted. Through its FIFO it would cost an enqueue
- * and a dispatch per wakeup and lose its turn to a task that slept.
- */
-static bool lat_resume(struct task_struct *p, struct task_ctx *tctx,
-		       u64 enq_flags)
-{
-	u64 slice = tctx->lat_resume;
-
-	if (!slice)
-		return false;
-	tctx->lat_resume = 0;
-	/* It slept or was handed back before the preemption reached it. */
-	if (enq_flags & (SCX_ENQ_WAKEUP | SCX_ENQ_REENQ))
-		return false;
-	/* lat_track() ran in this enqueue: util_at is now. */
-	if (tctx->util_at - tctx->lat_resume_at > LAT_RESUME_NS)
-		return false;
-
-	scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice, enq_flags);
-	__sync_fetch_and_add(&stats.nr_lat_resumes, 1);
-	return true;
 }
 
 /*
@@ -1407,9 +1368,6 @@ void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 	tctx->core_sched_seq = core_sched_tail_seqs[idx]++;
 
 	if (inject_wrong(p, enq_flags) || immed_stress(p, enq_flags))
-		return;
-
-	if (lat_budget_ns && lat_resume(p, tctx, enq_flags))
 		return;
 
 	if (enq_flags & SCX_ENQ_REENQ) {

@@ -42,7 +42,6 @@ type qmapQmapStats struct {
 	NrCpuOffline         uint64
 	NrLatKicks           uint64
 	NrLatPreempts        uint64
-	NrLatResumes         uint64
 	NrLatYields          uint64
 	NrSliceCut           uint64
 	NrSubDispatched      uint64

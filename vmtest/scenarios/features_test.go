@@ -157,9 +157,8 @@ func TestFeatures(t *testing.T) {
 	})
 
 	// -L: with more CPU hogs than CPUs and a 1 ms periodic waker, the
-	// wakers, which run little, preempt the hogs, the hogs they preempt go
-	// back to their CPUs with the slice they had left, and hogs over the
-	// 2 ms budget are cut short at ticks. (Kicks, for wakers too busy to
+	// wakers, which run little, preempt the hogs, and hogs over the 2 ms
+	// budget are cut short at ticks. (Kicks, for wakers too busy to
 	// preempt, are logged: whether any come depends on the timing.)
 	t.Run("lat_budget", func(t *testing.T) {
 		s := guest.StartScheduler(t, "-L", "2000")
@@ -170,12 +169,9 @@ func TestFeatures(t *testing.T) {
 		}
 		w.Wait(t, 60*time.Second)
 		c := s.Counters(t)
-		t.Logf("-L 2000: %d preempts, %d resumes, %d kicks, %d yields", c.NrLatPreempts, c.NrLatResumes, c.NrLatKicks, c.NrLatYields)
-		if c.NrLatPreempts < 1 || c.NrLatResumes < 1 || c.NrLatYields < 1 {
-			t.Error("-L 2000: want preempts, resumes and yields")
-		}
-		if c.NrLatResumes > c.NrLatPreempts {
-			t.Errorf("-L 2000: %d resumes, more than the %d preempts that cause them", c.NrLatResumes, c.NrLatPreempts)
+		t.Logf("-L 2000: %d preempts, %d kicks, %d yields", c.NrLatPreempts, c.NrLatKicks, c.NrLatYields)
+		if c.NrLatPreempts < 1 || c.NrLatYields < 1 {
+			t.Error("-L 2000: want preempts and yields")
 		}
 	})
 
