@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -181,9 +182,10 @@ func (r *runner) cyclictest(ctx context.Context, metric string, rtHog bool) {
 	}
 	_ = os.Remove(histPath)
 	var out bytes.Buffer
-	cmd := exec.Command("cyclictest", "-q", "-D", strconv.Itoa(secs),
+	cmd := exec.CommandContext(ctx, "cyclictest", "-q", "-D", strconv.Itoa(secs),
 		"-i", "1000", "-t", strconv.Itoa(r.ncpu), "-h", strconv.Itoa(histMax), "--histfile="+histPath)
 	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cyc, err := background(cmd)
 	if err == nil && rtHog {
 		if uerr := unpinThreads(cyc.pid(), r.ncpu, r.ncpu, 3*time.Second); uerr != nil {
