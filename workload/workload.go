@@ -184,17 +184,31 @@ func SetPolicy(policy, prio uint32) error {
 
 // eachThread calls @f with the id of every thread of the process.
 func eachThread(f func(tid int) error) error {
-	tids, err := os.ReadDir("/proc/self/task")
+	tids, err := Threads(os.Getpid())
 	if err != nil {
 		return fmt.Errorf("listing threads: %w", err)
 	}
 	for _, tid := range tids {
-		id, _ := strconv.Atoi(tid.Name())
-		if err := f(id); err != nil {
+		if err := f(tid); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// Threads lists the thread IDs of process @pid.
+func Threads(pid int) ([]int, error) {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return nil, err
+	}
+	var tids []int
+	for _, e := range ents {
+		if tid, err := strconv.Atoi(e.Name()); err == nil {
+			tids = append(tids, tid)
+		}
+	}
+	return tids, nil
 }
 
 // RunIfAsked runs the workload $SCX_WORKLOAD names and exits; it returns at

@@ -220,7 +220,7 @@ func unpinThreads(pid, want, ncpu int, limit time.Duration) error {
 	}
 	unpinned := map[int]bool{}
 	for deadline := time.Now().Add(limit); len(unpinned) < want; {
-		tids, err := threads(pid)
+		tids, err := workload.Threads(pid)
 		if err != nil {
 			return fmt.Errorf("unpinning: %w", err)
 		}
@@ -240,21 +240,6 @@ func unpinThreads(pid, want, ncpu int, limit time.Duration) error {
 		time.Sleep(5 * time.Millisecond)
 	}
 	return nil
-}
-
-// threads lists the thread IDs of process @pid.
-func threads(pid int) ([]int, error) {
-	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-	if err != nil {
-		return nil, err
-	}
-	var tids []int
-	for _, e := range ents {
-		if tid, err := strconv.Atoi(e.Name()); err == nil {
-			tids = append(tids, tid)
-		}
-	}
-	return tids, nil
 }
 
 // fairness runs three CPU-bound groups, one busy loop per CPU each, at

@@ -131,14 +131,14 @@ func guestTimeout(rounds, configs, cpus int) time.Duration {
 // what the host knows about the run added, so that the saved result alone
 // can be rendered again.
 func boot(ctx context.Context, o options) (*bench.Result, error) {
-	// The guest reads the host's files live, and others may rebuild the
-	// binaries meanwhile: it runs private copies. They live under bench/
-	// because virtme-ng mounts tmpfs over /tmp and /var/tmp.
 	// The guest's flags are checked here, before a boot they would waste.
 	g, err := guestOptions(o.guest, flag.ContinueOnError)
 	if err != nil {
 		return nil, fmt.Errorf("flags after --: %w", err)
 	}
+	// The guest reads the host's files live, and others may rebuild the
+	// binaries meanwhile: it runs private copies. They live under bench/
+	// because virtme-ng mounts tmpfs over /tmp and /var/tmp.
 	dir, err := os.MkdirTemp("bench", ".run-")
 	if err != nil {
 		return nil, fmt.Errorf("creating a directory for the binaries (run from the repository root): %w", err)
