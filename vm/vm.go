@@ -359,12 +359,16 @@ var (
 	kernelLineRE = regexp.MustCompile(`^\s*\[\s*\d+\.\d+\]`)
 	// Kernel log lines that mean the guest kernel is unhealthy.
 	problemRE = regexp.MustCompile(`BUG:|WARNING:|blocked for more than|hung_task|Kernel panic|Oops`)
-	// sched_ext's line when a scheduler is disabled; the reason is in brackets.
-	disabledRE = regexp.MustCompile(`sched_ext: BPF scheduler "([^"]*)" disabled \((.*)\)`)
+	// sched_ext's line when a scheduler or a sub-scheduler is disabled;
+	// the reason is in brackets.
+	disabledRE = regexp.MustCompile(`sched_ext: BPF (?:sub-)?scheduler "([^"]*)" disabled \((.*)\)`)
 	// Reasons that are not faults: requested by userspace, BPF, the kernel
-	// or the operator (sysrq-S).
+	// or the operator (sysrq-S), or a child unloaded with its parent.
 	cleanReasons = []string{"unregistered from user space", "unregistered from BPF",
-		"unregistered from the main kernel", "disabled by sysrq-S"}
+		"unregistered from the main kernel", "disabled by sysrq-S", "parent exiting"}
+	// Errors the kernel reports for a scheduler it refuses while enabling
+	// it, which the loader handles: the line after the disabled line.
+	refusalMsgs = []string{"SCX_OPS_TID_TO_TASK requires root scheduler to enable it"}
 )
 
 // Problems lists the console lines that fail a run: kernel BUGs, WARNINGs,
@@ -372,7 +376,8 @@ var (
 // unless @allowEjection.
 func (r *Result) Problems(allowEjection bool) []string {
 	var found []string
-	for line := range strings.SplitSeq(r.Console, "\n") {
+	lines := strings.Split(r.Console, "\n")
+	for i, line := range lines {
 		if !kernelLineRE.MatchString(line) {
 			continue
 		}
@@ -380,11 +385,24 @@ func (r *Result) Problems(allowEjection bool) []string {
 			found = append(found, strings.TrimSpace(line))
 			continue
 		}
-		if m := disabledRE.FindStringSubmatch(line); m != nil && !allowEjection && !isClean(m[2]) {
-			found = append(found, strings.TrimSpace(line))
+		m := disabledRE.FindStringSubmatch(line)
+		if m == nil || allowEjection || isClean(m[2]) || i+1 < len(lines) && isRefusal(lines[i+1]) {
+			continue
 		}
+		found = append(found, strings.TrimSpace(line))
 	}
 	return found
+}
+
+// isRefusal reports whether the kernel log @line gives the error of an
+// enable the kernel refused, as the loader expects.
+func isRefusal(line string) bool {
+	for _, msg := range refusalMsgs {
+		if strings.Contains(line, msg) {
+			return true
+		}
+	}
+	return false
 }
 
 // isBenign filters lines that match the patterns but are not faults, e.g.

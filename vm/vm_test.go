@@ -22,6 +22,10 @@ func TestProblems(t *testing.T) {
 		{"hung task", "[ 120.0] INFO: task kworker/0:1:12 blocked for more than 120 seconds.\n", false, 1},
 		{"stall ejection", "[ 9.1] sched_ext: BPF scheduler \"qmap\" disabled (runnable task stall)\n", false, 1},
 		{"stall ejection allowed", "[ 9.1] sched_ext: BPF scheduler \"qmap\" disabled (runnable task stall)\n", true, 0},
+		{"child ejected", "[ 9.1] sched_ext: BPF sub-scheduler \"qmap\" disabled (rescue bandwidth overload)\n", false, 1},
+		{"child left with its parent", "[ 9.1] sched_ext: BPF sub-scheduler \"qmap\" disabled (parent exiting)\n", false, 0},
+		{"child refused while enabling", "[ 9.1] sched_ext: BPF sub-scheduler \"qmap\" disabled (runtime error)\n" +
+			"[ 9.1] sched_ext: qmap: SCX_OPS_TID_TO_TASK requires root scheduler to enable it\n", false, 0},
 		{"command line echo", "[ 0.1] Kernel command line: panic=-1 BUG: no\n", false, 0},
 		{"command output", "stress-ng: warn:  [1544] fork: WARNING: finished prematurely\n", false, 0},
 	}

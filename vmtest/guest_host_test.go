@@ -80,8 +80,21 @@ func runGuest(t *testing.T, b guestBoot) {
 		})
 	}
 	if p := res.Problems(b.allowEjection); len(p) > 0 {
-		t.Errorf("guest kernel log shows problems:\n%s", strings.Join(p, "\n"))
+		t.Errorf("guest kernel log shows problems:\n%s\nconsole from the first:\n%s",
+			strings.Join(p, "\n"), consoleFrom(res.Console, p[0], 60))
 	}
+}
+
+// consoleFrom is up to @n lines of @console from the one that holds @line
+// (an oops's trace follows it).
+func consoleFrom(console, line string, n int) string {
+	lines := strings.Split(console, "\n")
+	for i, l := range lines {
+		if strings.Contains(l, line) {
+			return strings.Join(lines[i:min(i+n, len(lines))], "\n")
+		}
+	}
+	return vm.Tail(console, n)
 }
 
 // guestResult is one guest test as test2json saw it.
