@@ -20,6 +20,7 @@ var (
 	ErrInvalid      = errors.New("invalid configuration") // a Config the running kernel makes meaningless
 
 	// A sub-scheduler's refusals (Config.SubCgroupID; FindSubTarget).
+	ErrNoCidForm   = errors.New("no cid form")               // the kernel has no sched_ext_ops_cid (7.1)
 	ErrNoParent    = errors.New("no parent scheduler")       // nothing runs to attach under
 	ErrNoSubScheds = errors.New("parent takes no children")  // the scheduler above has no ops.sub_attach
 	ErrCgroupTaken = errors.New("cgroup has a scheduler")    // the cgroup (or one below it) has one already

@@ -73,7 +73,7 @@ func PreflightSub(h Host, cgPath string) (*Kernel, *SubTarget, error) {
 		return nil, nil, err
 	}
 	if !k.HasCidForm {
-		return nil, nil, newError(ErrKernelTooOld, nil, "sub-schedulers need the cid form (struct sched_ext_ops_cid), which this kernel lacks: boot Linux 7.2 or newer")
+		return nil, nil, newError(ErrNoCidForm, nil, "sub-schedulers need the cid form (struct sched_ext_ops_cid), which this kernel lacks: boot Linux 7.2 or newer")
 	}
 	t, err := FindSubTarget(h, cgPath)
 	if err != nil {

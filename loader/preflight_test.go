@@ -96,6 +96,26 @@ func TestPreflightRefusals(t *testing.T) {
 	}
 }
 
+// A sub-scheduler needs the cid form: a kernel without it (7.1) is refused
+// with its own error before the cgroup is looked at.
+func TestPreflightSubNoCidForm(t *testing.T) {
+	h := Host{
+		EUID:  0,
+		Sys:   fstest.MapFS{"kernel": {Mode: fs.ModeDir | 0o555}},
+		Sysfs: fstest.MapFS{"state": {Data: []byte("enabled\n")}},
+		Kernel: func() (*Kernel, error) {
+			return &Kernel{HasReenq: true}, nil
+		},
+	}
+	_, _, err := PreflightSub(h, "no-such-cgroup")
+	if !errors.Is(err, ErrNoCidForm) || errors.Is(err, ErrNoCgroup) {
+		t.Fatalf("PreflightSub() on a kernel without the cid form = %v, want ErrNoCidForm", err)
+	}
+	if !strings.Contains(err.Error(), "Linux 7.2 or newer") {
+		t.Errorf("message %q does not say which kernel to boot", err)
+	}
+}
+
 // Each error wraps its sentinel and its cause, so errors.Is finds both.
 func TestErrorUnwrap(t *testing.T) {
 	cause := errors.New("EBUSY")

@@ -16,7 +16,7 @@ func BenchmarkSample(b *testing.B) {
 		"SCX_EV_SELECT_CPU_FALLBACK 12\nSCX_EV_DISPATCH_LOCAL_DSQ_OFFLINE 0\nSCX_EV_DISPATCH_KEEP_LAST 3\n" +
 			"SCX_EV_ENQ_SKIP_EXITING 0\nSCX_EV_ENQ_SKIP_MIGRATION_DISABLED 0\nSCX_EV_REFILL_SLICE_DFL 77\n" +
 			"SCX_EV_BYPASS_DURATION 0\nSCX_EV_BYPASS_DISPATCH 0\nSCX_EV_BYPASS_ACTIVATE 0\n")}}
-	events := NewEventsReader(sysfs)
+	events := NewEventsReader(sysfs, RootSchedDir)
 	cache := &Cache{}
 	prev, _ := Take(src, time.Unix(0, 0))
 	now := time.Unix(1, 0)

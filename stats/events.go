@@ -7,13 +7,14 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"path"
 	"strconv"
 	"strings"
 	"syscall"
 )
 
 // Event is one of the kernel's sched_ext event counters
-// (/sys/kernel/sched_ext/root/events), e.g. SCX_EV_SELECT_CPU_FALLBACK.
+// (/sys/kernel/sched_ext/root/events, or a sub-scheduler's), e.g. SCX_EV_SELECT_CPU_FALLBACK.
 // The set differs between kernels, so they are kept by name, in file order.
 type Event struct {
 	Name  string
@@ -45,22 +46,26 @@ func ParseEvents(text string) ([]Event, error) {
 	return events, nil
 }
 
-// EventsPath is the events file's path under /sys/kernel/sched_ext.
-const EventsPath = "root/events"
+// RootSchedDir is the root scheduler's directory under /sys/kernel/sched_ext.
+// A sub-scheduler has its own below its parent's, root/sub/sub-<cgroup id>,
+// with event counters of its own.
+const RootSchedDir = "root"
 
-// EventsReader reads the kernel's event counters once per sample through one
-// open file. Reading a sysfs file from offset 0 renders it afresh, and an
+// EventsReader reads one scheduler's event counters once per sample through
+// one open file. Reading a sysfs file from offset 0 renders it afresh, and an
 // open(2) per sample (a path walk) was most of a sample's cost.
 type EventsReader struct {
 	sysfs fs.FS
+	path  string
 	f     fs.File
 	buf   []byte
 }
 
-// NewEventsReader reads from @sysfs, rooted at /sys/kernel/sched_ext; nil
-// means no events.
-func NewEventsReader(sysfs fs.FS) *EventsReader {
-	return &EventsReader{sysfs: sysfs, buf: make([]byte, 4096)}
+// NewEventsReader reads the events of the scheduler whose directory is
+// @dir in @sysfs, rooted at /sys/kernel/sched_ext; a nil @sysfs means no
+// events.
+func NewEventsReader(sysfs fs.FS, dir string) *EventsReader {
+	return &EventsReader{sysfs: sysfs, path: path.Join(dir, "events"), buf: make([]byte, 4096)}
 }
 
 // Read returns the current event counters: none, with no error, when the
@@ -70,7 +75,7 @@ func (r *EventsReader) Read() ([]Event, error) {
 		return nil, nil
 	}
 	if r.f == nil {
-		f, err := r.sysfs.Open(EventsPath)
+		f, err := r.sysfs.Open(r.path)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, nil
 		}
@@ -99,7 +104,7 @@ func (r *EventsReader) readAll() (string, error) {
 	if !ok {
 		r.f.Close()
 		r.f = nil
-		b, err := fs.ReadFile(r.sysfs, EventsPath)
+		b, err := fs.ReadFile(r.sysfs, r.path)
 		return string(b), err
 	}
 	for {

@@ -83,7 +83,7 @@ func TestEventsReaderRereads(t *testing.T) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	r := NewEventsReader(os.DirFS(dir))
+	r := NewEventsReader(os.DirFS(dir), RootSchedDir)
 	defer r.Close()
 	long := strings.Repeat("SCX_EV_PADDING_TO_GROW_THE_BUFFER 1234567890\n", 200) // > 4096 bytes
 	for i, content := range []string{"SCX_EV_A 1\n", "SCX_EV_A 2\nSCX_EV_B 5\n", long, "SCX_EV_A 3\n"} {
@@ -115,7 +115,7 @@ func (goneFile) Stat() (fs.FileInfo, error)        { return nil, syscall.ENODEV 
 
 // A scheduler on its way out has no events: not an error to warn about.
 func TestEventsReaderSchedulerGone(t *testing.T) {
-	r := NewEventsReader(goneFS{})
+	r := NewEventsReader(goneFS{}, RootSchedDir)
 	defer r.Close()
 	if events, err := r.Read(); events != nil || err != nil {
 		t.Errorf("Read() = %v, %v; want nothing and no error", events, err)

@@ -150,6 +150,7 @@ func TestWithEvents(t *testing.T) {
 	tests := []struct {
 		name    string
 		sysfs   fs.FS
+		dir     string // the scheduler's; "" for the root
 		want    int
 		wantErr bool
 	}{
@@ -157,11 +158,19 @@ func TestWithEvents(t *testing.T) {
 		{name: "kernel without events", sysfs: fstest.MapFS{}},
 		{name: "two events", sysfs: fstest.MapFS{"root/events": {Data: []byte("SCX_EV_A 1\nSCX_EV_B 2\n")}}, want: 2},
 		{name: "garbage", sysfs: fstest.MapFS{"root/events": {Data: []byte("what\n")}}, wantErr: true},
+		{name: "a child's own", dir: "root/sub/sub-54", sysfs: fstest.MapFS{
+			"root/events":            {Data: []byte("SCX_EV_A 1\nSCX_EV_B 2\n")},
+			"root/sub/sub-54/events": {Data: []byte("SCX_EV_A 7\n")},
+		}, want: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := Snapshot{Values: map[string]uint64{"enq": 3}}
-			r := NewEventsReader(tt.sysfs)
+			dir := tt.dir
+			if dir == "" {
+				dir = RootSchedDir
+			}
+			r := NewEventsReader(tt.sysfs, dir)
 			defer r.Close()
 			got, err := s.WithEvents(r)
 			if (err != nil) != tt.wantErr {

@@ -24,12 +24,14 @@ const (
 	exitAttach       exitCode = 8  // the kernel refused to enable the scheduler
 	exitInternal     exitCode = 9  // anything else
 	exitNoInstance   exitCode = 10 // "stats": no running instance to ask
-	exitNoTarget     exitCode = 11 // a process (or cgroup) the flags name does not exist
+	exitNoTarget     exitCode = 11 // -d: the process it names does not exist
 	exitNoParent     exitCode = 12 // -c: no scheduler runs to attach under
 	exitNoSubScheds  exitCode = 13 // -c: the scheduler above takes no sub-schedulers
 	exitCgroupTaken  exitCode = 14 // -c: the cgroup (or one below it) has a scheduler
 	exitTooDeep      exitCode = 15 // -c: sub-schedulers nested too deep
 	exitNotCgroup    exitCode = 16 // -c: not a cgroup v2 directory
+	exitNoCgroup     exitCode = 17 // -c: the cgroup does not exist
+	exitNoCidForm    exitCode = 18 // -c: the kernel has no cid form (before 7.2)
 )
 
 // exitCodes documents every exit status, for --help, the man page and the
@@ -50,12 +52,14 @@ var exitCodes = []struct {
 	{exitAttach, "the kernel refused to enable the scheduler", false},
 	{exitInternal, "any other failure", false},
 	{exitNoInstance, "\"stats\"/--monitor: no running instance at the socket", true},
-	{exitNoTarget, "a process or cgroup the flags name does not exist", true},
+	{exitNoTarget, "-d: the process it names does not exist", true},
 	{exitNoParent, "-c: no sched_ext scheduler is running to attach under", false},
 	{exitNoSubScheds, "-c: the scheduler above the cgroup takes no sub-schedulers", true},
 	{exitCgroupTaken, "-c: the cgroup, or one below it, has a scheduler already", false},
 	{exitTooDeep, "-c: the sub-scheduler would nest deeper than the kernel allows", true},
 	{exitNotCgroup, "-c: the path is not a cgroup v2 directory", true},
+	{exitNoCgroup, "-c: no such cgroup", true},
+	{exitNoCidForm, "-c: sub-schedulers need the cid form: Linux 7.2 or later", true},
 }
 
 // loaderExits maps the loader's sentinel errors to exit codes.
@@ -74,7 +78,8 @@ var loaderExits = []struct {
 	{loader.ErrNoSubScheds, exitNoSubScheds},
 	{loader.ErrCgroupTaken, exitCgroupTaken},
 	{loader.ErrTooDeep, exitTooDeep},
-	{loader.ErrNoCgroup, exitNoTarget},
+	{loader.ErrNoCgroup, exitNoCgroup},
+	{loader.ErrNoCidForm, exitNoCidForm},
 	{loader.ErrNotCgroup, exitNotCgroup},
 	{loader.ErrInternal, exitInternal},
 }

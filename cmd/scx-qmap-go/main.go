@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"maps"
 	"os"
 	"os/signal"
@@ -210,8 +209,11 @@ func runOnce(ctx context.Context, o options, stdout, stderr io.Writer, host load
 			t2.Sub(t1).Round(time.Millisecond), t3.Sub(t2).Round(time.Millisecond))
 	}
 	form := fmt.Sprintf("%s form", sched.Form)
-	if sched.Caps {
+	switch {
+	case sched.Caps:
 		form += ", children by capability"
+	case sched.Form == loader.FormCID:
+		form += ", children share every CPU" // 7.2: no capabilities
 	}
 	form += fmt.Sprintf(", queue by %s", sched.QueueBy)
 	attached := fmt.Sprintf("attached (%s, slice %d us, batch %d)", form, sched.SliceNs/1000, o.cfg.DispatchBatch)
@@ -237,7 +239,9 @@ func runOnce(ctx context.Context, o options, stdout, stderr io.Writer, host load
 		if o.cfg.PrintDSQs {
 			extra = func(cur stats.Snapshot) { printDSQsAndEvents(sched, cur, stdout, stderr) }
 		}
-		statsLoop(statsCtx, sched, host.Sysfs, cache, o, stdout, stderr, extra, sd)
+		events := stats.NewEventsReader(host.Sysfs, schedDir(target))
+		defer events.Close()
+		statsLoop(statsCtx, sched, events, cache, o, stdout, stderr, extra, sd)
 	}()
 	sched.Wait(ctx)
 	if ctx.Err() != nil {
@@ -254,6 +258,15 @@ func runOnce(ctx context.Context, o options, stdout, stderr io.Writer, host load
 		fmt.Fprintf(stdout, "totals: %s\n", stats.Line(stats.Snapshot{}, s))
 	}
 	return ei, nil
+}
+
+// schedDir is the sysfs directory of this instance's scheduler, whose
+// events its stats show: the root's, or with -c its own below its parent's.
+func schedDir(target *loader.SubTarget) string {
+	if target == nil {
+		return stats.RootSchedDir
+	}
+	return target.SysfsDir()
 }
 
 // startServices starts the stats socket and the metrics endpoint that
@@ -301,7 +314,7 @@ func startServices(o options, cache *stats.Cache, stderr io.Writer) (stop func()
 // statsLoop takes a snapshot every --stats-interval and publishes it for
 // the socket and metrics, and tells systemd a one-line summary of it.
 // Every --stats N seconds it prints the block, then calls @extra (-P).
-func statsLoop(ctx context.Context, src stats.Source, sysfs fs.FS, cache *stats.Cache, o options,
+func statsLoop(ctx context.Context, src stats.Source, events *stats.EventsReader, cache *stats.Cache, o options,
 	stdout, stderr io.Writer, extra func(stats.Snapshot), sd *sdnotify.Notifier) {
 	var lastErr string
 	warn := func(err error) { // once per distinct error, not every second
@@ -310,8 +323,6 @@ func statsLoop(ctx context.Context, src stats.Source, sysfs fs.FS, cache *stats.
 			fmt.Fprintf(stderr, "scx-qmap-go: %v\n", err)
 		}
 	}
-	events := stats.NewEventsReader(sysfs)
-	defer events.Close()
 	sample := func(now time.Time) (stats.Snapshot, bool) {
 		s, err := stats.Take(src, now)
 		if err != nil {

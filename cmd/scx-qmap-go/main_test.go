@@ -422,14 +422,19 @@ func FuzzParseFlags(f *testing.F) {
 }
 
 func TestExitCodes(t *testing.T) {
-	all := []exitCode{exitOK, exitEjected, exitUsage, exitNotRoot, exitNoSchedExt,
-		exitKernelTooOld, exitBusy, exitLoad, exitAttach, exitInternal, exitNoInstance, exitNoTarget}
 	seen := map[exitCode]bool{}
-	for _, c := range all {
-		if seen[c] {
-			t.Errorf("exit code %d used twice", c)
+	for _, c := range exitCodes {
+		if seen[c.code] {
+			t.Errorf("exit code %d documented twice", c.code)
 		}
-		seen[c] = true
+		seen[c.code] = true
+	}
+	mapped := map[exitCode]bool{}
+	for _, e := range loaderExits {
+		if mapped[e.code] {
+			t.Errorf("exit code %d stands for two loader errors", e.code)
+		}
+		mapped[e.code] = true
 	}
 	tests := []struct {
 		err  error
@@ -439,6 +444,9 @@ func TestExitCodes(t *testing.T) {
 		{fmt.Errorf("run: %w", &loader.Error{Kind: loader.ErrLoad, Err: errors.New("verifier")}), exitLoad},
 		{&loader.Error{Kind: loader.ErrInvalid}, exitUsage},
 		{&cliError{code: exitNoTarget}, exitNoTarget},
+		{&loader.Error{Kind: loader.ErrNoCgroup}, exitNoCgroup},
+		{&loader.Error{Kind: loader.ErrNoCidForm}, exitNoCidForm},
+		{&loader.Error{Kind: loader.ErrKernelTooOld}, exitKernelTooOld},
 		{errors.New("something else"), exitInternal},
 	}
 	for _, tt := range tests {
@@ -459,5 +467,23 @@ func TestRealHostWithoutSchedExt(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if got := run(context.Background(), nil, &stdout, &stderr, host); got != exitNoSchedExt {
 		t.Errorf("exit code = %d, want %d; stderr:\n%s", got, exitNoSchedExt, stderr.String())
+	}
+}
+
+// Each instance's stats show its own scheduler's kernel events: a child's
+// directory is below its parent's.
+func TestSchedDir(t *testing.T) {
+	tests := []struct {
+		target *loader.SubTarget
+		want   string
+	}{
+		{nil, "root"},
+		{&loader.SubTarget{ParentDir: "root", ID: 54}, "root/sub/sub-54"},
+		{&loader.SubTarget{ParentDir: "root/sub/sub-54", ID: 80}, "root/sub/sub-54/sub/sub-80"},
+	}
+	for _, tt := range tests {
+		if got := schedDir(tt.target); got != tt.want {
+			t.Errorf("schedDir(%+v) = %q, want %q", tt.target, got, tt.want)
+		}
 	}
 }

@@ -66,7 +66,7 @@ func TestStatsLoop(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer sd.Close()
-			statsLoop(ctx, &fakeSched{}, tt.sysfs, cache, o, stdout, stderr, func(stats.Snapshot) { extras.Add(1) }, sd)
+			statsLoop(ctx, &fakeSched{}, stats.NewEventsReader(tt.sysfs, stats.RootSchedDir), cache, o, stdout, stderr, func(stats.Snapshot) { extras.Add(1) }, sd)
 
 			s, ok := cache.Load()
 			if !ok || s.Values["enq"] == 0 {

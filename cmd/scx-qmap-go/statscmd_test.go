@@ -56,7 +56,7 @@ func serveStats(t *testing.T) string {
 	go func() {
 		defer close(done)
 		o := options{statsInterval: 5 * time.Millisecond, quiet: true}
-		statsLoop(ctx, &fakeSched{}, fakeSysfs, cache, o, io.Discard, io.Discard, nil, nil)
+		statsLoop(ctx, &fakeSched{}, stats.NewEventsReader(fakeSysfs, stats.RootSchedDir), cache, o, io.Discard, io.Discard, nil, nil)
 	}()
 	t.Cleanup(func() {
 		cancel()

@@ -281,19 +281,31 @@ func StartScheduler(t *testing.T, flags ...string) *Scheduler {
 // the kernel has enabled it (an injected fault can end it that early).
 func LaunchScheduler(t *testing.T, flags ...string) *Scheduler {
 	t.Helper()
-	s := &Scheduler{}
 	if i := slices.Index(flags, "--stats-socket"); i >= 0 && i+1 < len(flags) {
-		s.Socket = flags[i+1]
-	} else {
-		// A socket of its own, short enough for sun_path.
-		dir, err := os.MkdirTemp("/run", "qmap")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.RemoveAll(dir) })
-		s.Socket = filepath.Join(dir, "stats.sock")
-		flags = append([]string{"--stats-socket", s.Socket}, flags...)
+		return launch(t, flags[i+1], flags)
 	}
+	// A socket of its own, short enough for sun_path.
+	dir, err := os.MkdirTemp("/run", "qmap")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	socket := filepath.Join(dir, "stats.sock")
+	return launch(t, socket, append([]string{"--stats-socket", socket}, flags...))
+}
+
+// LaunchAtDefaultSocket is LaunchScheduler for a scheduler left to pick its
+// own stats socket, which must be @socket.
+func LaunchAtDefaultSocket(t *testing.T, socket string, flags ...string) *Scheduler {
+	t.Helper()
+	return launch(t, socket, flags)
+}
+
+// launch starts scx-qmap-go with @flags, serving stats on @socket, and waits
+// until the kernel enables it or it exits.
+func launch(t *testing.T, socket string, flags []string) *Scheduler {
+	t.Helper()
+	s := &Scheduler{Socket: socket}
 	if f := os.Getenv(EnvForm); f != "" && !slices.Contains(flags, "--form") {
 		flags = append([]string{"--form", f}, flags...)
 	}

@@ -29,6 +29,7 @@ const (
 	exitCgroupTaken = 14
 	exitTooDeep     = 15
 	exitNotCgroup   = 16
+	exitNoCgroup    = 17
 )
 
 // TestSubScheds: scx-qmap-go as a parent and as sub-schedulers on cgroups
@@ -58,7 +59,7 @@ func TestSubScheds(t *testing.T) {
 	root := guest.StartScheduler(t, "--form", "cid")
 
 	t.Run("refusals_with_parent", func(t *testing.T) {
-		refuse(t, "no such cgroup", exitNoTarget, "no cgroup", "-c", "qmap-none")
+		refuse(t, "no such cgroup", exitNoCgroup, "no cgroup", "-c", "qmap-none")
 		refuse(t, "not cgroup v2", exitNotCgroup, "not below /sys/fs/cgroup", "-c", "/tmp")
 		refuse(t, "root cgroup", exitCgroupTaken, "is the root cgroup", "-c", "/sys/fs/cgroup")
 		if st := guest.State(t); st != "enabled" {
@@ -67,8 +68,11 @@ func TestSubScheds(t *testing.T) {
 	})
 
 	t.Run("two_children", func(t *testing.T) {
-		a := startSub(t, cgA, "--stats-socket", stats.SubSocket(idA))
+		// a serves stats on a child's default socket, which stats -c finds.
+		a := guest.LaunchAtDefaultSocket(t, stats.SubSocket(idA), "--form", "cid", "-c", cgA)
+		a.WaitAttached(t)
 		b := startSub(t, cgB)
+		cgOut, _ := makeCgroup(t, "qmap-out")
 		refuse(t, "taken cgroup", exitCgroupTaken, "already has a sub-scheduler", "-c", cgA)
 		for _, id := range []uint64{idA, idB} {
 			if _, err := os.Stat(subSysfs(id)); err != nil {
@@ -78,12 +82,13 @@ func TestSubScheds(t *testing.T) {
 		before := root.Snapshot(t)
 		loadCgroup(t, cgA)
 		loadCgroup(t, cgB)
-		guest.Start(t, "stress-ng", "--cpu", "1", "--timeout", "30", "--quiet") // outside both
+		guest.Start(t, "sh", "-c", fmt.Sprintf("echo $$ > %s/cgroup.procs && exec stress-ng --cpu 1 --timeout 30 --quiet", cgOut))
 		time.Sleep(6 * time.Second)
 
-		for _, cg := range []string{cgA, cgB} {
+		for _, cg := range []string{cgA, cgB, cgOut} {
 			checkOnExt(t, cg)
 		}
+		checkOwnEvents(t, a, idA)
 		for name, s := range map[string]*guest.Scheduler{cgA: a, cgB: b} {
 			c := s.Counters(t)
 			t.Logf("%s: enq=%d dsp=%d ddsp_sel=%d", name, c.NrEnqueued, c.NrDispatched, c.NrDdspFromSelect)
@@ -154,6 +159,9 @@ func TestSubScheds(t *testing.T) {
 
 	t.Run("capabilities", func(t *testing.T) {
 		if !kernelAtLeast(t, 7, 3) {
+			if !strings.Contains(root.Output(t), "children share every CPU") {
+				t.Errorf("the root's attached line does not say its children share every CPU:\n%s", vm.Tail(root.Output(t), 5))
+			}
 			refuse(t, "-B on 7.2", exitTooOld, "need sub-scheduler capabilities", "--form", "cid", "-B", "0")
 			return
 		}
@@ -238,6 +246,34 @@ func testCapabilities(t *testing.T, bin, cg string, id uint64, refuse func(*test
 	}
 	child.StopUnreg(t)
 	root.StopUnreg(t)
+}
+
+// checkOwnEvents wants @child's stats to carry the kernel's event counters
+// of its own sysfs directory, not its parent's: every counter no higher
+// than the file reads now (they only grow, and the snapshot is older).
+func checkOwnEvents(t *testing.T, child *guest.Scheduler, id uint64) {
+	t.Helper()
+	snap := child.Snapshot(t)
+	b, err := os.ReadFile(filepath.Join(subSysfs(id), "events"))
+	if err != nil {
+		t.Fatalf("the child's events: %v", err)
+	}
+	own, err := stats.ParseEvents(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := map[string]int64{}
+	for _, e := range own {
+		now[e.Name] = e.Value
+	}
+	if len(snap.Events) != len(own) {
+		t.Errorf("child's stats carry %d kernel events, its sysfs directory %d", len(snap.Events), len(own))
+	}
+	for _, e := range snap.Events {
+		if v, ok := now[e.Name]; !ok || e.Value > v {
+			t.Errorf("child's stats: %s=%d, its own counter reads %d (present %v): not the child's events", e.Name, e.Value, v, ok)
+		}
+	}
 }
 
 // kernelAtLeast reports whether the guest runs Linux @major.@minor or later.
