@@ -1178,11 +1178,21 @@ static s32 lat_use_since(struct task_struct *p, struct task_ctx *tctx, u64 now)
 	return used >= wall ? LAT_UTIL_ONE : used * LAT_UTIL_ONE / wall;
 }
 
-/* -L: fold @p's CPU use since its last enqueue into its recent use. */
-static void lat_track(struct task_struct *p, struct task_ctx *tctx)
+/*
+ * -L: fold @p's CPU use since its last enqueue into its recent use. Only a
+ * wakeup can follow a sleep: any other enqueue (preempted, slice over,
+ * reenqueued) means @p was runnable throughout, which counts as a whole CPU.
+ * Counting only the time it ran made a CPU hog that had waited its turn in a
+ * FIFO look light, and a task waking on its CPU queued behind it.
+ */
+static void lat_track(struct task_struct *p, struct task_ctx *tctx,
+		      u64 enq_flags)
 {
 	u64 now = bpf_ktime_get_ns();
 	s32 use = lat_use_since(p, tctx, now);
+
+	if (use >= 0 && !(enq_flags & SCX_ENQ_WAKEUP))
+		use = LAT_UTIL_ONE;
 
 	if (use >= 0)
 		tctx->util = (tctx->util * 3 + use) / 4;
@@ -1362,7 +1372,7 @@ void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 	if (!tctx)
 		return;
 	if (lat_budget_ns)
-		lat_track(p, tctx);
+		lat_track(p, tctx, enq_flags);
 
 	/* Every enqueue takes a place in its FIFO's core-sched order. */
 	tctx->core_sched_seq = core_sched_tail_seqs[idx]++;
