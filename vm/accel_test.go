@@ -5,6 +5,7 @@ package vm
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,17 +14,22 @@ import (
 )
 
 // standIn is a vng on PATH for the runner's tests. Under --disable-kvm it
-// behaves as STANDIN_TCG says, otherwise as STANDIN_KVM says:
+// behaves as STANDIN_TCG says (STANDIN_SINGLE, default works, when QEMU
+// is asked for single-threaded TCG), otherwise as STANDIN_KVM says:
 //
 //	works           boots, runs the command (prints "ran: CMD"), exits 0
 //	internal-error  prints QEMU's KVM internal error, then hangs (QEMU paused)
 //	msr             prints QEMU's "failed to set MSR" and exits 1
 //	silent          prints nothing and hangs
+//	wedged          starts the command, logs a hung task, then hangs
+//	wedged-recovers starts the command, logs a hung task, then finishes
+//	int3            starts the command, oopses on an int3 and panics
 //
-// Every call appends "kvm" or "tcg" to $STANDIN_LOG.
+// Every call appends "kvm", "tcg" or "tcg-single" to $STANDIN_LOG.
 const standIn = `#!/bin/bash
 mode=$STANDIN_KVM accel=kvm
 for a in "$@"; do [ "$a" = --disable-kvm ] && { mode=$STANDIN_TCG; accel=tcg; }; done
+for a in "$@"; do [ "$a" = "--qemu-opts=-accel tcg,thread=single" ] && { mode=${STANDIN_SINGLE:-works}; accel=tcg-single; }; done
 echo $accel >>"$STANDIN_LOG"
 cmd=${!#}
 case $mode in
@@ -43,6 +49,21 @@ msr)
 	exit 1 ;;
 silent)
 	exec sleep 1000 ;;
+wedged|wedged-recovers)
+	echo "[    0.000000] Linux version 7.2.0" >&2
+	echo "virtme-init: starting script" >&2
+	echo "[  130.000000] INFO: task kworker/0:1:12 blocked for more than 120 seconds." >&2
+	echo "[  130.000001] Call Trace:" >&2
+	[ $mode = wedged ] && exec sleep 1000
+	sleep 0.2
+	echo "ran: $cmd"
+	exit 0 ;;
+int3)
+	echo "[    0.000000] Linux version 7.2.0" >&2
+	echo "virtme-init: starting script" >&2
+	echo "[   50.000000] Oops: int3: 0000 [#1] SMP NOPTI" >&2
+	echo "[   50.000001] Kernel panic - not syncing: Fatal exception in interrupt" >&2
+	exit 0 ;;
 esac
 exit 99
 `
@@ -194,5 +215,79 @@ func TestRunCancelled(t *testing.T) {
 	_, err := Run(ctx, Config{Kernel: "/stand-in/vmlinuz", AliveWithin: time.Hour, Log: &bytes.Buffer{}}, "true")
 	if err == nil || !strings.Contains(err.Error(), "guest stopped") || time.Since(start) > 10*time.Second {
 		t.Errorf("Run = %v after %v; want a prompt 'guest stopped'", err, time.Since(start))
+	}
+}
+
+// A guest whose kernel says it is wedged is killed a grace period later,
+// not at the boot's limit; one that finishes within the grace is not.
+func TestRunWedged(t *testing.T) {
+	tests := []struct {
+		mode    string
+		wantErr string
+	}{
+		{"wedged", `guest kernel wedged: "[  130.000000] INFO: task kworker/0:1:12 blocked for more than 120 seconds."`},
+		{"wedged-recovers", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode, func(t *testing.T) {
+			withStandIn(t, "works", tt.mode)
+			t.Setenv("SCX_VM_KVM", "0")
+			cfg := Config{Kernel: "/stand-in/vmlinuz", Timeout: time.Hour, WedgeGrace: 2 * time.Second, Log: &bytes.Buffer{}}
+			start := time.Now()
+			res, err := Run(context.Background(), cfg, "true")
+			if took := time.Since(start); took > 10*time.Second {
+				t.Errorf("Run took %v, want about the 2 s grace", took)
+			}
+			if tt.wantErr == "" {
+				if err != nil || !strings.Contains(res.Output, "ran: true") {
+					t.Errorf("Run = %v, output %q; want the command's output", err, res.Output)
+				}
+				return
+			}
+			if !errors.Is(err, ErrWedged) || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "Call Trace:") {
+				t.Errorf("Run error = %v, want ErrWedged with %q and the console after it", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// A TCG guest that oopses on an int3 is booted again once, under
+// single-threaded TCG; a second int3 there is the guest's own and stands.
+func TestRunStaleBreakpoint(t *testing.T) {
+	tests := []struct {
+		name, single string // the single-threaded boot's mode
+		wantBoots    string
+		wantAcc      string
+		wantConsole  string
+	}{
+		{"retried and passes", "works", "tcg,tcg-single", "TCG (single-threaded)", ""},
+		{"int3 again", "int3", "tcg,tcg-single", "TCG (single-threaded)", "Oops: int3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			logPath := withStandIn(t, "works", "int3")
+			t.Setenv("SCX_VM_KVM", "0")
+			t.Setenv("STANDIN_SINGLE", tt.single)
+			var notices bytes.Buffer
+			res, err := Run(context.Background(), Config{Kernel: "/stand-in/vmlinuz", Timeout: time.Minute, Log: &notices}, "true")
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if got := calls(t, logPath); got != tt.wantBoots {
+				t.Errorf("boots = %q, want %q", got, tt.wantBoots)
+			}
+			if res.Accelerator != tt.wantAcc || res.Attempts != 2 {
+				t.Errorf("Accelerator %q after %d attempts, want %q after 2", res.Accelerator, res.Attempts, tt.wantAcc)
+			}
+			if !strings.Contains(notices.String(), "booting again under single-threaded TCG") {
+				t.Errorf("notices = %q, want the retry's reason", notices.String())
+			}
+			if got := strings.Contains(res.Console, "Oops: int3"); got != (tt.wantConsole != "") {
+				t.Errorf("console has the oops: %v, want %v", got, tt.wantConsole != "")
+			}
+			if tt.wantConsole != "" && len(res.Problems(false)) == 0 {
+				t.Error("a second int3 is no problem in Problems(); want it reported")
+			}
+		})
 	}
 }

@@ -23,7 +23,7 @@ func (im *Image) dir() string {
 
 // command writes @command as the guest's Share/in/run and returns the QEMU
 // command line that boots the image on @kernel.
-func (im *Image) command(kernel string, cpus, mem int, kvm bool, command string) (*exec.Cmd, error) {
+func (im *Image) command(kernel string, cpus, mem int, eng engine, command string) (*exec.Cmd, error) {
 	if im.Share == "" {
 		return nil, fmt.Errorf("systemd image boot: no share directory")
 	}
@@ -48,13 +48,16 @@ func (im *Image) command(kernel string, cpus, mem int, kvm bool, command string)
 		return nil, err
 	}
 	accel, cpu := "tcg", "max"
-	if kvm {
+	switch eng {
+	case engineKVM:
 		accel, cpu = "kvm", "host"
+	case engineTCGSingle:
+		accel = "tcg,thread=single"
 	}
 	args := []string{
 		"-accel", accel, "-cpu", cpu, "-machine", "q35", "-smp", strconv.Itoa(cpus), "-m", strconv.Itoa(mem),
 		"-kernel", kernel, "-initrd", initrd,
-		"-append", "root=/dev/vda rw console=ttyS0 panic=-1 systemd.show_status=auto",
+		"-append", "root=/dev/vda rw console=ttyS0 panic=-1 oops=panic systemd.show_status=auto",
 		// -snapshot: the guest's writes go to a temporary overlay.
 		"-drive", "file=" + rootfs + ",if=virtio,format=raw,cache=unsafe", "-snapshot",
 		"-virtfs", "local,path=" + im.Share + ",mount_tag=share,security_model=none",

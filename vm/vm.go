@@ -40,6 +40,11 @@ type Config struct {
 	// default 30 s under KVM, 2 minutes under TCG.
 	AliveWithin time.Duration
 
+	// WedgeGrace is how long a guest may go on after a kernel line that
+	// says it is wedged (a panic, a hung task, a soft lockup) before it
+	// is killed; default 2 minutes.
+	WedgeGrace time.Duration
+
 	// System, when set, boots that image with systemd as PID 1 under
 	// QEMU instead of virtme-ng's view of the host.
 	System *Image
@@ -66,11 +71,15 @@ type Result struct {
 	Elapsed  time.Duration // wall time of the last boot
 	Attempts int           // boots it took (a failed KVM boot or a boot that died early adds one)
 
-	Accelerator string // "KVM" or "TCG": what the last boot used
+	Accelerator string // "KVM", "TCG" or "TCG (single-threaded)": what the last boot used
 }
 
 // ErrTimeout means the guest hit Config.Timeout and was killed.
 var ErrTimeout = errors.New("guest timed out")
+
+// ErrWedged means the guest's kernel said it was wedged and the guest had
+// not finished Config.WedgeGrace later; it was killed.
+var ErrWedged = errors.New("guest kernel wedged")
 
 // What the guest's init logs right before the command: virtme-ng's, and
 // the systemd image's guest-run unit.
@@ -119,6 +128,7 @@ const (
 	kvmFailed            // killed: QEMU reported that KVM cannot run the guest
 	silent               // killed: no kernel log line within the alive bound
 	timedOut             // killed: Config.Timeout
+	wedged               // killed: Config.WedgeGrace after a wedge line
 	cancelled            // killed: the caller's context ended
 )
 
@@ -127,7 +137,21 @@ type boot struct {
 	res     *Result
 	how     how
 	kvmLine string // with kvmFailed: QEMU's line
+	wedge   string // the first wedge line, if any
 	alive   time.Duration
+}
+
+// engine is how QEMU runs the guest's vCPUs.
+type engine int
+
+const (
+	engineKVM       engine = iota
+	engineTCG              // a host thread per vCPU (QEMU's default)
+	engineTCGSingle        // one host thread for all vCPUs: half the speed, none of the races between them
+)
+
+func (e engine) String() string {
+	return [...]string{"KVM", "TCG", "TCG (single-threaded)"}[e]
 }
 
 // Run boots the guest and runs @command (a shell command line) in it.
@@ -136,19 +160,28 @@ type boot struct {
 // moment QEMU reports a KVM failure, or when it shows no kernel output
 // within Config.AliveWithin; it is then booted again under TCG, and so is
 // every later boot of this process. A boot that dies before the command
-// starts is retried once.
+// starts is retried once. A TCG boot whose kernel hit a breakpoint it had
+// already patched out (staleBreakpoint) is booted again once, under
+// single-threaded TCG.
 func Run(ctx context.Context, cfg Config, command string) (*Result, error) {
 	logw := cfg.Log
 	if logw == nil {
 		logw = os.Stderr
 	}
-	retried := false
+	retried, single := false, false
 	for attempt := 1; ; attempt++ {
 		acc, err := chooseAccel()
 		if err != nil {
 			return nil, err
 		}
-		b, err := runOnce(ctx, cfg, command, acc.kvm)
+		eng := engineTCG
+		switch {
+		case acc.kvm:
+			eng = engineKVM
+		case single:
+			eng = engineTCGSingle
+		}
+		b, err := runOnce(ctx, cfg, command, eng)
 		if err != nil {
 			return nil, err
 		}
@@ -157,6 +190,12 @@ func Run(ctx context.Context, cfg Config, command string) (*Result, error) {
 		started := strings.Contains(res.Console, startedMarker)
 		if cfg.System != nil {
 			started = strings.Contains(res.Console, systemStartedMarker)
+		}
+		if line := staleBreakpoint(res.Console); eng == engineTCG && line != "" && (b.how == exited || b.how == wedged) {
+			single = true
+			fmt.Fprintf(logw, "scx-vm: the guest's kernel hit a breakpoint it had patched out (%s), "+
+				"a race of multi-threaded TCG (docs/troubleshooting.md); booting again under single-threaded TCG\n", line)
+			continue
 		}
 		if acc.kvm {
 			if why := b.kvmProblem(started); why != "" {
@@ -175,6 +214,9 @@ func Run(ctx context.Context, cfg Config, command string) (*Result, error) {
 				res.Elapsed.Round(time.Second), cfg.timeout(), Tail(res.Console, 20))
 		case cancelled:
 			return res, fmt.Errorf("guest stopped: %w", context.Cause(ctx))
+		case wedged:
+			return res, fmt.Errorf("%w: %q, and the guest had not finished %v later; console from there:\n%s",
+				ErrWedged, b.wedge, cfg.wedgeGrace(), From(res.Console, b.wedge, 40))
 		}
 		if started {
 			return res, nil
@@ -220,7 +262,26 @@ func (c Config) timeout() time.Duration {
 	return c.Timeout
 }
 
-func runOnce(ctx context.Context, cfg Config, command string, kvm bool) (*boot, error) {
+func (c Config) wedgeGrace() time.Duration {
+	if c.WedgeGrace == 0 {
+		return 2 * time.Minute
+	}
+	return c.WedgeGrace
+}
+
+// staleBreakpoint returns the kernel's line if the guest oopsed on an int3
+// (see "Oops: int3" in docs/troubleshooting.md), or "".
+func staleBreakpoint(console string) string {
+	for line := range strings.SplitSeq(console, "\n") {
+		if kernelLineRE.MatchString(line) && strings.Contains(line, "Oops: int3") {
+			return strings.TrimSpace(line)
+		}
+	}
+	return ""
+}
+
+func runOnce(ctx context.Context, cfg Config, command string, eng engine) (*boot, error) {
+	kvm := eng == engineKVM
 	kernel, err := cfg.KernelPath()
 	if err != nil {
 		return nil, err
@@ -243,14 +304,21 @@ func runOnce(ctx context.Context, cfg Config, command string, kvm bool) (*boot, 
 
 	var cmd *exec.Cmd
 	if cfg.System != nil {
-		if cmd, err = cfg.System.command(kernel, cpus, mem, kvm, command); err != nil {
+		if cmd, err = cfg.System.command(kernel, cpus, mem, eng, command); err != nil {
 			return nil, err
 		}
 	} else {
 		args := []string{"--run", kernel, "--cpus", fmt.Sprint(cpus), "--memory", fmt.Sprintf("%dM", mem),
-			"--verbose", "--force-9p"}
-		if !kvm {
+			"--verbose", "--force-9p",
+			// An oops that kills a task holding a lock hangs the guest
+			// until the boot's limit; a panic ends it at once (panic=-1,
+			// and QEMU does not reboot).
+			"--append", "oops=panic"}
+		switch eng {
+		case engineTCG:
 			args = append(args, "--disable-kvm")
+		case engineTCGSingle:
+			args = append(args, "--disable-kvm", "--qemu-opts=-accel tcg,thread=single")
 		}
 		for _, d := range cfg.RWDirs {
 			args = append(args, "--rwdir", d)
@@ -284,6 +352,7 @@ func runOnce(ctx context.Context, cfg Config, command string, kvm bool) (*boot, 
 	aliveTimer := time.NewTimer(alive)
 	defer aliveTimer.Stop()
 	aliveC, aliveT := watch.alive, aliveTimer.C
+	var wedgeT <-chan time.Time
 
 	b := &boot{how: exited, alive: alive}
 	var werr error
@@ -295,6 +364,11 @@ wait:
 		case <-aliveC:
 			aliveC, aliveT = nil, nil
 			continue
+		case b.wedge = <-watch.wedged:
+			wedgeT = time.After(cfg.wedgeGrace())
+			continue
+		case <-wedgeT:
+			b.how = wedged
 		case b.kvmLine = <-watch.kvmFail:
 			if !kvm {
 				b.kvmLine = ""
@@ -318,10 +392,7 @@ wait:
 		Output:      out.String(),
 		Console:     console.String(),
 		Elapsed:     time.Since(start),
-		Accelerator: "TCG",
-	}
-	if kvm {
-		b.res.Accelerator = "KVM"
+		Accelerator: eng.String(),
 	}
 	if cmd.ProcessState != nil && cmd.ProcessState.Exited() {
 		b.res.ExitCode = cmd.ProcessState.ExitCode()
@@ -342,6 +413,18 @@ func tee(buf *bytes.Buffer, w io.Writer) io.Writer {
 		return buf
 	}
 	return io.MultiWriter(buf, w)
+}
+
+// From returns up to @n lines of @s from the first that holds @line (a
+// kernel oops's trace follows its first line), or the tail if none does.
+func From(s, line string, n int) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		if strings.Contains(l, line) {
+			return strings.Join(lines[i:min(i+n, len(lines))], "\n")
+		}
+	}
+	return Tail(s, n)
 }
 
 // Tail returns the last @n lines of @s.

@@ -3,10 +3,32 @@
 package vm
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
+
+func numbered(prefix string, n int) string {
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, "%s%d\n", prefix, i)
+	}
+	return b.String()
+}
+
+// From shows an oops with the trace after it, or the tail without one.
+func TestFrom(t *testing.T) {
+	console := numbered("boot", 10) + "[ 9.1] Oops: int3\n" + numbered("trace", 100)
+	got := strings.Split(From(console, "Oops: int3", 5), "\n")
+	if len(got) != 5 || got[0] != "[ 9.1] Oops: int3" || got[4] != "trace4" {
+		t.Errorf("From = %q, want the oops and the 4 lines after it", got)
+	}
+	if got := From(numbered("line", 100), "absent", 3); got != "line98\nline99\nline100" {
+		t.Errorf("From without the line = %q, want the tail", got)
+	}
+}
 
 func TestProblems(t *testing.T) {
 	tests := []struct {

@@ -51,14 +51,3 @@ func TestExcerpt(t *testing.T) {
 		})
 	}
 }
-
-func TestConsoleFrom(t *testing.T) {
-	console := numbered("boot", 10) + "[ 9.1] Oops: int3\n" + numbered("trace", 100)
-	got := strings.Split(consoleFrom(console, "Oops: int3", 5), "\n")
-	if len(got) != 5 || got[0] != "[ 9.1] Oops: int3" || got[4] != "trace4" {
-		t.Errorf("consoleFrom = %q, want the oops and the 4 lines after it", got)
-	}
-	if got := consoleFrom(numbered("line", 100), "absent", 3); got != "line98\nline99\nline100" {
-		t.Errorf("consoleFrom without the line = %q, want the tail", got)
-	}
-}

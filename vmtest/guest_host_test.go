@@ -32,17 +32,27 @@ func buildGuestTests(t *testing.T) string {
 type guestBoot struct {
 	kernel        string
 	cpus          int
-	tests         []string // top-level tests of package scenarios
-	allowEjection bool     // the tests eject the scheduler on purpose
-	env           []string // more NAME=value settings for the guest tests
-	form          string   // --form for the schedulers under test ("": the loader's choice)
+	tests         []string      // top-level tests of package scenarios
+	limit         time.Duration // for the guest's tests together (go test -timeout there)
+	allowEjection bool          // the tests eject the scheduler on purpose
+	env           []string      // more NAME=value settings for the guest tests
+	form          string        // --form for the schedulers under test ("": the loader's choice)
 }
+
+// bootMargin is what a boot takes beyond its tests: the kernel's start,
+// and the guest's go test printing its goroutines when it times out.
+const bootMargin = 2 * time.Minute
 
 // runGuest boots @b.kernel, runs @b.tests there in one go, and replays each
 // as a subtest of @t: its log, its subtests, and its verdict. The guest
-// kernel's log is judged here, on the host.
+// kernel's log is judged here, on the host. A boot that ends early (killed
+// at its limit, wedged, stopped at the suite's deadline) still replays
+// what the guest finished.
 func runGuest(t *testing.T, b guestBoot) {
 	t.Helper()
+	if b.limit == 0 {
+		t.Fatal("runGuest: the boot has no limit")
+	}
 	bin := buildBinary(t)
 	testBin := buildGuestTests(t)
 	out := t.TempDir() // the guest runs as root: 0700 is fine
@@ -52,19 +62,24 @@ func runGuest(t *testing.T, b guestBoot) {
 	if b.form != "" {
 		env = append(env, guest.EnvForm+"="+b.form)
 	}
-	cmdline := fmt.Sprintf("%s %s -test.v -test.count=1 -test.timeout=40m -test.run '^(%s)$'",
-		strings.Join(env, " "), testBin, strings.Join(b.tests, "|"))
-	ctx, cancel := context.WithTimeout(context.Background(), 47*time.Minute)
+	cmdline := fmt.Sprintf("%s %s -test.v -test.count=1 -test.timeout=%v -test.run '^(%s)$'",
+		strings.Join(env, " "), testBin, b.limit, strings.Join(b.tests, "|"))
+	ctx, cancel := context.WithTimeout(suiteCtx, b.limit+bootMargin+time.Minute)
 	defer cancel()
-	res, err := vm.Run(ctx, vm.Config{Kernel: b.kernel, CPUs: b.cpus, Timeout: 45 * time.Minute, RWDirs: []string{out}}, cmdline)
-	if err != nil {
+	res, err := vm.Run(ctx, vm.Config{Kernel: b.kernel, CPUs: b.cpus, Timeout: b.limit + bootMargin,
+		RWDirs: []string{out}, Stdout: progress(t.Logf, time.Now())}, cmdline)
+	if res == nil {
 		t.Fatalf("boot %s: %v", b.kernel, err)
 	}
-	t.Logf("kernel %s: the guest ran %v (attempts %d, %s)", b.kernel, res.Elapsed.Round(time.Second), res.Attempts, res.Accelerator)
-
-	results, err := parseGuestTests(res.Output)
 	if err != nil {
-		t.Fatalf("reading the guest's test output: %v\n%s", err, vm.Tail(res.Output, 40))
+		t.Errorf("boot %s: %v", b.kernel, err)
+	} else {
+		t.Logf("kernel %s: the guest ran %v (attempts %d, %s)", b.kernel, res.Elapsed.Round(time.Second), res.Attempts, res.Accelerator)
+	}
+
+	results, perr := parseGuestTests(res.Output)
+	if perr != nil {
+		t.Fatalf("reading the guest's test output: %v\n%s", perr, vm.Tail(res.Output, 40))
 	}
 	for _, name := range b.tests {
 		t.Run(name, func(t *testing.T) {
@@ -81,20 +96,32 @@ func runGuest(t *testing.T, b guestBoot) {
 	}
 	if p := res.Problems(b.allowEjection); len(p) > 0 {
 		t.Errorf("guest kernel log shows problems:\n%s\nconsole from the first:\n%s",
-			strings.Join(p, "\n"), consoleFrom(res.Console, p[0], 60))
+			strings.Join(p, "\n"), vm.From(res.Console, p[0], 60))
 	}
 }
 
-// consoleFrom is up to @n lines of @console from the one that holds @line
-// (an oops's trace follows it).
-func consoleFrom(console, line string, n int) string {
-	lines := strings.Split(console, "\n")
-	for i, l := range lines {
-		if strings.Contains(l, line) {
-			return strings.Join(lines[i:min(i+n, len(lines))], "\n")
+// progress returns a writer for the guest's output that logs its test
+// framing lines (a test starts, fails, the guest's go test panics) with
+// @logf as they come, with the time since @start: the replay comes only
+// when the boot ends, and a boot that never ends should still say where
+// it was.
+func progress(logf func(format string, args ...any), start time.Time) io.Writer {
+	return vm.Lines(func(line string) {
+		if line = strings.TrimSpace(line); isFraming(line) {
+			logf("guest +%ds: %s", int(time.Since(start).Seconds()), line)
+		}
+	})
+}
+
+// isFraming reports whether a line of the guest's `go test -v` output is
+// one progress shows.
+func isFraming(line string) bool {
+	for _, prefix := range []string{"=== RUN", "--- FAIL", "panic:"} {
+		if strings.HasPrefix(line, prefix) {
+			return true
 		}
 	}
-	return vm.Tail(console, n)
+	return false
 }
 
 // guestResult is one guest test as test2json saw it.
@@ -259,6 +286,46 @@ func TestParseGuestTests(t *testing.T) {
 	results, err = parseGuestTests("=== RUN   TestBasic\n    basic_test.go:9: attached\n")
 	if err != nil || results["TestBasic"] == nil || results["TestBasic"].action != "" {
 		t.Errorf("unfinished test: %+v, %v; want no verdict", results["TestBasic"], err)
+	}
+}
+
+// Progress shows the guest's framing lines as they come, whole, however
+// the writes split them, and nothing else.
+func TestProgress(t *testing.T) {
+	var got []string
+	p := progress(func(format string, args ...any) { got = append(got, fmt.Sprintf(format, args...)) }, time.Now())
+	for _, chunk := range []string{"=== RUN   TestBa", "sic\n    basic_test.go:9: attached\n=== RUN   TestBasic/x\n",
+		"    --- FAIL: TestBasic/x (1.00s)\npanic: test timed out after 25m0s\n", "--- PASS: TestBasic (2.00s)\n=== RUN  unterminated"} {
+		p.Write([]byte(chunk))
+	}
+	want := []string{"guest +0s: === RUN   TestBasic", "guest +0s: === RUN   TestBasic/x",
+		"guest +0s: --- FAIL: TestBasic/x (1.00s)", "guest +0s: panic: test timed out after 25m0s"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("progress logged\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// The suite stops its guests before go test's own timeout, leaving time
+// for the replay and the digest.
+func TestSuiteDeadline(t *testing.T) {
+	tests := []struct {
+		timeout, want time.Duration // want 0: no deadline
+	}{
+		{80 * time.Minute, 75 * time.Minute},
+		{10 * time.Minute, 9 * time.Minute},
+		{0, 0},
+	}
+	for _, tt := range tests {
+		ctx, cancel := suiteDeadline(tt.timeout)
+		deadline, ok := ctx.Deadline()
+		cancel()
+		if ok != (tt.want != 0) {
+			t.Errorf("timeout %v: deadline set = %v, want %v", tt.timeout, ok, tt.want != 0)
+			continue
+		}
+		if left := time.Until(deadline); ok && (left > tt.want || left < tt.want-time.Minute) {
+			t.Errorf("timeout %v: deadline in %v, want about %v", tt.timeout, left, tt.want)
+		}
 	}
 }
 

@@ -53,7 +53,7 @@ func TestService(t *testing.T) {
 				guest.EnvGuest + "=1", guest.EnvOutDir + "=/mnt/share/out",
 				"SCX_GUEST_DEB=/mnt/share/in/" + filepath.Base(deb),
 				"/mnt/share/in/service.test -test.v -test.count=1 -test.timeout=10m"}, " ")
-			ctx, cancel := context.WithTimeout(context.Background(), 16*time.Minute)
+			ctx, cancel := context.WithTimeout(suiteCtx, 16*time.Minute)
 			defer cancel()
 			res, err := vm.Run(ctx, vm.Config{Kernel: kernel, CPUs: 2, Timeout: 15 * time.Minute,
 				System: &vm.Image{Share: share}}, cmdline)

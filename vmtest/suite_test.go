@@ -3,6 +3,8 @@
 package vmtest
 
 import (
+	"context"
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/scx-qmap-go/scx-qmap-go/vm"
 )
@@ -73,11 +76,32 @@ func (b *built) do(t *testing.T, what string, build func() (string, error)) stri
 
 var cli built
 
+// suiteCtx bounds every boot of the suite. It ends a few minutes before
+// go test's -timeout would, so that a guest still running then is stopped
+// and its tests reported as unfinished, and the run ends with the digest
+// of failures instead of a goroutine dump.
+var suiteCtx = context.Background()
+
+// suiteDeadline is suiteCtx for a test binary run with -timeout @timeout.
+func suiteDeadline(timeout time.Duration) (context.Context, context.CancelFunc) {
+	if timeout <= 0 {
+		return context.WithCancel(context.Background())
+	}
+	margin := min(timeout/10, 5*time.Minute)
+	return context.WithTimeoutCause(context.Background(), timeout-margin,
+		fmt.Errorf("the suite's deadline, %v before go test's -timeout of %v", margin, timeout))
+}
+
 // TestMain removes the binaries the suite built once all tests are done,
 // and ends the output with what failed in the guests, where a reader of
 // only the tail of a long log (CI) sees it.
 func TestMain(m *testing.M) {
+	flag.Parse()
+	timeout, _ := time.ParseDuration(flag.Lookup("test.timeout").Value.String())
+	ctx, cancel := suiteDeadline(timeout)
+	suiteCtx = ctx
 	code := m.Run()
+	cancel()
 	printGuestFailures(os.Stdout)
 	for _, b := range []*built{&cli, &guestTests, &serviceTests} {
 		if b.path != "" {
@@ -144,14 +168,14 @@ func formOf(kernel string) string {
 }
 
 // forEachKernel runs the guest tests @names in one 2-vCPU boot per kernel,
-// each with the form formOf gives it.
-func forEachKernel(t *testing.T, allowEjection bool, names ...string) {
+// each with the form formOf gives it, within @limit.
+func forEachKernel(t *testing.T, limit time.Duration, allowEjection bool, names ...string) {
 	t.Helper()
 	requireVM(t)
 	for _, kernel := range kernels() {
 		form := formOf(kernel)
 		t.Run(kernel+"-"+form, func(t *testing.T) {
-			runGuest(t, guestBoot{kernel: kernel, cpus: 2, tests: names, allowEjection: allowEjection, form: form})
+			runGuest(t, guestBoot{kernel: kernel, cpus: 2, tests: names, limit: limit, allowEjection: allowEjection, form: form})
 		})
 	}
 }
@@ -167,13 +191,23 @@ func TestGuest(t *testing.T) {
 	if s := os.Getenv("SCX_GUEST_TESTS"); s != "" {
 		names = strings.Fields(s)
 	}
-	forEachKernel(t, false, names...)
+	forEachKernel(t, guestLimit, false, names...)
 }
+
+// Limits for the guest's tests of one boot, about 2.5 times what they
+// take under TCG here: a hang costs that much, not the whole run.
+const (
+	guestLimit  = 25 * time.Minute // TestGuest: about 10 minutes
+	faultsLimit = 10 * time.Minute // TestFaults: about 2 minutes
+	gateLimit   = 5 * time.Minute  // TestStressGate, beside gateRunLimit a run
+	// a 45 s gate run and its stop take about a minute
+	gateRunLimit = 2 * time.Minute
+)
 
 // TestFaults: each injected fault ejects the scheduler with the expected
 // exit kind and a readable report, and the machine recovers
 // (scenarios.TestFaults). A boot of its own: ejections are its point.
-func TestFaults(t *testing.T) { forEachKernel(t, true, "TestFaults") }
+func TestFaults(t *testing.T) { forEachKernel(t, faultsLimit, true, "TestFaults") }
 
 // gateRuns is how many times TestStressGate runs the gate per vCPU count:
 // $SCX_GATE_RUNS, default 2 (`make stress` asks for 10).
@@ -211,7 +245,8 @@ func TestStressGate(t *testing.T) {
 			}
 			t.Run(fmt.Sprintf("%s/%dcpus-%s", kernel, g.cpus, g.form), func(t *testing.T) {
 				runGuest(t, guestBoot{kernel: kernel, cpus: g.cpus, tests: []string{"TestStressGate"}, form: g.form,
-					env: []string{fmt.Sprintf("SCX_GATE_RUNS=%d", runs)}})
+					limit: gateLimit + time.Duration(runs+1)*gateRunLimit, // the +1: the run with a child
+					env:   []string{fmt.Sprintf("SCX_GATE_RUNS=%d", runs)}})
 			})
 		}
 	}

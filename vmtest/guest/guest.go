@@ -166,10 +166,29 @@ func (p *Proc) start(t *testing.T) {
 		p.err = p.Cmd.Wait()
 		close(p.done)
 	}()
-	t.Cleanup(func() {
-		p.Cmd.Process.Kill()
-		<-p.done
-	})
+	t.Cleanup(func() { p.kill(t) })
+}
+
+// killGrace bounds the wait for a killed process to go. One that outlives
+// it is stuck in the kernel, and waiting longer would hang the guest's
+// tests until their timeout.
+const killGrace = 30 * time.Second
+
+// kill sends SIGKILL and waits up to killGrace for the process to exit;
+// past that it fails the test with the kernel stack the process is stuck in.
+func (p *Proc) kill(t *testing.T) {
+	t.Helper()
+	p.Cmd.Process.Kill()
+	select {
+	case <-p.done:
+	case <-time.After(killGrace):
+		stack, err := os.ReadFile(fmt.Sprintf("/proc/%d/stack", p.Pid()))
+		if err != nil {
+			stack = []byte(err.Error())
+		}
+		t.Errorf("%s (pid %d) still there %v after SIGKILL, stuck in the kernel at:\n%s",
+			p.Cmd.Path, p.Pid(), killGrace, stack)
+	}
 }
 
 // Pid is the process id.
@@ -192,8 +211,7 @@ func (p *Proc) Wait(t *testing.T, limit time.Duration) int {
 	select {
 	case <-p.done:
 	case <-time.After(limit):
-		p.Cmd.Process.Kill()
-		<-p.done
+		p.kill(t)
 		t.Fatalf("%s did not exit within %v; killed", p.Cmd.Path, limit)
 	}
 	return workload.ExitStatus(p.err)
