@@ -256,6 +256,7 @@ struct task_ctx {
 	u64 core_sched_seq;	/* position in its FIFO, for core_sched_before */
 	u64 util_at;		/* -L: when util was last updated (enqueue) */
 	u64 util_ran;		/* -L: the task's CPU time then */
+	u64 woke_ran;		/* -L: the task's CPU time at its last wakeup */
 };
 
 struct {
@@ -1179,25 +1180,31 @@ static s32 lat_use_since(struct task_struct *p, struct task_ctx *tctx, u64 now)
 }
 
 /*
- * -L: fold @p's CPU use since its last enqueue into its recent use. Only a
- * wakeup can follow a sleep: any other enqueue (preempted, slice over,
- * reenqueued) means @p was runnable throughout, which counts as a whole CPU.
- * Counting only the time it ran made a CPU hog that had waited its turn in a
- * FIFO look light, and a task waking on its CPU queued behind it.
+ * -L: fold @p's CPU use since its last enqueue into its recent use. A task
+ * enqueued again without a wakeup (preempted, slice over, reenqueued) after
+ * running more than its budget since it last woke has not slept in all that
+ * time: it counts as a whole CPU. Counting only the time it ran made a CPU
+ * hog that had waited its turn in a FIFO look light, and a task waking on
+ * its CPU queued behind it. A short burst cut by a preemption still counts
+ * what it ran: as a whole CPU, every task preempted once became a victim,
+ * and hackbench's wakers preempted each other ten times slower.
  */
 static void lat_track(struct task_struct *p, struct task_ctx *tctx,
 		      u64 enq_flags)
 {
 	u64 now = bpf_ktime_get_ns();
+	u64 ran = p->se.sum_exec_runtime;
 	s32 use = lat_use_since(p, tctx, now);
 
-	if (use >= 0 && !(enq_flags & SCX_ENQ_WAKEUP))
+	if (enq_flags & SCX_ENQ_WAKEUP)
+		tctx->woke_ran = ran;
+	else if (use >= 0 && ran - tctx->woke_ran >= slice_ns)
 		use = LAT_UTIL_ONE;
 
 	if (use >= 0)
 		tctx->util = (tctx->util * 3 + use) / 4;
 	tctx->util_at = now;
-	tctx->util_ran = p->se.sum_exec_runtime;
+	tctx->util_ran = ran;
 }
 
 /*

@@ -175,6 +175,25 @@ func TestFeatures(t *testing.T) {
 		}
 	})
 
+	// --latency under hackbench: a task a waker preempted after a short
+	// burst must not count as busy. If it did, it would be preempted in
+	// turn whenever it ran, and preemption would feed on itself: hackbench
+	// once ran 7 times slower, with more preemptions than FIFO enqueues.
+	// Normally a few percent of the placements preempt.
+	t.Run("latency_hackbench", func(t *testing.T) {
+		s := guest.StartScheduler(t, "--latency")
+		if rc := guest.Run(t, 120*time.Second, "hackbench", "-g", "4", "-f", "10", "-l", "400"); rc != 0 {
+			t.Fatalf("hackbench exit = %d, want 0", rc)
+		}
+		c := s.Counters(t)
+		placed := c.NrEnqueued + c.NrDdspFromSelect + c.NrDdspFromEnq + c.NrLatPreempts
+		t.Logf("--latency, hackbench: %d preempts of %d placements (%d FIFO, %d direct from select, %d from enqueue)",
+			c.NrLatPreempts, placed, c.NrEnqueued, c.NrDdspFromSelect, c.NrDdspFromEnq)
+		if placed == 0 || c.NrLatPreempts*4 > placed {
+			t.Errorf("--latency: %d of %d placements preempted, want under a quarter", c.NrLatPreempts, placed)
+		}
+	})
+
 	// -p: only SCHED_EXT tasks are scheduled by it. -d: a SCHED_EXT process
 	// named at load is reverted to SCHED_NORMAL and counted as rejected.
 	t.Run("partial_disallow", func(t *testing.T) {
