@@ -1182,12 +1182,12 @@ static s32 lat_use_since(struct task_struct *p, struct task_ctx *tctx, u64 now)
 /*
  * -L: fold @p's CPU use since its last enqueue into its recent use. A task
  * enqueued again without a wakeup (preempted, slice over, reenqueued) after
- * running more than its budget since it last woke has not slept in all that
+ * running a whole slice or more since it last woke has not slept in all that
  * time: it counts as a whole CPU. Counting only the time it ran made a CPU
  * hog that had waited its turn in a FIFO look light, and a task waking on
  * its CPU queued behind it. A short burst cut by a preemption still counts
  * what it ran: as a whole CPU, every task preempted once became a victim,
- * and hackbench's wakers preempted each other ten times slower.
+ * and hackbench's wakers preempted each other seven times slower.
  */
 static void lat_track(struct task_struct *p, struct task_ctx *tctx,
 		      u64 enq_flags)
