@@ -145,7 +145,7 @@ func newFlags(o *options) (*pflag.FlagSet, []flagGroup) {
 	f.Uint32VarP(&c.RoundRobinMs, "round-robin-ms", "R", 0, "Linux 7.3: each turn, in `MS`, of the CPUs the cpu.weight split among this scheduler and its children leaves over (default 200)")
 	f.VarP(rescueFlag{&c.RescueBandwidthPpt}, "rescue-ppt", "B", "Linux 7.3, root only: CPU time in thousandths kept to rescue a child's tasks stranded where it holds no CPU (0: off; default: the kernel's, 20)")
 	f.Uint32VarP(&c.RescueQuantumUs, "rescue-quantum-us", "q", 0, "Linux 7.3, root only: the rescue quantum in `US` microseconds (default: the kernel's, 5000)")
-	f.Uint64VarP(&c.LatBudgetUs, "lat-budget-us", "L", 0, "latency budget in `US` microseconds: a nice 0 task that has run this much of its slice yields as soon as another waits, others in proportion to their weight, and a waking task that ran little lately preempts a busier one (0: off, qmap's plain slices)")
+	f.Uint64VarP(&c.LatBudgetUs, "lat-budget-us", "L", 0, "latency budget in `US` microseconds: a nice 0 task that has run this much of its slice yields to a task waking behind it (a CPU hog, to any waiting at the next tick), others in proportion to their weight, and a waking task that ran little lately preempts a busier one (0: off, qmap's plain slices)")
 	f.BoolVar(&o.latency, "latency", false, fmt.Sprintf("latency mode, the recommended preset: -L %d (unless -L gives another budget) and --remote-reenq", latencyBudgetUs))
 
 	f = reenq.flags

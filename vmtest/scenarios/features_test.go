@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/scx-qmap-go/scx-qmap-go/bpf"
 	"github.com/scx-qmap-go/scx-qmap-go/vmtest/guest"
+	"github.com/scx-qmap-go/scx-qmap-go/workload"
 )
 
 const exitNoTarget = 11
@@ -179,7 +181,8 @@ func TestFeatures(t *testing.T) {
 	// burst must not count as busy. If it did, it would be preempted in
 	// turn whenever it ran, and preemption would feed on itself: hackbench
 	// once ran 7 times slower, with more preemptions than FIFO enqueues.
-	// Normally a few percent of the placements preempt.
+	// Normally a few percent of the placements preempt, and as few end
+	// at a tick.
 	t.Run("latency_hackbench", func(t *testing.T) {
 		s := guest.StartScheduler(t, "--latency")
 		if rc := guest.Run(t, 120*time.Second, "hackbench", "-g", "4", "-f", "10", "-l", "400"); rc != 0 {
@@ -187,10 +190,60 @@ func TestFeatures(t *testing.T) {
 		}
 		c := s.Counters(t)
 		placed := c.NrEnqueued + c.NrDdspFromSelect + c.NrDdspFromEnq + c.NrLatPreempts
-		t.Logf("--latency, hackbench: %d preempts of %d placements (%d FIFO, %d direct from select, %d from enqueue)",
-			c.NrLatPreempts, placed, c.NrEnqueued, c.NrDdspFromSelect, c.NrDdspFromEnq)
+		t.Logf("--latency, hackbench: %d preempts and %d tick yields for %d placements (%d FIFO, %d direct from select, %d from enqueue)",
+			c.NrLatPreempts, c.NrLatYields, placed, c.NrEnqueued, c.NrDdspFromSelect, c.NrDdspFromEnq)
 		if placed == 0 || c.NrLatPreempts*4 > placed {
 			t.Errorf("--latency: %d of %d placements preempted, want under a quarter", c.NrLatPreempts, placed)
+		}
+		// Only CPU hogs are cut at a tick for being over the budget:
+		// cutting every task's bursts cost hackbench a tenth of its
+		// placements in yields and twice the context switches.
+		if c.NrLatYields*20 > placed {
+			t.Errorf("--latency: %d tick yields for %d placements, want under a twentieth", c.NrLatYields, placed)
+		}
+	})
+
+	// --latency: CPU hogs at nice -20, 0 and 19, one of each per CPU, share
+	// the CPUs close to their weights (98.8, 1.1 and 0.02%), and nice 19
+	// still runs. qmap's FIFOs alone give nice -20 about 80%.
+	t.Run("latency_weights", func(t *testing.T) {
+		guest.StartScheduler(t, "--quiet", "--latency")
+		// Started lightest first: once the nice -20 hogs run, this nice 0
+		// test gets little CPU, as its weight says. They outlive the
+		// test, which stops them.
+		nices := []int{19, 0, -20}
+		var hogs [][]*guest.Proc
+		for _, nice := range nices {
+			var group []*guest.Proc
+			for range runtime.NumCPU() {
+				group = append(group, guest.StartHelper(t, "spin", 120, nice))
+			}
+			hogs = append(hogs, group)
+		}
+		time.Sleep(time.Second)
+		before := groupTicks(t, hogs)
+		time.Sleep(5 * time.Second)
+		after := groupTicks(t, hogs)
+		var used [3]int64
+		var total int64
+		for i := range nices {
+			for j := range hogs[i] {
+				used[i] += after[i][j] - before[i][j]
+			}
+			total += used[i]
+		}
+		if total <= 0 {
+			t.Fatalf("the hogs used %d ticks", total)
+		}
+		t.Logf("--latency: CPU shares nice -20/0/19 = %.1f/%.1f/%.1f%% (%d ticks)",
+			pct(used[2], total), pct(used[1], total), pct(used[0], total), total)
+		if pct(used[2], total) < 96.5 {
+			t.Errorf("nice -20 got %.1f%% of the CPU, want >= 96.5 (the weights ask 98.8; with slices not scaled by weight it got 95)", pct(used[2], total))
+		}
+		for j, p := range hogs[0] {
+			if after[0][j] == before[0][j] {
+				t.Errorf("nice 19 hog %d (pid %d) did not run in 5 s", j, p.Pid())
+			}
 		}
 	})
 
@@ -263,6 +316,24 @@ func rtJob(t *testing.T, flags ...string) (int, bpf.Stats) {
 	s.StopUnreg(t)
 	return ms, c
 }
+
+// groupTicks reads each helper's CPU ticks, by group.
+func groupTicks(t *testing.T, groups [][]*guest.Proc) [][]int64 {
+	t.Helper()
+	out := make([][]int64, len(groups))
+	for i, g := range groups {
+		for _, p := range g {
+			n, err := workload.CPUTicks(p.Pid())
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[i] = append(out[i], n)
+		}
+	}
+	return out
+}
+
+func pct(part, total int64) float64 { return 100 * float64(part) / float64(total) }
 
 func median(v []int) int {
 	s := slices.Clone(v)
