@@ -1526,13 +1526,14 @@ static __always_inline void move_popped(struct task_struct *p, u64 slice,
 	__sync_fetch_and_add(&stats.nr_dispatched, 1);
 	if (slice < slice_ns)
 		__sync_fetch_and_add(&stats.nr_slice_cut, 1);
+	slice = weighted_slice(p, slice);
 	allowed = task_may_run(p, this_cpu);
 	if (allowed && !*here && !highpri_boosting) {
-		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, weighted_slice(p, slice),
+		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice,
 				   immed_if_shared(this_cpu));
 		*here = true;
 	} else {
-		scx_bpf_dsq_insert(p, SHARED_DSQ, weighted_slice(p, slice), 0);
+		scx_bpf_dsq_insert(p, SHARED_DSQ, slice, 0);
 	}
 	/*
 	 * The FIFOs are global: a task that may not run here would wait in
@@ -1849,7 +1850,8 @@ void BPF_STRUCT_OPS(qmap_tick, struct task_struct *p)
 	u32 zero = 0;
 	int idx;
 
-	if (lat_budget_ns && over_budget(p) && lat_busy(p) && tasks_waiting()) {
+	/* lat_busy() last: it reads the task's storage and the clock. */
+	if (lat_budget_ns && over_budget(p) && tasks_waiting() && lat_busy(p)) {
 		scx_bpf_task_set_slice(p, 0);
 		__sync_fetch_and_add(&stats.nr_lat_yields, 1);
 	}
