@@ -111,7 +111,8 @@ const volatile bool remote_reenq;
  * the next tick if it is a CPU hog (LAT_BUSY). Slices stay long while nobody
  * waits, and are longer for heavier tasks (LAT_SLICE_SCALE). A waking task
  * that ran little lately (LAT_GAP) does not queue at all: it preempts a
- * busier task.
+ * busier task, which keeps its place if it was within its budget, unless
+ * the busier task is its sync waker.
  */
 const volatile u64 lat_budget_ns;
 /* Which form the loader loads: sched_ext_ops_cid if set, else sched_ext_ops. */
@@ -177,6 +178,7 @@ struct qmap_stats {
 	u64 nr_lat_kicks;	/* -L: busy CPUs preempted for a waking task */
 	u64 nr_lat_preempts;	/* -L: waking tasks put straight onto a busier task's CPU */
 	u64 nr_lat_yields;	/* -L: tasks over budget cut short by ops.tick */
+	u64 nr_lat_resumes;	/* -L: preempted tasks put back first on their CPU */
 	u64 nr_slice_cut;	/* tasks that left a deep FIFO with less than slice_ns */
 	u64 nr_sub_dispatched;	/* dispatches handed to sub-schedulers */
 	u64 nr_cap_grants;	/* 7.3: cids granted to a child (whole or shared) */
@@ -274,6 +276,9 @@ struct task_ctx {
 	u64 util_at;		/* -L: when util was last updated (enqueue) */
 	u64 util_ran;		/* -L: the task's CPU time then */
 	u64 woke_ran;		/* -L: the task's CPU time at its last wakeup */
+	u64 resume_slice;	/* -L: slice left when preempted within budget */
+	u64 shield_until;	/* -L: not preempted again before this time */
+	bool woke_sync;		/* -L: its waker means to sleep soon */
 };
 
 struct {
@@ -1016,6 +1021,16 @@ static s32 pick_direct_dispatch_cpu(struct task_struct *p, s32 prev_cpu)
 	return -1;
 }
 
+/* -L: @p's wakeup, which ops.enqueue sees next, came from a sync waker. */
+static void lat_mark_sync(struct task_struct *p)
+{
+	struct task_ctx *tctx;
+
+	tctx = bpf_task_storage_get(&task_ctx_stor, p, 0, 0);
+	if (tctx)
+		tctx->woke_sync = true;
+}
+
 /*
  * A waking task that finds an idle CPU is inserted into its local DSQ here, so
  * the kernel skips ops.enqueue for it. (Upstream qmap flags the task and
@@ -1028,8 +1043,11 @@ s32 BPF_STRUCT_OPS(qmap_select_cpu, struct task_struct *p, s32 prev_cpu,
 	s32 cpu;
 
 	cpu = pick_direct_dispatch_cpu(p, prev_cpu);
-	if (cpu < 0)
+	if (cpu < 0) {
+		if (lat_budget_ns && (wake_flags & SCX_WAKE_SYNC))
+			lat_mark_sync(p);
 		return prev_cpu;
+	}
 
 	__sync_fetch_and_add(&stats.nr_ddsp_from_select, 1);
 	scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice_ns, 0);
@@ -1195,6 +1213,15 @@ static bool over_budget(struct task_struct *p)
 	return left < slice && slice - left >= lat_budget(p);
 }
 
+/* -L: how much of its budget @p, running, has left (at least 1 ns). */
+static u64 lat_budget_left(struct task_struct *p)
+{
+	u64 slice = weighted_slice(p, slice_ns), left = p->scx.slice;
+	u64 used = left < slice ? slice - left : 0, budget = lat_budget(p);
+
+	return used < budget ? budget - used : 1;
+}
+
 /*
  * -L: the share of a CPU, of LAT_UTIL_ONE, that @p used from its last
  * enqueue to @now; -1 before its first or when no time passed.
@@ -1238,13 +1265,19 @@ static void lat_track(struct task_struct *p, struct task_ctx *tctx,
 }
 
 /*
- * -L: @p's recent use at @now, counting what it ran since its last enqueue: a
- * CPU hog alone on its CPU keeps running through dispatch refills and is not
- * enqueued again, so its stored use grows stale.
+ * -L: @p's recent use at @now, counting what it ran since its last enqueue
+ * once a slice has passed since it: a CPU hog alone on its CPU keeps running
+ * through dispatch refills and is not enqueued again, so its stored use grows
+ * stale. Sooner, a task that just came out of its FIFO would read as a whole
+ * CPU for the burst it is in.
  */
 static u32 lat_util_now(struct task_struct *p, struct task_ctx *tctx, u64 now)
 {
-	s32 use = lat_use_since(p, tctx, now);
+	s32 use;
+
+	if (now - tctx->util_at < slice_ns)
+		return tctx->util;
+	use = lat_use_since(p, tctx, now);
 
 	return use > (s32)tctx->util ? use : tctx->util;
 }
@@ -1291,7 +1324,8 @@ static bool tasks_waiting(void)
  * -L: whether waking @p, of recent load @load, may preempt CPU @cpu at @now:
  * one of ours, held whole, that runs one of our tasks LAT_GAP busier.
  */
-static bool lat_victim(struct task_struct *p, s32 cpu, u64 load, u64 now)
+static bool lat_victim(struct task_struct *p, s32 cpu, u64 load, u64 now,
+		       struct task_struct *waker)
 {
 	struct task_struct *curr;
 	struct task_ctx *cctx;
@@ -1303,10 +1337,14 @@ static bool lat_victim(struct task_struct *p, s32 cpu, u64 load, u64 now)
 	bpf_rcu_read_lock();
 	curr = cpu_curr(cpu);
 	/* Only ours are QUEUED; an RT task there would just run on. */
-	if (curr && curr != p && (curr->scx.flags & SCX_TASK_QUEUED)) {
+	if (curr && curr != p && curr != waker &&
+	    (curr->scx.flags & SCX_TASK_QUEUED)) {
 		cctx = bpf_task_storage_get(&task_ctx_stor, curr, 0, 0);
-		victim = cctx &&
+		victim = cctx && now >= cctx->shield_until &&
 			 lat_load(curr, lat_util_now(curr, cctx, now)) >= load + LAT_GAP;
+		/* Within its budget, it keeps its place: see lat_resume(). */
+		if (victim && !over_budget(curr))
+			cctx->resume_slice = lat_budget_left(curr);
 	}
 	bpf_rcu_read_unlock();
 	return victim;
@@ -1320,7 +1358,7 @@ static bool lat_victim(struct task_struct *p, s32 cpu, u64 load, u64 now)
  * lat_track() ran for @p in this enqueue: its time is now.
  */
 static bool lat_preempt(struct task_struct *p, struct task_ctx *tctx,
-			u64 enq_flags)
+			struct task_struct *waker, u64 enq_flags)
 {
 	u32 nr = nr_form_cpus(), i;
 	u64 load = lat_load(p, tctx->util);
@@ -1329,7 +1367,7 @@ static bool lat_preempt(struct task_struct *p, struct task_ctx *tctx,
 	if (cpu < 0 || (u32)cpu >= nr)
 		return false;
 	for (i = 0; i < LAT_PROBES && i < nr; i++) {
-		if (lat_victim(p, cpu, load, tctx->util_at)) {
+		if (lat_victim(p, cpu, load, tctx->util_at, waker)) {
 			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, slice_ns,
 					   enq_flags | SCX_ENQ_PREEMPT);
 			__sync_fetch_and_add(&stats.nr_lat_preempts, 1);
@@ -1339,6 +1377,47 @@ static bool lat_preempt(struct task_struct *p, struct task_ctx *tctx,
 			cpu = 0;
 	}
 	return false;
+}
+
+/*
+ * -L: the task that woke @p, if it did so saying it would sleep soon (a
+ * write to a pipe or socket): @p may not preempt it, only wait for it.
+ */
+static struct task_struct *lat_sync_waker(struct task_ctx *tctx, u64 enq_flags)
+{
+	bool sync = tctx->woke_sync;
+
+	tctx->woke_sync = false;
+	if (!sync || !(enq_flags & SCX_ENQ_WAKEUP))
+		return NULL;
+	return bpf_get_current_task_btf();
+}
+
+/*
+ * -L: @p, which lat_preempt() preempted within its budget, comes back: it
+ * resumes first on its CPU for what is left of its budget, as EEVDF's
+ * preempted task keeps its place, and no waking task may preempt it for
+ * half of lat_budget_ns. Sent to the tail of a FIFO instead, a busy task that
+ * wakes others (hackbench's senders on a slow host) was preempted by each
+ * and ran one burst per turn of the FIFOs. Returns whether @p was placed.
+ */
+static bool lat_resume(struct task_struct *p, struct task_ctx *tctx,
+		       u64 enq_flags)
+{
+	u64 slice = tctx->resume_slice;
+	s32 cpu = task_cpu(p);
+
+	tctx->resume_slice = 0;
+	if (!slice || (enq_flags & (SCX_ENQ_WAKEUP | SCX_ENQ_REENQ)))
+		return false;
+	if (!cid_usable(cpu) || !task_may_run(p, cpu))
+		return false;
+
+	tctx->shield_until = bpf_ktime_get_ns() + lat_budget_ns / 2;
+	scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, slice,
+			   enq_flags | SCX_ENQ_HEAD);
+	__sync_fetch_and_add(&stats.nr_lat_resumes, 1);
+	return true;
 }
 
 /*
@@ -1393,7 +1472,7 @@ static void enqueue_reenqueued(struct task_struct *p, struct task_ctx *tctx,
 	}
 
 	/* -L: handed back from a CPU an RT task took, it may preempt too. */
-	if (lat_budget_ns && lat_preempt(p, tctx, enq_flags))
+	if (lat_budget_ns && lat_preempt(p, tctx, NULL, enq_flags))
 		return;
 
 	scx_bpf_dsq_insert(p, SHARED_DSQ, slice, enq_flags);
@@ -1405,6 +1484,7 @@ static void enqueue_reenqueued(struct task_struct *p, struct task_ctx *tctx,
 void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 {
 	int idx = weight_to_idx(p->scx.weight);
+	struct task_struct *waker = NULL;
 	struct task_ctx *tctx;
 	s32 cpu;
 
@@ -1421,8 +1501,12 @@ void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 	tctx = lookup_task_ctx(p);
 	if (!tctx)
 		return;
-	if (lat_budget_ns)
+	if (lat_budget_ns && lat_resume(p, tctx, enq_flags))
+		return;
+	if (lat_budget_ns) {
+		waker = lat_sync_waker(tctx, enq_flags);
 		lat_track(p, tctx, enq_flags);
+	}
 
 	/* Every enqueue takes a place in its FIFO's core-sched order. */
 	tctx->core_sched_seq = core_sched_tail_seqs[idx]++;
@@ -1472,7 +1556,7 @@ void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 	}
 
 	if (lat_budget_ns && (enq_flags & SCX_ENQ_WAKEUP) &&
-	    lat_preempt(p, tctx, enq_flags))
+	    lat_preempt(p, tctx, waker, enq_flags))
 		return;
 
 	/* The shared DSQ holds the task itself. */

@@ -43,6 +43,7 @@ type qmapQmapStats struct {
 	NrLatKicks           uint64
 	NrLatPreempts        uint64
 	NrLatYields          uint64
+	NrLatResumes         uint64
 	NrSliceCut           uint64
 	NrSubDispatched      uint64
 	NrCapGrants          uint64

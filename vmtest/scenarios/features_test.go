@@ -171,35 +171,32 @@ func TestFeatures(t *testing.T) {
 		}
 		w.Wait(t, 60*time.Second)
 		c := s.Counters(t)
-		t.Logf("-L 2000: %d preempts, %d kicks, %d yields", c.NrLatPreempts, c.NrLatKicks, c.NrLatYields)
-		if c.NrLatPreempts < 1 || c.NrLatYields < 1 {
-			t.Error("-L 2000: want preempts and yields")
+		t.Logf("-L 2000: %d preempts (%d resumed), %d kicks, %d yields", c.NrLatPreempts, c.NrLatResumes, c.NrLatKicks, c.NrLatYields)
+		if c.NrLatPreempts < 1 || c.NrLatYields < 1 || c.NrLatResumes < 1 {
+			t.Errorf("-L 2000: %d preempts, %d yields, %d resumes; want each >= 1", c.NrLatPreempts, c.NrLatYields, c.NrLatResumes)
 		}
 	})
 
-	// --latency under hackbench: a task a waker preempted after a short
-	// burst must not count as busy. If it did, it would be preempted in
-	// turn whenever it ran, and preemption would feed on itself: hackbench
-	// once ran 7 times slower, with more preemptions than FIFO enqueues.
-	// Normally a few percent of the placements preempt, and as few end
-	// at a tick.
+	// --latency under hackbench, beside the default mode in the same boot:
+	// preemption must not feed on itself, and CPU hogs alone are cut at
+	// ticks. Both were broken once: a preempted task counted as busy and
+	// was preempted whenever it ran (hackbench 7 times slower, more
+	// preemptions than FIFO enqueues), and cutting every task's bursts
+	// doubled the context switches. Which of hackbench's tasks run long
+	// enough to be hogs depends on the host's speed (on one 2.8 times
+	// slower, up to 10% of placements were tick cuts, against 2%), so the
+	// cost is measured against the default mode's, not as a count.
 	t.Run("latency_hackbench", func(t *testing.T) {
-		s := guest.StartScheduler(t, "--latency")
-		if rc := guest.Run(t, 120*time.Second, "hackbench", "-g", "4", "-f", "10", "-l", "400"); rc != 0 {
-			t.Fatalf("hackbench exit = %d, want 0", rc)
-		}
-		c := s.Counters(t)
+		baseSwitches, _ := hackbenchUnder(t)
+		switches, c := hackbenchUnder(t, "--latency")
 		placed := c.NrEnqueued + c.NrDdspFromSelect + c.NrDdspFromEnq + c.NrLatPreempts
-		t.Logf("--latency, hackbench: %d preempts and %d tick yields for %d placements (%d FIFO, %d direct from select, %d from enqueue)",
-			c.NrLatPreempts, c.NrLatYields, placed, c.NrEnqueued, c.NrDdspFromSelect, c.NrDdspFromEnq)
+		t.Logf("--latency, hackbench: %d preempts (%d resumed), %d tick yields, %d kicks for %d placements (%d FIFO, %d direct from select, %d from enqueue); %d context switches, default mode %d",
+			c.NrLatPreempts, c.NrLatResumes, c.NrLatYields, c.NrLatKicks, placed, c.NrEnqueued, c.NrDdspFromSelect, c.NrDdspFromEnq, switches, baseSwitches)
 		if placed == 0 || c.NrLatPreempts*4 > placed {
 			t.Errorf("--latency: %d of %d placements preempted, want under a quarter", c.NrLatPreempts, placed)
 		}
-		// Only CPU hogs are cut at a tick for being over the budget:
-		// cutting every task's bursts cost hackbench a tenth of its
-		// placements in yields and twice the context switches.
-		if c.NrLatYields*20 > placed {
-			t.Errorf("--latency: %d tick yields for %d placements, want under a twentieth", c.NrLatYields, placed)
+		if baseSwitches == 0 || switches*4 > baseSwitches*7 {
+			t.Errorf("--latency: %d context switches under hackbench, the default mode %d; want under 1.75 times as many", switches, baseSwitches)
 		}
 	})
 
@@ -524,4 +521,35 @@ func TestIsKthread(t *testing.T) {
 	if _, err := os.Stat("/proc/2/stat"); err == nil && !isKthread(2) {
 		t.Error("kthreadd (pid 2) does not count as a kernel thread")
 	}
+}
+
+// hackbenchUnder runs hackbench under a scheduler started with @flags and
+// returns the context switches it took and the scheduler's counters.
+func hackbenchUnder(t *testing.T, flags ...string) (uint64, bpf.Stats) {
+	t.Helper()
+	s := guest.StartScheduler(t, flags...)
+	before := contextSwitches(t)
+	if rc := guest.Run(t, 120*time.Second, "hackbench", "-g", "4", "-f", "10", "-l", "400"); rc != 0 {
+		t.Fatalf("%v: hackbench exit = %d, want 0", flags, rc)
+	}
+	switches := contextSwitches(t) - before
+	c := s.Counters(t)
+	s.StopUnreg(t)
+	return switches, c
+}
+
+// contextSwitches is the guest's count of context switches since boot.
+func contextSwitches(t *testing.T) uint64 {
+	t.Helper()
+	for line := range strings.Lines(readTrim(t, "/proc/stat")) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "ctxt "); ok {
+			n, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				t.Fatalf("/proc/stat: ctxt %q: %v", v, err)
+			}
+			return n
+		}
+	}
+	t.Fatal("/proc/stat has no ctxt line")
+	return 0
 }
