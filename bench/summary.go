@@ -89,7 +89,19 @@ type Stat struct {
 	Max     float64   `json:"max"`
 	N       int       `json:"n"`
 	Ratio   float64   `json:"ratio_to_eevdf,omitempty"` // Median / the baseline's; 0 when there is none
-	Samples []float64 `json:"samples"`                  // in round order
+	Paired  *Spread   `json:"paired_ratio_to_eevdf,omitempty"`
+	Samples []float64 `json:"samples"` // in round order
+}
+
+// Spread summarises a configuration's paired ratios: in each round where
+// both ran, its value over the baseline's in that round. Drift in the
+// emulator over a run hits both sides of a pair alike, so these are steadier
+// than the ratio of the medians when the host is noisy.
+type Spread struct {
+	Median float64 `json:"median"`
+	Min    float64 `json:"min"`
+	Max    float64 `json:"max"`
+	N      int     `json:"n"`
 }
 
 // Metric is one row of the results: a metric for every configuration that
@@ -111,14 +123,18 @@ type Summary struct {
 // median, range and ratio to the baseline.
 func Summarise(res *Result) *Summary {
 	s := &Summary{Meta: res.Meta, Configs: res.Configs, Notes: res.Notes}
-	byMetric := map[string]map[string][]float64{}
+	// byMetric[metric][config][round] is one sample.
+	byMetric := map[string]map[string]map[int]float64{}
 	for cfg, rounds := range samples(res) {
-		for _, r := range slices.Sorted(maps.Keys(rounds)) {
-			for metric, v := range rounds[r] {
+		for r, values := range rounds {
+			for metric, v := range values {
 				if byMetric[metric] == nil {
-					byMetric[metric] = map[string][]float64{}
+					byMetric[metric] = map[string]map[int]float64{}
 				}
-				byMetric[metric][cfg] = append(byMetric[metric][cfg], v)
+				if byMetric[metric][cfg] == nil {
+					byMetric[metric][cfg] = map[int]float64{}
+				}
+				byMetric[metric][cfg][r] = v
 			}
 		}
 	}
@@ -132,20 +148,45 @@ func Summarise(res *Result) *Summary {
 	})
 	for _, name := range names {
 		m := Metric{Info: Describe(name), Stats: map[string]*Stat{}}
-		for cfg, vs := range byMetric[name] {
-			m.Stats[cfg] = summarise(vs)
+		for cfg, byRound := range byMetric[name] {
+			m.Stats[cfg] = summarise(inRoundOrder(byRound))
 		}
 		// A ratio says better or worse; metrics without a direction get none.
 		if base := m.Stats[Baseline]; base != nil && base.Median != 0 && m.Better != None {
 			for cfg, st := range m.Stats {
 				if cfg != Baseline {
 					st.Ratio = st.Median / base.Median
+					st.Paired = paired(byMetric[name][cfg], byMetric[name][Baseline])
 				}
 			}
 		}
 		s.Metrics = append(s.Metrics, m)
 	}
 	return s
+}
+
+func inRoundOrder(byRound map[int]float64) []float64 {
+	var out []float64
+	for _, r := range slices.Sorted(maps.Keys(byRound)) {
+		out = append(out, byRound[r])
+	}
+	return out
+}
+
+// paired spreads @values' ratios to @base's in the rounds both have; nil if
+// they share none.
+func paired(values, base map[int]float64) *Spread {
+	var ratios []float64
+	for r, v := range values {
+		if b, ok := base[r]; ok && b != 0 {
+			ratios = append(ratios, v/b)
+		}
+	}
+	if len(ratios) == 0 {
+		return nil
+	}
+	slices.Sort(ratios)
+	return &Spread{Median: Median(ratios), Min: ratios[0], Max: ratios[len(ratios)-1], N: len(ratios)}
 }
 
 func summarise(samples []float64) *Stat {

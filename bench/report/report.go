@@ -87,21 +87,90 @@ func rows(s *bench.Summary) [][]string {
 	return out
 }
 
+// targetRows is how each latency-mode configuration fares against
+// bench.LatencyTargets: a header, then one row per target; nil when the run
+// has no such configuration.
+func targetRows(s *bench.Summary) [][]string {
+	var configs []bench.Config
+	for _, c := range s.Configs {
+		if c.LatencyMode() {
+			configs = append(configs, c)
+		}
+	}
+	if len(configs) == 0 {
+		return nil
+	}
+	head := []string{"target"}
+	for _, c := range configs {
+		head = append(head, c.Label())
+	}
+	out := [][]string{head}
+	for i, t := range bench.LatencyTargets {
+		row := []string{t.Label}
+		for _, c := range configs {
+			row = append(row, verdictCell(s.Check(c.Name, bench.LatencyTargets)[i]))
+		}
+		out = append(out, row)
+	}
+	return out
+}
+
+// verdictCell is "✓" or "✗" and the measure: a paired ratio with its range,
+// or the metric's median or smallest sample.
+func verdictCell(v bench.Verdict) string {
+	if v.Stat == nil {
+		return "—"
+	}
+	mark := "✗ "
+	if v.Met {
+		mark = "✓ "
+	}
+	switch v.Of {
+	case bench.PairedRatio:
+		p := v.Stat.Paired
+		return mark + fmt.Sprintf("×%.2f [%.2f–%.2f]", p.Median, p.Min, p.Max)
+	case bench.Least:
+		return mark + Num(v.Value) + " (least)"
+	default:
+		return mark + Num(v.Value)
+	}
+}
+
+// targetsNote says how to read targetRows.
+const targetsNote = "Latency-mode targets: ×ratio here is paired, the median over the rounds of the " +
+	"configuration's value over EEVDF's in the same round, [min–max]; ✓ met, ✗ missed."
+
 // Text writes the table aligned for a terminal.
 func Text(w io.Writer, s *bench.Summary) error {
-	t := rows(s)
+	var b strings.Builder
+	fmt.Fprintf(&b, "scx-qmap-go vs EEVDF: %s\n", facts(s, "kernel", "vcpus", "emulation", "rounds"))
+	writeAligned(&b, rows(s), 2)
+	b.WriteString("median [min–max] over the rounds; ×ratio = median / EEVDF's median; ↓ lower is better, ↑ higher is better\n")
+	if t := targetRows(s); t != nil {
+		b.WriteString("\n")
+		writeAligned(&b, t, 1)
+		b.WriteString(targetsNote + "\n")
+	}
+	for _, n := range s.Notes {
+		b.WriteString("note: " + n + "\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// writeAligned writes table @t with its columns aligned: the first @labels
+// to the left, the rest to the right, a rule under the header.
+func writeAligned(b *strings.Builder, t [][]string, labels int) {
 	width := make([]int, len(t[0]))
 	for _, r := range t {
 		for i, c := range r {
 			width[i] = max(width[i], utf8.RuneCountInString(c))
 		}
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "scx-qmap-go vs EEVDF: %s\n", facts(s, "kernel", "vcpus", "emulation", "rounds"))
 	for i, r := range t {
 		for j, c := range r {
 			pad := width[j] - utf8.RuneCountInString(c)
-			if j < 2 {
+			if j < labels {
 				b.WriteString(c + strings.Repeat(" ", pad))
 			} else {
 				b.WriteString(strings.Repeat(" ", pad) + c)
@@ -119,12 +188,6 @@ func Text(w io.Writer, s *bench.Summary) error {
 			b.WriteString(strings.Repeat("-", total) + "\n")
 		}
 	}
-	b.WriteString("median [min–max] over the rounds; ×ratio = median / EEVDF's median; ↓ lower is better, ↑ higher is better\n")
-	for _, n := range s.Notes {
-		b.WriteString("note: " + n + "\n")
-	}
-	_, err := io.WriteString(w, b.String())
-	return err
 }
 
 // facts joins the named metadata as "label value" pairs.
@@ -154,17 +217,17 @@ func Markdown(w io.Writer, s *bench.Summary, svgName string) error {
 		}
 	}
 	b.WriteString("\n")
-	for i, r := range rows(s) {
-		b.WriteString("| " + strings.Join(mdEscapeAll(r), " | ") + " |\n")
-		if i == 0 {
-			b.WriteString("|---|---" + strings.Repeat("|---:", len(r)-2) + "|\n")
-		}
-	}
+	writeMdTable(&b, rows(s), 2)
 	b.WriteString("\nEach cell is the median over the rounds, [min–max], and ×ratio = median / EEVDF's median " +
 		"(↓: below 1 is better; ↑: above 1 is better). The fair CPU shares for the nice -20 / 0 / 19 groups are " +
 		fmt.Sprintf("%.2f / %.2f / %.3f %%.\n", bench.WantShare("-20"), bench.WantShare("0"), bench.WantShare("19")))
 	if svgName != "" {
 		fmt.Fprintf(&b, "\n![headline metrics normalised to EEVDF](%s)\n", svgName)
+	}
+	if t := targetRows(s); t != nil {
+		b.WriteString("\n## Latency-mode targets\n\n")
+		writeMdTable(&b, t, 1)
+		b.WriteString("\n" + targetsNote + "\n")
 	}
 	if len(s.Notes) > 0 {
 		b.WriteString("\nNotes:\n\n")
@@ -174,6 +237,17 @@ func Markdown(w io.Writer, s *bench.Summary, svgName string) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeMdTable writes @t as a Markdown table, its first @labels columns
+// left-aligned and the rest right-aligned.
+func writeMdTable(b *strings.Builder, t [][]string, labels int) {
+	for i, r := range t {
+		b.WriteString("| " + strings.Join(mdEscapeAll(r), " | ") + " |\n")
+		if i == 0 {
+			b.WriteString("|" + strings.Repeat("---|", labels) + strings.Repeat("---:|", len(r)-labels) + "\n")
+		}
+	}
 }
 
 func mdEscape(s string) string { return strings.ReplaceAll(s, "|", `\|`) }

@@ -123,6 +123,34 @@ func TestMarkdown(t *testing.T) {
 	}
 }
 
+// The targets table judges latency-mode configurations on paired ratios,
+// and is left out of a run without one.
+func TestTargets(t *testing.T) {
+	s := fixture(t)
+	plain := render(t, func(w io.Writer) error { return Markdown(w, s, "") })
+	if strings.Contains(plain, "Latency-mode targets") {
+		t.Errorf("a run without the latency mode has a targets table:\n%s", plain)
+	}
+	// qmap-I's hackbench: 1.2, 1.0, 1.6 s against EEVDF's 1.5, 1.7, 1.6.
+	s.Configs[2].Flags = "-I --latency"
+	md := render(t, func(w io.Writer) error { return Markdown(w, s, "") })
+	text := render(t, func(w io.Writer) error { return Text(w, s) })
+	for _, want := range []string{
+		"## Latency-mode targets",
+		"| target | qmap -I --latency |",
+		"|---|---:|",
+		"| hackbench ≤ 0.80× EEVDF | ✓ ×0.80 [0.59–1.00] |",
+		"| CPU misallocated vs weights ≤ 10% | — |",
+	} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+	if !strings.Contains(text, "hackbench ≤ 0.80× EEVDF") || !strings.Contains(text, "✓ ×0.80 [0.59–1.00]") {
+		t.Errorf("text lacks the targets:\n%s", text)
+	}
+}
+
 func TestJSON(t *testing.T) {
 	s := fixture(t)
 	out := render(t, func(w io.Writer) error { return JSON(w, s) })
