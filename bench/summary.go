@@ -165,6 +165,7 @@ func Summarise(res *Result) *Summary {
 	return s
 }
 
+// inRoundOrder lists @byRound's samples by round number.
 func inRoundOrder(byRound map[int]float64) []float64 {
 	var out []float64
 	for _, r := range slices.Sorted(maps.Keys(byRound)) {

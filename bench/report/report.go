@@ -101,14 +101,16 @@ func targetRows(s *bench.Summary) [][]string {
 		return nil
 	}
 	head := []string{"target"}
-	for _, c := range configs {
+	verdicts := make([][]bench.Verdict, len(configs))
+	for i, c := range configs {
 		head = append(head, c.Label())
+		verdicts[i] = s.Check(c.Name, bench.LatencyTargets)
 	}
 	out := [][]string{head}
 	for i, t := range bench.LatencyTargets {
 		row := []string{t.Label}
-		for _, c := range configs {
-			row = append(row, verdictCell(s.Check(c.Name, bench.LatencyTargets)[i]))
+		for _, vs := range verdicts {
+			row = append(row, verdictCell(vs[i]))
 		}
 		out = append(out, row)
 	}
