@@ -186,8 +186,8 @@ func paired(values, base map[int]float64) *Spread {
 	if len(ratios) == 0 {
 		return nil
 	}
-	slices.Sort(ratios)
-	return &Spread{Median: Median(ratios), Min: ratios[0], Max: ratios[len(ratios)-1], N: len(ratios)}
+	st := summarise(ratios)
+	return &Spread{Median: st.Median, Min: st.Min, Max: st.Max, N: st.N}
 }
 
 func summarise(samples []float64) *Stat {
