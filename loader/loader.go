@@ -223,7 +223,9 @@ func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
 		Cache:           kernel.Cache,
 		MapReplacements: map[string]*ebpf.Map{bpf.ArenaMap: ar.m},
 	}
-	coll, err := ebpf.NewCollectionWithOptions(spec, opts)
+	coll, err := retryModuleBTFRace(func() (*ebpf.Collection, error) {
+		return ebpf.NewCollectionWithOptions(spec, opts)
+	}, moduleBTFTries, moduleBTFPause)
 	if err != nil {
 		ar.Close()
 		var verr *ebpf.VerifierError
@@ -247,6 +249,36 @@ func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
 		}
 	}
 	return sched, nil
+}
+
+// A load that resolves a kfunc this kernel lacks reads every module's BTF
+// from /sys/kernel/btf, and while udev loads modules at boot, when a service
+// starts, a module can be listed and not yet (or no longer) be there. Such a
+// load is retried moduleBTFTries times in all, moduleBTFPause apart: ENOENT
+// for a path there says nothing about the scheduler.
+const (
+	moduleBTFTries = 5
+	moduleBTFPause = 300 * time.Millisecond
+)
+
+// retryModuleBTFRace calls @load until it succeeds, fails for another reason
+// than a module's BTF file missing, or has been called @tries times.
+func retryModuleBTFRace(load func() (*ebpf.Collection, error), tries int, pause time.Duration) (*ebpf.Collection, error) {
+	for try := 1; ; try++ {
+		coll, err := load()
+		if err == nil || try >= tries || !isModuleBTFRace(err) {
+			return coll, err
+		}
+		time.Sleep(pause)
+	}
+}
+
+// isModuleBTFRace reports whether @err is a module's BTF file under
+// /sys/kernel/btf not found.
+func isModuleBTFRace(err error) bool {
+	var pe *fs.PathError
+	return errors.As(err, &pe) && errors.Is(pe.Err, fs.ErrNotExist) &&
+		strings.HasPrefix(pe.Path, "/sys/kernel/btf/")
 }
 
 // tunable is a read-only global of the BPF object and its value for this load.

@@ -5,8 +5,12 @@ package loader
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"io/fs"
+	"syscall"
 	"testing"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 
 	"github.com/scx-qmap-go/scx-qmap-go/bpf"
@@ -83,5 +87,40 @@ func TestFillEnums(t *testing.T) {
 	err = fillEnums(spec, enums)
 	if !errors.Is(err, ErrKernelTooOld) {
 		t.Errorf("missing enum: got %v, want ErrKernelTooOld", err)
+	}
+}
+
+// A load that fails because a module's BTF file vanished (udev at boot) is
+// retried; any other failure, and the last try, are returned as they are.
+func TestRetryModuleBTFRace(t *testing.T) {
+	raced := fmt.Errorf("program qmap_cid_init: fixing up kfuncs: finding kfunc in kernel: find target in modules: parse types for module ahci: %w",
+		&fs.PathError{Op: "open", Path: "/sys/kernel/btf/ahci", Err: syscall.ENOENT})
+	verifier := errors.New("load program: permission denied")
+	elsewhere := &fs.PathError{Op: "open", Path: "/sys/fs/bpf/qmap", Err: syscall.ENOENT}
+	for _, tc := range []struct {
+		name      string
+		errs      []error // what each call returns, then success
+		wantCalls int
+		wantErr   error
+	}{
+		{"first try", nil, 1, nil},
+		{"a race, then loaded", []error{raced, raced}, 3, nil},
+		{"races every try", []error{raced, raced, raced, raced}, 3, raced},
+		{"other errors are final", []error{verifier, raced}, 1, verifier},
+		{"ENOENT elsewhere is final", []error{elsewhere}, 1, elsewhere},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			calls := 0
+			_, err := retryModuleBTFRace(func() (*ebpf.Collection, error) {
+				calls++
+				if calls <= len(tc.errs) {
+					return nil, tc.errs[calls-1]
+				}
+				return nil, nil
+			}, 3, 0)
+			if calls != tc.wantCalls || err != tc.wantErr {
+				t.Errorf("%d calls, error %v; want %d calls, error %v", calls, err, tc.wantCalls, tc.wantErr)
+			}
+		})
 	}
 }
