@@ -142,11 +142,21 @@ func deriveFairness(m map[string]float64) {
 	if !valid || len(ticks) != len(niceWeights) || total == 0 {
 		return // no shares for this round
 	}
+	shares := map[string]float64{}
+	for _, n := range niceWeights {
+		shares[n.nice] = ticks[n.nice] / total * 100
+		m["fair_share."+n.nice] = shares[n.nice]
+	}
+	m["fair_misalloc_pct"] = Misallocated(shares)
+}
+
+// Misallocated is the share of the fairness groups' CPU time, in percent,
+// that went to a group the weights did not give it: half the L1 distance
+// between @shares (percent, by nice level) and the shares WantShare asks.
+func Misallocated(shares map[string]float64) float64 {
 	var dist float64
 	for _, n := range niceWeights {
-		share := ticks[n.nice] / total * 100
-		m["fair_share."+n.nice] = share
-		dist += math.Abs(share - WantShare(n.nice))
+		dist += math.Abs(shares[n.nice] - WantShare(n.nice))
 	}
-	m["fair_misalloc_pct"] = dist / 2
+	return dist / 2
 }

@@ -12,9 +12,11 @@ package workload
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -249,6 +251,43 @@ func Command(name string, secs, arg int) (*exec.Cmd, error) {
 	cmd.Env = append(os.Environ(), env+"="+name,
 		fmt.Sprintf("%s_SECS=%d", env, secs), fmt.Sprintf("%s_ARG=%d", env, arg))
 	return cmd, nil
+}
+
+// Runs is what one thread ran, from /proc/PID/task/TID/schedstat.
+type Runs struct {
+	Ns    int64 // time on a CPU
+	Turns int64 // how many times it was put on one
+}
+
+// ThreadRuns is what each thread of process @pid ran so far, by tid.
+func ThreadRuns(pid int) (map[int]Runs, error) {
+	dir := fmt.Sprintf("/proc/%d/task", pid)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	runs := map[int]Runs{}
+	for _, e := range entries {
+		tid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name(), "schedstat"))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // the thread exited
+		}
+		if err != nil {
+			return nil, err
+		}
+		// sum_exec_runtime, run_delay (both ns), pcount
+		var r Runs
+		var delay int64
+		if _, err := fmt.Sscan(string(b), &r.Ns, &delay, &r.Turns); err != nil {
+			return nil, fmt.Errorf("%s/%d/schedstat %q: %w", dir, tid, b, err)
+		}
+		runs[tid] = r
+	}
+	return runs, nil
 }
 
 // CPUTicks is process @pid's user+system time, all threads, in clock ticks

@@ -64,6 +64,26 @@ func TestCPUTicks(t *testing.T) {
 	}
 }
 
+// This process's threads ran, and the one running the test among them;
+// a pid that cannot exist is an error.
+func TestThreadRuns(t *testing.T) {
+	runs, err := ThreadRuns(os.Getpid())
+	if err != nil {
+		t.Fatalf("ThreadRuns(self): %v", err)
+	}
+	var ns, turns int64
+	for _, r := range runs {
+		ns += r.Ns
+		turns += r.Turns
+	}
+	if len(runs) == 0 || ns <= 0 || turns <= 0 {
+		t.Errorf("ThreadRuns(self) = %v: want threads that ran", runs)
+	}
+	if _, err := ThreadRuns(1<<22 + 1); err == nil {
+		t.Error("ThreadRuns of a pid that cannot exist succeeded")
+	}
+}
+
 // threadStat is one thread's CPU ticks and nice level from
 // /proc/PID/task/TID/stat.
 type threadStat struct{ ticks, nice int }

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/scx-qmap-go/scx-qmap-go/bench"
 	"github.com/scx-qmap-go/scx-qmap-go/bpf"
 	"github.com/scx-qmap-go/scx-qmap-go/vmtest/guest"
 	"github.com/scx-qmap-go/scx-qmap-go/workload"
@@ -202,8 +203,12 @@ func TestFeatures(t *testing.T) {
 
 	// --latency: CPU hogs at nice -20, 0 and 19, one of each per CPU, share
 	// the CPUs close to their weights (98.8, 1.1 and 0.02%), and nice 19
-	// still runs. With slices not scaled by weight, nice -20 got 95% here
-	// (2 CPUs) and 81% at 4 CPUs; the default mode gives it about 80%.
+	// still runs. The share is the target (misallocated <= 10%); it
+	// also reads how late the host delivers ticks, at which lighter hogs
+	// are cut (nice -20 got 96.9-98.1% on one host, 94.5-95.5 under
+	// single-threaded TCG). What sets it, a nice -20 hog's slice scaled by
+	// weight to 4 slices, is checked in the turns themselves: 48-54 ms
+	// here; not scaled, 15 ms, and nice -20 got 89% (10% misallocated).
 	t.Run("latency_weights", func(t *testing.T) {
 		guest.StartScheduler(t, "--quiet", "--latency")
 		// Started lightest first: once the nice -20 hogs run, this nice 0
@@ -219,9 +224,9 @@ func TestFeatures(t *testing.T) {
 			hogs = append(hogs, group)
 		}
 		time.Sleep(time.Second)
-		before := groupTicks(t, hogs)
+		before, runsBefore := groupRead(t, hogs, workload.CPUTicks), groupRead(t, hogs, workload.ThreadRuns)
 		time.Sleep(5 * time.Second)
-		after := groupTicks(t, hogs)
+		after, runsAfter := groupRead(t, hogs, workload.CPUTicks), groupRead(t, hogs, workload.ThreadRuns)
 		var used [3]int64
 		var total int64
 		for i := range nices {
@@ -233,10 +238,21 @@ func TestFeatures(t *testing.T) {
 		if total <= 0 {
 			t.Fatalf("the hogs used %d ticks", total)
 		}
-		t.Logf("--latency: CPU shares nice -20/0/19 = %.1f/%.1f/%.1f%% (%d ticks)",
-			pct(used[2], total), pct(used[1], total), pct(used[0], total), total)
-		if pct(used[2], total) < 96.5 {
-			t.Errorf("nice -20 got %.1f%% of the CPU, want >= 96.5 (the weights ask 98.8; with slices not scaled by weight it got 95)", pct(used[2], total))
+		shares := map[string]float64{}
+		var turnMs [3]float64
+		for i, nice := range nices {
+			shares[strconv.Itoa(nice)] = pct(used[i], total)
+			turnMs[i] = meanTurn(runsBefore[i], runsAfter[i]).Seconds() * 1000
+		}
+		misallocated := bench.Misallocated(shares)
+		t.Logf("--latency: CPU shares nice -20/0/19 = %.1f/%.1f/%.1f%% (%d ticks), %.1f%% misallocated; turns %.1f/%.1f/%.1f ms",
+			shares["-20"], shares["0"], shares["19"], total, misallocated, turnMs[2], turnMs[1], turnMs[0])
+		if misallocated > 10 {
+			t.Errorf("%.1f%% of the CPU misallocated against the weights, want <= 10", misallocated)
+		}
+		if sliceMs := 20.0; turnMs[2] < 2*sliceMs {
+			t.Errorf("nice -20 hogs ran %.1f ms a turn, want >= %.0f (their slice, scaled by weight, is %.0f ms; not scaled, %.0f)",
+				turnMs[2], 2*sliceMs, 4*sliceMs, sliceMs)
 		}
 		for j, p := range hogs[0] {
 			if after[0][j] == before[0][j] {
@@ -315,17 +331,40 @@ func rtJob(t *testing.T, flags ...string) (int, bpf.Stats) {
 	return ms, c
 }
 
-// groupTicks reads each helper's CPU ticks, by group.
-func groupTicks(t *testing.T, groups [][]*guest.Proc) [][]int64 {
+// meanTurn is how long a group's spinning threads ran each time they were
+// put on a CPU between two reads of workload.ThreadRuns: each helper's busiest thread, which
+// the runtime's own threads (sysmon's many short turns) would dilute.
+func meanTurn(before, after []map[int]workload.Runs) time.Duration {
+	var ns, turns int64
+	for j := range after {
+		var busiest workload.Runs
+		for tid, a := range after[j] {
+			b := before[j][tid]
+			if d := (workload.Runs{Ns: a.Ns - b.Ns, Turns: a.Turns - b.Turns}); d.Ns > busiest.Ns {
+				busiest = d
+			}
+		}
+		ns += busiest.Ns
+		turns += busiest.Turns
+	}
+	if turns == 0 {
+		return 0
+	}
+	return time.Duration(ns / turns)
+}
+
+// groupRead reads each helper with @read (workload.CPUTicks,
+// workload.ThreadRuns), by group.
+func groupRead[T any](t *testing.T, groups [][]*guest.Proc, read func(pid int) (T, error)) [][]T {
 	t.Helper()
-	out := make([][]int64, len(groups))
+	out := make([][]T, len(groups))
 	for i, g := range groups {
 		for _, p := range g {
-			n, err := workload.CPUTicks(p.Pid())
+			v, err := read(p.Pid())
 			if err != nil {
 				t.Fatal(err)
 			}
-			out[i] = append(out[i], n)
+			out[i] = append(out[i], v)
 		}
 	}
 	return out
