@@ -73,6 +73,7 @@ func runGuest(t *testing.T, b guestBoot) {
 	}
 	if err != nil {
 		t.Errorf("boot %s: %v", b.kernel, err)
+		noteGuestFailure(t.Name()+" (the boot)", bootFailure(err, res))
 	} else {
 		t.Logf("kernel %s: the guest ran %v (attempts %d, %s)", b.kernel, res.Elapsed.Round(time.Second), res.Attempts, res.Accelerator)
 	}
@@ -236,6 +237,15 @@ func noteGuestFailure(name, log string) {
 	guestFailures.tails = append(guestFailures.tails, "--- "+name+"\n"+strings.Join(lines, "\n"))
 }
 
+// bootFailure is what the digest shows of a boot that failed (timed out,
+// wedged): the error's first line, the guest's last output lines (which
+// test was running) and the console's.
+func bootFailure(err error, res *vm.Result) string {
+	first, _, _ := strings.Cut(err.Error(), "\n")
+	return fmt.Sprintf("%s\nguest output, last lines:\n%s\nconsole, last lines:\n%s",
+		first, vm.Tail(res.Output, 10), vm.Tail(res.Console, 12))
+}
+
 // printGuestFailures writes the digest of failed guest tests, if any.
 func printGuestFailures(w io.Writer) {
 	guestFailures.Lock()
@@ -243,7 +253,7 @@ func printGuestFailures(w io.Writer) {
 	if len(guestFailures.tails) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\n== %d guest tests failed; the end of each one's log:\n", len(guestFailures.tails))
+	fmt.Fprintf(w, "\n== %d guest tests or boots failed; the end of each one's log:\n", len(guestFailures.tails))
 	for _, tail := range guestFailures.tails {
 		fmt.Fprintln(w, tail)
 	}
@@ -336,12 +346,30 @@ func TestGuestFailureDigest(t *testing.T) {
 	var b strings.Builder
 	printGuestFailures(&b)
 	out := b.String()
-	for _, want := range []string{"1 guest tests failed", "--- TestGuest/7.2-cpu/TestFaults/error\n    [...]\nlog16\n", "log40"} {
+	for _, want := range []string{"1 guest tests or boots failed", "--- TestGuest/7.2-cpu/TestFaults/error\n    [...]\nlog16\n", "log40"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("digest lacks %q:\n%s", want, out)
 		}
 	}
 	if strings.Contains(out, "log15\n") {
 		t.Errorf("digest keeps more than the last %d lines:\n%s", failureTailLines, out)
+	}
+}
+
+// A boot that timed out shows in the digest whole: its error, which test
+// the guest was running, and how the console ended.
+func TestBootFailureDigest(t *testing.T) {
+	err := fmt.Errorf("%w after 13m0s (limit 13m0s); console tail:\n%s", vm.ErrTimeout, numbered("console", 20))
+	res := &vm.Result{Output: numbered("out", 30), Console: numbered("console", 20)}
+	noteGuestFailure("TestStressGate/7.2/4cpus-cid (the boot)", bootFailure(err, res))
+	defer func() { guestFailures.tails = nil }()
+	var b strings.Builder
+	printGuestFailures(&b)
+	out := b.String()
+	for _, want := range []string{"--- TestStressGate/7.2/4cpus-cid (the boot)\n", "after 13m0s (limit 13m0s); console tail:\n",
+		"guest output, last lines:\nout21\n", "out30\nconsole, last lines:\nconsole9\n", "console20"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("digest lacks %q:\n%s", want, out)
+		}
 	}
 }
