@@ -16,7 +16,6 @@ import (
 	"math"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -261,18 +260,14 @@ type Runs struct {
 
 // ThreadRuns is what each thread of process @pid ran so far, by tid.
 func ThreadRuns(pid int) (map[int]Runs, error) {
-	dir := fmt.Sprintf("/proc/%d/task", pid)
-	entries, err := os.ReadDir(dir)
+	tids, err := Threads(pid)
 	if err != nil {
 		return nil, err
 	}
 	runs := map[int]Runs{}
-	for _, e := range entries {
-		tid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name(), "schedstat"))
+	for _, tid := range tids {
+		path := fmt.Sprintf("/proc/%d/task/%d/schedstat", pid, tid)
+		b, err := os.ReadFile(path)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // the thread exited
 		}
@@ -283,7 +278,7 @@ func ThreadRuns(pid int) (map[int]Runs, error) {
 		var r Runs
 		var delay int64
 		if _, err := fmt.Sscan(string(b), &r.Ns, &delay, &r.Turns); err != nil {
-			return nil, fmt.Errorf("%s/%d/schedstat %q: %w", dir, tid, b, err)
+			return nil, fmt.Errorf("%s %q: %w", path, b, err)
 		}
 		runs[tid] = r
 	}

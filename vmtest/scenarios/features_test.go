@@ -332,8 +332,9 @@ func rtJob(t *testing.T, flags ...string) (int, bpf.Stats) {
 }
 
 // meanTurn is how long a group's spinning threads ran each time they were
-// put on a CPU between two reads of workload.ThreadRuns: each helper's busiest thread, which
-// the runtime's own threads (sysmon's many short turns) would dilute.
+// put on a CPU between two reads of workload.ThreadRuns: only each helper's
+// busiest thread counts, which the runtime's own threads (sysmon's many
+// short turns) would dilute.
 func meanTurn(before, after []map[int]workload.Runs) time.Duration {
 	var ns, turns int64
 	for j := range after {
