@@ -2,8 +2,8 @@
 
 // Package workload runs small CPU workloads with a scheduling policy of
 // their own, for the VM suite and the benchmark: busy loops at a nice level
-// or under SCHED_EXT, and a SCHED_FIFO task that takes one CPU 80 ms in
-// every 100. Each runs in a child process, the calling binary started again
+// or under SCHED_EXT, a SCHED_FIFO task that takes one CPU 80 ms in every
+// 100, and threads that take turns in bursts of CPU time. Each runs in a child process, the calling binary started again
 // with $SCX_WORKLOAD naming it, so it needs nothing installed in the guest,
 // and it stops by itself after its seconds (a kill that misses cannot leave
 // a busy RT loop behind).
@@ -86,6 +86,15 @@ var workloads = map[string]func(secs, arg int) error{
 		}
 		return nil
 	},
+	// pingpong: two threads in turn, each busy @arg ms of its own CPU
+	// time, then waking the other through a pipe and sleeping until woken
+	// back: neither ever uses more than half a CPU, whatever the host's
+	// speed. Prints how many bursts the two ran.
+	"pingpong": func(secs, burstMs int) error {
+		n, err := pingPong(time.Duration(secs)*time.Second, time.Duration(burstMs)*time.Millisecond)
+		fmt.Println(n)
+		return err
+	},
 	// thread-storm: @arg threads, all asleep on one futex, woken together
 	// by a single FUTEX_WAKE; each does a token amount of work. Prints how
 	// many finished and how many threads the process had at the wake. No
@@ -134,6 +143,79 @@ func threadStorm(n int) (finished int64, threads int, err error) {
 	futex(&gate, futexWakePrivate, math.MaxInt32)
 	wg.Wait()
 	return done.Load(), threads, nil
+}
+
+// pingPong runs two threads that pass a turn back and forth through two
+// pipes for @d, each busy for @burst of thread CPU time per turn, and
+// returns how many bursts they ran. Each is woken by the other's write.
+func pingPong(d, burst time.Duration) (int64, error) {
+	var pipes [2][2]int // pipes[i]: side i reads [0], the other writes [1]
+	for i := range pipes {
+		if err := unix.Pipe2(pipes[i][:], unix.O_CLOEXEC); err != nil {
+			return 0, fmt.Errorf("pipe: %w", err)
+		}
+	}
+	end := time.Now().Add(d)
+	var bursts atomic.Int64
+	errs := make(chan error, 2)
+	for side := range 2 {
+		go func() {
+			// The thread, not the goroutine, is what gets scheduled.
+			runtime.LockOSThread()
+			in, out := pipes[side][0], pipes[1-side][1]
+			b := []byte{0}
+			// Side 1 waits for side 0's first turn. Each side writes
+			// before it checks the time, so the other never waits on a
+			// side that has stopped.
+			if side == 1 {
+				if _, err := unix.Read(in, b); err != nil {
+					errs <- fmt.Errorf("read: %w", err)
+					return
+				}
+			}
+			for {
+				if err := busyFor(burst); err != nil {
+					errs <- err
+					return
+				}
+				bursts.Add(1)
+				if _, err := unix.Write(out, b); err != nil {
+					errs <- fmt.Errorf("write: %w", err)
+					return
+				}
+				if time.Now().After(end) {
+					errs <- nil
+					return
+				}
+				if _, err := unix.Read(in, b); err != nil {
+					errs <- fmt.Errorf("read: %w", err)
+					return
+				}
+			}
+		}()
+	}
+	err := errors.Join(<-errs, <-errs)
+	return bursts.Load(), err
+}
+
+// busyFor spins until the calling thread has used @d more CPU time.
+func busyFor(d time.Duration) error {
+	var ts unix.Timespec
+	now := func() (time.Duration, error) {
+		if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+			return 0, fmt.Errorf("clock_gettime: %w", err)
+		}
+		return time.Duration(ts.Nano()), nil
+	}
+	start, err := now()
+	sum := 0
+	for t := start; err == nil && t-start < d; t, err = now() {
+		for i := range 1000 {
+			sum += i
+		}
+	}
+	runtime.KeepAlive(sum)
+	return err
 }
 
 // threadCount is the calling process's number of threads.

@@ -140,3 +140,21 @@ func TestSpinThreadsHaveTheNice(t *testing.T) {
 		t.Errorf("no thread of the spin ran: %+v", busiest)
 	}
 }
+
+// Two threads of 5 ms bursts for a second take turns: never more than 200
+// bursts and the last two, however many CPUs the host has.
+func TestPingPongTakesTurns(t *testing.T) {
+	cmd, err := Command("pingpong", 1, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("pingpong: %v", err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	if err != nil || n < 10 || n > 202 {
+		t.Errorf("pingpong printed %q, want 10 to 202 bursts", out)
+	}
+	t.Logf("%d bursts", n)
+}

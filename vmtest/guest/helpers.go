@@ -15,8 +15,9 @@ import (
 )
 
 // StartHelper starts workload @name (package workload: spin, ext-spin,
-// ext-sleep, rt-hog, thread-storm) for @secs seconds with @arg (nice level,
-// CPU, thread count), stopped by the test's cleanup if still running.
+// ext-sleep, rt-hog, pingpong, thread-storm) for @secs seconds with @arg
+// (nice level, CPU, burst in ms, thread count), stopped by the test's
+// cleanup if still running.
 // TestMain must call workload.RunIfAsked first.
 func StartHelper(t *testing.T, name string, secs, arg int) *Proc {
 	t.Helper()
