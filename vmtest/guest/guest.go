@@ -348,7 +348,7 @@ func launch(t *testing.T, socket string, flags []string) *Scheduler {
 // may lag behind the state turning "enabled".
 func (s *Scheduler) WaitAttached(t *testing.T) {
 	t.Helper()
-	if !s.waitOutput(t, "scx-qmap-go: attached (", 60*time.Second) {
+	if !s.WaitOutput(t, "scx-qmap-go: attached (", 60*time.Second) {
 		t.Fatalf("the loader never said it was attached\n%s", tail(s.Output(t), 20))
 	}
 }

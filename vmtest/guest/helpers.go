@@ -32,14 +32,14 @@ func StartHelper(t *testing.T, name string, secs, arg int) *Proc {
 // scheduling policy).
 func (p *Proc) WaitReady(t *testing.T) {
 	t.Helper()
-	if !p.waitOutput(t, "ready", 30*time.Second) {
+	if !p.WaitOutput(t, "ready", 30*time.Second) {
 		t.Fatalf("%s did not get ready:\n%s", filepath.Base(p.Log), p.Output(t))
 	}
 }
 
-// waitOutput waits up to @limit for @want in what the process printed, and
+// WaitOutput waits up to @limit for @want in what the process printed, and
 // reports whether it came before the process ended.
-func (p *Proc) waitOutput(t *testing.T, want string, limit time.Duration) bool {
+func (p *Proc) WaitOutput(t *testing.T, want string, limit time.Duration) bool {
 	t.Helper()
 	deadline := time.Now().Add(limit)
 	for !strings.Contains(p.Output(t), want) {
