@@ -3,10 +3,10 @@
 // Package workload runs small CPU workloads with a scheduling policy of
 // their own, for the VM suite and the benchmark: busy loops at a nice level
 // or under SCHED_EXT, a SCHED_FIFO task that takes one CPU 80 ms in every
-// 100, and threads that take turns in bursts of CPU time. Each runs in a child process, the calling binary started again
-// with $SCX_WORKLOAD naming it, so it needs nothing installed in the guest,
-// and it stops by itself after its seconds (a kill that misses cannot leave
-// a busy RT loop behind).
+// 100, and threads that take turns in bursts of CPU time. Each runs in a
+// child process, the calling binary started again with $SCX_WORKLOAD naming
+// it, so it needs nothing installed in the guest, and it stops by itself
+// after its seconds (a kill that misses cannot leave a busy RT loop behind).
 package workload
 
 import (
@@ -163,39 +163,49 @@ func pingPong(d, burst time.Duration) (int64, error) {
 			// The thread, not the goroutine, is what gets scheduled.
 			runtime.LockOSThread()
 			in, out := pipes[side][0], pipes[1-side][1]
-			b := []byte{0}
-			// Side 1 waits for side 0's first turn. Each side writes
-			// before it checks the time, so the other never waits on a
-			// side that has stopped.
-			if side == 1 {
-				if _, err := unix.Read(in, b); err != nil {
-					errs <- fmt.Errorf("read: %w", err)
-					return
-				}
-			}
-			for {
-				if err := busyFor(burst); err != nil {
-					errs <- err
-					return
-				}
-				bursts.Add(1)
-				if _, err := unix.Write(out, b); err != nil {
-					errs <- fmt.Errorf("write: %w", err)
-					return
-				}
-				if time.Now().After(end) {
-					errs <- nil
-					return
-				}
-				if _, err := unix.Read(in, b); err != nil {
-					errs <- fmt.Errorf("read: %w", err)
-					return
-				}
-			}
+			// Closing its end tells the other side, if it waits, that
+			// this one stopped: its read returns 0.
+			defer unix.Close(out)
+			errs <- takeTurns(in, out, side == 0, burst, end, &bursts)
 		}()
 	}
 	err := errors.Join(<-errs, <-errs)
 	return bursts.Load(), err
+}
+
+// takeTurns is one side of pingPong: a burst, then a write to @out to wake
+// the other side, then a read of @in to wait for it, until @end. The side
+// that does not go @first waits for the other's first turn. Each side writes
+// before it checks the time, so the other never waits on it for nothing.
+func takeTurns(in, out int, first bool, burst time.Duration, end time.Time, bursts *atomic.Int64) error {
+	b := []byte{0}
+	wait := func() (bool, error) {
+		n, err := unix.Read(in, b)
+		if err != nil {
+			return false, fmt.Errorf("read: %w", err)
+		}
+		return n > 0, nil // 0: the other side stopped
+	}
+	if !first {
+		if ok, err := wait(); !ok {
+			return err
+		}
+	}
+	for {
+		if err := busyFor(burst); err != nil {
+			return err
+		}
+		bursts.Add(1)
+		if _, err := unix.Write(out, b); err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+		if time.Now().After(end) {
+			return nil
+		}
+		if ok, err := wait(); !ok {
+			return err
+		}
+	}
 }
 
 // busyFor spins until the calling thread has used @d more CPU time.
