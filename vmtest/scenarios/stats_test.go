@@ -134,7 +134,7 @@ func checkStatsClients(t *testing.T, bin string) {
 	}
 	t.Logf("--monitor 0.5: %d blocks", blocks)
 	if blocks < 2 {
-		t.Errorf("--monitor 0.5 printed %d blocks in the 2 s after its first, want >= 2:\n%s", blocks, mon.Output(t))
+		t.Errorf("--monitor 0.5 printed %d blocks, its first and those of the 2 s after it; want >= 2:\n%s", blocks, mon.Output(t))
 	}
 
 	// A scrape between two socket samples of the same snapshot must agree
