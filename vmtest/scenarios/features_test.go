@@ -200,7 +200,8 @@ func TestFeatures(t *testing.T) {
 	// while the partner runs, so none uses more than half a CPU, on any
 	// host. Cut at ticks, each burst would be cut at least once (6 ms
 	// against the 1 ms budget: 1840-2070 yields in 1150-1380 bursts on 7.2
-	// and 7.3); as hogs only, a few just cut by a wakeup count (0-54).
+	// and 7.3); as hogs only, a few just cut by a wakeup count (0-54, at
+	// most 4.6% of the bursts).
 	t.Run("latency_bursts", func(t *testing.T) {
 		const burst = 6 * time.Millisecond
 		s := guest.StartScheduler(t, "--quiet", "--latency")
@@ -221,8 +222,8 @@ func TestFeatures(t *testing.T) {
 		t.Logf("--latency: %d pingpong pairs ran %d bursts of %v, %v a turn; %d tick yields, %d preempts, %d kicks",
 			len(pairs), bursts, burst, meanTurn(before[0], after[0], 2), yields,
 			c1.NrLatPreempts-c0.NrLatPreempts, c1.NrLatKicks-c0.NrLatKicks)
-		if bursts < 100 || yields*10 > bursts {
-			t.Errorf("%d tick yields in %d bursts, want at least 100 bursts and a tenth as many yields at most: tasks that sleep between bursts were cut as hogs", yields, bursts)
+		if bursts < 100 || yields*4 > bursts {
+			t.Errorf("%d tick yields in %d bursts, want at least 100 bursts and a quarter as many yields at most: tasks that sleep between bursts were cut as hogs", yields, bursts)
 		}
 	})
 
