@@ -17,33 +17,34 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func TestSpinRunsInAChild(t *testing.T) {
-	cmd, err := Command("spin", 1, 5)
+// output runs workload @name in a child to its end and returns what it
+// printed.
+func output(t *testing.T, name string, secs, arg int) string {
+	t.Helper()
+	cmd, err := Command(name, secs, arg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("spin: %v", err)
+		t.Fatalf("%s: %v", name, err)
 	}
-	if n, err := strconv.Atoi(strings.TrimSpace(string(out))); err != nil || n <= 0 {
+	return string(out)
+}
+
+func TestSpinRunsInAChild(t *testing.T) {
+	out := output(t, "spin", 1, 5)
+	if n, err := strconv.Atoi(strings.TrimSpace(out)); err != nil || n <= 0 {
 		t.Errorf("spin printed %q, want a positive round count", out)
 	}
 }
 
 // Every thread of the storm is woken by the one FUTEX_WAKE and finishes.
 func TestThreadStormFinishes(t *testing.T) {
-	cmd, err := Command("thread-storm", 0, 2000)
-	if err != nil {
-		t.Fatal(err)
-	}
 	start := time.Now()
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("thread-storm: %v", err)
-	}
+	out := output(t, "thread-storm", 0, 2000)
 	var finished, threads int
-	if _, err := fmt.Sscan(string(out), &finished, &threads); err != nil || finished != 2000 || threads < 2000 {
+	if _, err := fmt.Sscan(out, &finished, &threads); err != nil || finished != 2000 || threads < 2000 {
 		t.Errorf("thread-storm printed %q, want 2000 finished of >= 2000 threads", out)
 	}
 	t.Logf("2000 threads in %v", time.Since(start))
@@ -144,15 +145,8 @@ func TestSpinThreadsHaveTheNice(t *testing.T) {
 // Two threads of 5 ms bursts for a second take turns: never more than 200
 // bursts and the last two, however many CPUs the host has.
 func TestPingPongTakesTurns(t *testing.T) {
-	cmd, err := Command("pingpong", 1, 5)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("pingpong: %v", err)
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(string(out)))
+	out := output(t, "pingpong", 1, 5)
+	n, err := strconv.Atoi(strings.TrimSpace(out))
 	if err != nil || n < 10 || n > 202 {
 		t.Errorf("pingpong printed %q, want 10 to 202 bursts", out)
 	}

@@ -214,13 +214,10 @@ func TestFeatures(t *testing.T) {
 		before, c0 := groupRead(t, group, workload.ThreadRuns), s.Counters(t)
 		time.Sleep(5 * time.Second)
 		after, c1 := groupRead(t, group, workload.ThreadRuns), s.Counters(t)
-		var ran time.Duration
-		for j := range after[0] {
-			ran += time.Duration(busiest(before[0][j], after[0][j], 2).Ns)
-		}
-		bursts, yields := uint64(ran/burst), c1.NrLatYields-c0.NrLatYields
+		ran := busiest(before[0], after[0], 2)
+		bursts, yields := uint64(time.Duration(ran.Ns)/burst), c1.NrLatYields-c0.NrLatYields
 		t.Logf("--latency: %d pingpong pairs ran %d bursts of %v, %v a turn; %d tick yields, %d preempts, %d kicks",
-			len(pairs), bursts, burst, meanTurn(before[0], after[0], 2), yields,
+			len(pairs), bursts, burst, meanTurn(ran), yields,
 			c1.NrLatPreempts-c0.NrLatPreempts, c1.NrLatKicks-c0.NrLatKicks)
 		if bursts < 100 || yields*4 > bursts {
 			t.Errorf("%d tick yields in %d bursts, want at least 100 bursts and a quarter as many yields at most: tasks that sleep between bursts were cut as hogs", yields, bursts)
@@ -268,7 +265,7 @@ func TestFeatures(t *testing.T) {
 		var turnMs [3]float64
 		for i, nice := range nices {
 			shares[strconv.Itoa(nice)] = pct(used[i], total)
-			turnMs[i] = meanTurn(runsBefore[i], runsAfter[i], 1).Seconds() * 1000
+			turnMs[i] = meanTurn(busiest(runsBefore[i], runsAfter[i], 1)).Seconds() * 1000
 		}
 		misallocated := bench.Misallocated(shares)
 		t.Logf("--latency: CPU shares nice -20/0/19 = %.1f/%.1f/%.1f%% (%d ticks), %.1f%% misallocated; turns %.1f/%.1f/%.1f ms",
@@ -357,38 +354,33 @@ func rtJob(t *testing.T, flags ...string) (int, bpf.Stats) {
 	return ms, c
 }
 
-// meanTurn is how long a group's working threads ran each time they were
-// put on a CPU between two reads of workload.ThreadRuns: only each helper's
-// @n busiest threads count, which the runtime's own threads (sysmon's many
-// short turns) would dilute.
-func meanTurn(before, after []map[int]workload.Runs, n int) time.Duration {
+// busiest is what a group's working threads ran between two reads of
+// workload.ThreadRuns, by helper: only each helper's @n busiest threads
+// count, which the runtime's own threads (sysmon's many short turns) would
+// dilute.
+func busiest(before, after []map[int]workload.Runs, n int) workload.Runs {
 	var sum workload.Runs
 	for j := range after {
-		r := busiest(before[j], after[j], n)
-		sum.Ns += r.Ns
-		sum.Turns += r.Turns
-	}
-	if sum.Turns == 0 {
-		return 0
-	}
-	return time.Duration(sum.Ns / sum.Turns)
-}
-
-// busiest is what one helper's @n busiest threads ran, together, between
-// two reads of workload.ThreadRuns.
-func busiest(before, after map[int]workload.Runs, n int) workload.Runs {
-	var ran []workload.Runs
-	for tid, a := range after {
-		b := before[tid]
-		ran = append(ran, workload.Runs{Ns: a.Ns - b.Ns, Turns: a.Turns - b.Turns})
-	}
-	slices.SortFunc(ran, func(a, b workload.Runs) int { return cmp.Compare(b.Ns, a.Ns) })
-	var sum workload.Runs
-	for _, r := range ran[:min(n, len(ran))] {
-		sum.Ns += r.Ns
-		sum.Turns += r.Turns
+		var ran []workload.Runs
+		for tid, a := range after[j] {
+			b := before[j][tid]
+			ran = append(ran, workload.Runs{Ns: a.Ns - b.Ns, Turns: a.Turns - b.Turns})
+		}
+		slices.SortFunc(ran, func(a, b workload.Runs) int { return cmp.Compare(b.Ns, a.Ns) })
+		for _, r := range ran[:min(n, len(ran))] {
+			sum.Ns += r.Ns
+			sum.Turns += r.Turns
+		}
 	}
 	return sum
+}
+
+// meanTurn is how long @r's threads ran each time they were put on a CPU.
+func meanTurn(r workload.Runs) time.Duration {
+	if r.Turns == 0 {
+		return 0
+	}
+	return time.Duration(r.Ns / r.Turns)
 }
 
 // groupRead reads each helper with @read (workload.CPUTicks,
