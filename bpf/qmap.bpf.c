@@ -108,7 +108,8 @@ const volatile bool remote_reenq;
  * slices). A nice 0 task that has run this long of its slice gives the CPU
  * up as soon as another task waits (others in proportion to their weight):
  * at once when a task wakes up to find its CPU busy with such a task, else at
- * the next tick if it is a CPU hog (LAT_BUSY). Slices stay long while nobody
+ * the next tick if it is a CPU hog (LAT_BUSY) and what waits is not a hog of
+ * its weight or lighter (lat_cut_due()). Slices stay long while nobody
  * waits, and are longer for heavier tasks (LAT_SLICE_SCALE). A waking task
  * that ran little lately (LAT_GAP) does not queue at all: it preempts a
  * busier task, which keeps its place if it was within its budget, unless
@@ -217,11 +218,12 @@ struct qmap_stats stats;
 /* Scheduler state beside the statistics. */
 u64 nr_enqueue_calls;	/* every ops.enqueue call, for -e */
 u64 nr_highpri_queued;	/* -H tasks in the FIFOs, not yet popped */
+s64 lat_light_queued;	/* -L: tasks in the FIFOs that ran little lately, not yet popped */
 
 /*
  * PIDs in each FIFO: counted up before a push and down after a pop, so never
  * below what the FIFO holds. Dispatch skips a FIFO whose count is 0 without
- * touching it, and -L asks them whether anyone waits.
+ * touching it, and -L asks them whether a heavier task waits.
  */
 s64 fifo_nr_queued[NR_QUEUES];
 
@@ -279,6 +281,7 @@ struct task_ctx {
 	u64 resume_slice;	/* -L: slice left when preempted within budget */
 	u64 shield_until;	/* -L: not preempted again before this time */
 	bool woke_sync;		/* -L: its waker means to sleep soon */
+	bool queued_light;	/* -L: counted in lat_light_queued */
 };
 
 struct {
@@ -1314,10 +1317,41 @@ static bool fifos_queued(void)
 	return false;
 }
 
-/* -L: whether a task waits in the FIFOs or the shared DSQ. */
-static bool tasks_waiting(void)
+/* -L: count a task just queued in a FIFO if it ran little lately. */
+static void lat_mark_light(struct task_ctx *tctx)
 {
-	return fifos_queued() || scx_bpf_dsq_nr_queued(SHARED_DSQ) > 0;
+	if (tctx->queued_light || tctx->util >= LAT_BUSY)
+		return;
+	tctx->queued_light = true;
+	__sync_fetch_and_add(&lat_light_queued, 1);
+}
+
+/* -L: a counted task left its FIFO (popped, or exiting): uncount it. */
+static void lat_unmark_light(struct task_ctx *tctx)
+{
+	if (!tctx->queued_light)
+		return;
+	tctx->queued_light = false;
+	__sync_fetch_and_sub(&lat_light_queued, 1);
+}
+
+/*
+ * -L: whether a CPU hog running @p gives way at a tick: a task that ran
+ * little lately waits in a FIFO, or one of a heavier FIFO, or one in the
+ * shared DSQ. Hogs of one weight wait for each other's slices to end. Cut
+ * for any waiter, a hog cut on one CPU was the waiter the next CPU's tick
+ * cut its own hog for, and the hogs traded CPUs in a chain.
+ */
+static bool lat_cut_due(struct task_struct *p)
+{
+	int i;
+
+	if (lat_light_queued > 0 || scx_bpf_dsq_nr_queued(SHARED_DSQ) > 0)
+		return true;
+	for (i = weight_to_idx(p->scx.weight) + 1; i < NR_QUEUES; i++)
+		if (fifo_nr_queued[i] > 0)
+			return true;
+	return false;
 }
 
 /*
@@ -1568,6 +1602,8 @@ void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 
 	if (!fifo_enqueue(p, idx, enq_flags))
 		return;
+	if (lat_budget_ns)
+		lat_mark_light(tctx);
 	if (lat_budget_ns && (enq_flags & SCX_ENQ_WAKEUP))
 		kick_over_budget(task_cpu(p));
 	if (highpri_boosting && p->scx.weight >= HIGHPRI_WEIGHT && !tctx->highpri) {
@@ -1605,6 +1641,7 @@ static __always_inline void move_popped(struct task_struct *p, u64 slice,
 			tctx->highpri = false;
 			__sync_fetch_and_sub(&nr_highpri_queued, 1);
 		}
+		lat_unmark_light(tctx);
 	}
 
 	__sync_fetch_and_add(&stats.nr_dispatched, 1);
@@ -1935,7 +1972,7 @@ void BPF_STRUCT_OPS(qmap_tick, struct task_struct *p)
 	int idx;
 
 	/* lat_busy() last: it reads the task's storage and the clock. */
-	if (lat_budget_ns && over_budget(p) && tasks_waiting() && lat_busy(p)) {
+	if (lat_budget_ns && over_budget(p) && lat_cut_due(p) && lat_busy(p)) {
 		scx_bpf_task_set_slice(p, 0);
 		__sync_fetch_and_add(&stats.nr_lat_yields, 1);
 	}
@@ -1999,17 +2036,20 @@ s32 BPF_STRUCT_OPS(qmap_init_task, struct task_struct *p,
 	return 0;
 }
 
-/* A task leaving with a -H mark still counts as queued: uncount it. */
+/* A task leaving with a -H or -L mark still counts as queued: uncount it. */
 void BPF_STRUCT_OPS(qmap_exit_task, struct task_struct *p,
 		    struct scx_exit_task_args *args)
 {
 	struct task_ctx *tctx;
 
 	tctx = bpf_task_storage_get(&task_ctx_stor, p, 0, 0);
-	if (tctx && tctx->highpri) {
+	if (!tctx)
+		return;
+	if (tctx->highpri) {
 		tctx->highpri = false;
 		__sync_fetch_and_sub(&nr_highpri_queued, 1);
 	}
+	lat_unmark_light(tctx);
 }
 
 s32 BPF_STRUCT_OPS(qmap_cgroup_init, struct cgroup *cgrp,

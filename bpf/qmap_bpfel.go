@@ -158,6 +158,7 @@ const (
 	qmapVarInjectWrongCid             = "inject_wrong_cid"
 	qmapVarIsSub                      = "is_sub"
 	qmapVarLatBudgetNs                = "lat_budget_ns"
+	qmapVarLatLightQueued             = "lat_light_queued"
 	qmapVarNrEnqueueCalls             = "nr_enqueue_calls"
 	qmapVarNrHighpriQueued            = "nr_highpri_queued"
 	qmapVarNrShared                   = "nr_shared"
@@ -326,6 +327,7 @@ type qmapVariableSpecs struct {
 	InjectWrongCid             *ebpf.VariableSpec `ebpf:"inject_wrong_cid"`
 	IsSub                      *ebpf.VariableSpec `ebpf:"is_sub"`
 	LatBudgetNs                *ebpf.VariableSpec `ebpf:"lat_budget_ns"`
+	LatLightQueued             *ebpf.VariableSpec `ebpf:"lat_light_queued"`
 	NrEnqueueCalls             *ebpf.VariableSpec `ebpf:"nr_enqueue_calls"`
 	NrHighpriQueued            *ebpf.VariableSpec `ebpf:"nr_highpri_queued"`
 	NrShared                   *ebpf.VariableSpec `ebpf:"nr_shared"`
@@ -444,6 +446,7 @@ type qmapVariables struct {
 	InjectWrongCid             *ebpf.Variable `ebpf:"inject_wrong_cid"`
 	IsSub                      *ebpf.Variable `ebpf:"is_sub"`
 	LatBudgetNs                *ebpf.Variable `ebpf:"lat_budget_ns"`
+	LatLightQueued             *ebpf.Variable `ebpf:"lat_light_queued"`
 	NrEnqueueCalls             *ebpf.Variable `ebpf:"nr_enqueue_calls"`
 	NrHighpriQueued            *ebpf.Variable `ebpf:"nr_highpri_queued"`
 	NrShared                   *ebpf.Variable `ebpf:"nr_shared"`
