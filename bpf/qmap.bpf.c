@@ -1306,12 +1306,12 @@ static u64 lat_load(const struct task_struct *p, u32 util)
 	return (u64)util * NICE0_WEIGHT / weight;
 }
 
-/* Whether any FIFO may hold a task. */
-static bool fifos_queued(void)
+/* Whether FIFO @first, or any heavier one after it, may hold a task. */
+static bool fifos_queued_from(int first)
 {
 	int i;
 
-	for (i = 0; i < NR_QUEUES; i++)
+	for (i = first; i < NR_QUEUES; i++)
 		if (fifo_nr_queued[i] > 0)
 			return true;
 	return false;
@@ -1344,14 +1344,9 @@ static void lat_unmark_light(struct task_ctx *tctx)
  */
 static bool lat_cut_due(struct task_struct *p)
 {
-	int i;
-
-	if (lat_light_queued > 0 || scx_bpf_dsq_nr_queued(SHARED_DSQ) > 0)
-		return true;
-	for (i = weight_to_idx(p->scx.weight) + 1; i < NR_QUEUES; i++)
-		if (fifo_nr_queued[i] > 0)
-			return true;
-	return false;
+	return lat_light_queued > 0 ||
+	       scx_bpf_dsq_nr_queued(SHARED_DSQ) > 0 ||
+	       fifos_queued_from(weight_to_idx(p->scx.weight) + 1);
 }
 
 /*
@@ -1899,7 +1894,7 @@ void BPF_STRUCT_OPS(qmap_dispatch, s32 cpu, struct task_struct *prev)
 		return;
 
 	/* Nothing in the FIFOs: spare the walk (most calls, under load). */
-	if (!fifos_queued())
+	if (!fifos_queued_from(0))
 		goto fifos_empty;
 
 	cpuc = bpf_map_lookup_elem(&cpu_ctx_stor, &zero);
