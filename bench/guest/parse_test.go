@@ -241,3 +241,53 @@ func TestLastLines(t *testing.T) {
 		}
 	}
 }
+
+// wakeTraceText is tracefs text as the guest's kernel writes it (trace_clock
+// mono): two wakeups that ran, on one CPU and across two, a switch back to
+// a preempted thread, and another thread's wakeup that has not run yet.
+const wakeTraceText = `# tracer: nop
+#
+#                                _-----=> irqs-off/BH-disabled
+#           TASK-PID     CPU#  |||||  TIMESTAMP  FUNCTION
+#              | |         |   |||||     |         |
+          <idle>-0       [001] d.h4.  4321.000950: sched_wakeup: comm=cyclictest pid=356 prio=120 target_cpu=001
+   stress-ng-cpu-354     [001] d..2.  4321.001002: sched_switch: prev_comm=stress-ng-cpu prev_pid=354 prev_prio=120 prev_state=R+ ==> next_comm=cyclictest next_pid=356 next_prio=120
+   stress-ng-cpu-353     [000] d..2.  4321.001500: sched_switch: prev_comm=stress-ng-cpu prev_pid=353 prev_prio=120 prev_state=R ==> next_comm=cyclictest next_pid=357 next_prio=120
+   stress-ng-cpu-354     [001] dNh4.  4321.999990: sched_wakeup: comm=cyclictest pid=357 prio=120 target_cpu=000
+   stress-ng-cpu-353     [000] d..2.  4322.002490: sched_switch: prev_comm=stress-ng-cpu prev_pid=353 prev_prio=120 prev_state=R+ ==> next_comm=cyclictest next_pid=357 next_prio=120
+          <idle>-0       [001] d.h4.  4322.003000: sched_wakeup: comm=cyclictest pid=356 prio=120 target_cpu=001
+`
+
+func TestParseWakeTrace(t *testing.T) {
+	tests := []struct {
+		name     string
+		in       string
+		want     bench.Histogram
+		wantLost uint64
+		wantErr  string
+	}{
+		{"pairs", wakeTraceText, bench.Histogram{
+			Buckets: []bench.Bucket{{US: 52, Count: 1}, {US: 2500, Count: 1}}, Max: 2500}, 0, ""},
+		{"lost events", "CPU:1 [LOST 17 EVENTS]\n" + wakeTraceText, bench.Histogram{
+			Buckets: []bench.Bucket{{US: 52, Count: 1}, {US: 2500, Count: 1}}, Max: 2500}, 17, ""},
+		{"nothing traced", "# tracer: nop\n#\n", bench.Histogram{}, 0, ""},
+		{"timestamp in another clock", "  a-1 [000] d..2. 123456789: sched_wakeup: comm=cyclictest pid=356 prio=120 target_cpu=000\n",
+			bench.Histogram{}, 0, "timestamp"},
+		{"wakeup without a pid", "  a-1 [000] d..2. 1.000001: sched_wakeup: comm=cyclictest prio=120\n",
+			bench.Histogram{}, 0, "no pid"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, lost, err := parseWakeTrace(strings.NewReader(tt.in))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Errorf("error %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || lost != tt.wantLost || !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("got %+v, lost %d, %v; want %+v, lost %d", got, lost, err, tt.want, tt.wantLost)
+			}
+		})
+	}
+}

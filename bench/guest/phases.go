@@ -181,6 +181,10 @@ func (r *runner) cyclictest(ctx context.Context, metric string, rtHog bool) {
 		r.note("%s: the RT hog exited early%s", r.where(), why(hog.err, hogErr.String()))
 	}
 	_ = os.Remove(histPath)
+	trace, terr := startWakeTrace("cyclictest")
+	if terr != nil {
+		r.note("%s: no wakeup trace for %s: %v", r.where(), metric, terr)
+	}
 	var out bytes.Buffer
 	cmd := exec.CommandContext(ctx, "cyclictest", "-q", "-D", strconv.Itoa(secs),
 		"-i", "1000", "-t", strconv.Itoa(r.ncpu), "-h", strconv.Itoa(histMax), "--histfile="+histPath)
@@ -197,16 +201,28 @@ func (r *runner) cyclictest(ctx context.Context, metric string, rtHog bool) {
 			err = fmt.Errorf("cyclictest exited with status %d", status)
 		}
 	}
+	if trace != nil {
+		if wh, werr := trace.stop(); werr != nil {
+			r.note("%s: no wakeup trace for %s: %v", r.where(), metric, werr)
+		} else {
+			r.hist(metric+"_wake", wh)
+		}
+	}
 	stopAll(hog, load)
 	h, herr := readHistfile(histPath)
 	if herr != nil {
 		r.note("%s: cyclictest wrote no histogram for %s: %v%s", r.where(), metric, herr, why(err, out.String()))
 		return
 	}
+	r.hist(metric, h)
+}
+
+// hist records histogram @name for this round.
+func (r *runner) hist(name string, h bench.Histogram) {
 	if r.cur.Hists == nil {
 		r.cur.Hists = map[string]bench.Histogram{}
 	}
-	r.cur.Hists[metric] = h
+	r.cur.Hists[name] = h
 }
 
 // unpinThreads lets @want threads of process @pid run on CPUs 0..@ncpu-1
