@@ -190,7 +190,7 @@ func Run(ctx context.Context, o Options) (*bench.Result, error) {
 }
 
 // setup prepares the guest: /tmp as the working directory, the scheduler
-// copied there, bpffs, and SCHED_FIFO for this process.
+// copied there, bpffs, tracefs, and SCHED_FIFO for this process.
 func (r *runner) setup() error {
 	if err := os.Chdir("/tmp"); err != nil {
 		return fmt.Errorf("the guest needs a writable /tmp: %w", err)
@@ -201,7 +201,8 @@ func (r *runner) setup() error {
 	} else {
 		r.bin = guestCopy
 	}
-	_ = syscall.Mount("bpf", "/sys/fs/bpf", "bpf", 0, "") // may be mounted already
+	_ = syscall.Mount("bpf", "/sys/fs/bpf", "bpf", 0, "")      // may be mounted already
+	_ = syscall.Mount("tracefs", tracefsDir, "tracefs", 0, "") // likewise
 	// One P: fewer SCHED_FIFO threads to take CPUs from the workloads.
 	runtime.GOMAXPROCS(1)
 	if err := workload.SetPolicy(unix.SCHED_FIFO, controllerPrio); err != nil {

@@ -270,6 +270,7 @@ func TestParseWakeTrace(t *testing.T) {
 			Buckets: []bench.Bucket{{US: 52, Count: 1}, {US: 2500, Count: 1}}, Max: 2500}, 0, ""},
 		{"lost events", "CPU:1 [LOST 17 EVENTS]\n" + wakeTraceText, bench.Histogram{
 			Buckets: []bench.Bucket{{US: 52, Count: 1}, {US: 2500, Count: 1}}, Max: 2500}, 17, ""},
+		{"lost events, count unreadable", "CPU:0 [LOST EVENTS]\n", bench.Histogram{}, 1, ""},
 		{"nothing traced", "# tracer: nop\n#\n", bench.Histogram{}, 0, ""},
 		{"timestamp in another clock", "  a-1 [000] d..2. 123456789: sched_wakeup: comm=cyclictest pid=356 prio=120 target_cpu=000\n",
 			bench.Histogram{}, 0, "timestamp"},

@@ -14,12 +14,10 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/scx-qmap-go/scx-qmap-go/bench"
 )
 
-// tracefsDir is where the guest's tracefs is, mounted there if it is not.
+// tracefsDir is where setup() mounts the guest's tracefs.
 const tracefsDir = "/sys/kernel/tracing"
 
 // wakeTrace records the scheduler's part of cyclictest's latency: for each
@@ -27,9 +25,7 @@ const tracefsDir = "/sys/kernel/tracing"
 // event to the sched_switch that runs it. cyclictest's own figure adds the
 // time from its timer's expiry to the wakeup, which under emulation is
 // mostly the host's: a vCPU thread waiting for a host core to run on.
-type wakeTrace struct {
-	dir string
-}
+type wakeTrace struct{}
 
 // wakeEvents are the events a wakeTrace enables, with their filters.
 var wakeEvents = []struct{ event, field string }{
@@ -41,10 +37,7 @@ var wakeEvents = []struct{ event, field string }{
 // wakeups. The clock is "mono", one clock for all CPUs: a task can wake on
 // one CPU and run on another.
 func startWakeTrace(comm string) (*wakeTrace, error) {
-	w := &wakeTrace{dir: tracefsDir}
-	if err := w.mount(); err != nil {
-		return nil, err
-	}
+	w := &wakeTrace{}
 	steps := [][2]string{
 		{"tracing_on", "0"},
 		{"trace_clock", "mono"},
@@ -65,19 +58,8 @@ func startWakeTrace(comm string) (*wakeTrace, error) {
 	return w, nil
 }
 
-// mount mounts tracefs unless it is there already.
-func (w *wakeTrace) mount() error {
-	if _, err := os.Stat(filepath.Join(w.dir, "trace")); err == nil {
-		return nil
-	}
-	if err := unix.Mount("tracefs", w.dir, "tracefs", 0, ""); err != nil {
-		return fmt.Errorf("mounting tracefs on %s: %w", w.dir, err)
-	}
-	return nil
-}
-
 func (w *wakeTrace) write(file, value string) error {
-	if err := os.WriteFile(filepath.Join(w.dir, file), []byte(value), 0); err != nil {
+	if err := os.WriteFile(filepath.Join(tracefsDir, file), []byte(value), 0); err != nil {
 		return fmt.Errorf("tracefs: writing %q to %s: %w", value, file, err)
 	}
 	return nil
@@ -99,7 +81,7 @@ func (w *wakeTrace) stop() (bench.Histogram, error) {
 		w.reset()
 		return bench.Histogram{}, err
 	}
-	f, err := os.Open(filepath.Join(w.dir, "trace"))
+	f, err := os.Open(filepath.Join(tracefsDir, "trace"))
 	if err != nil {
 		w.reset()
 		return bench.Histogram{}, fmt.Errorf("reading the trace: %w", err)
@@ -136,8 +118,9 @@ func parseWakeTrace(r io.Reader) (bench.Histogram, uint64, error) {
 			continue
 		}
 		if _, after, ok := strings.Cut(line, "[LOST "); ok {
-			n, _ := strconv.ParseUint(strings.Fields(after)[0], 10, 64)
-			lost += n
+			n, _, _ := strings.Cut(after, " ")
+			v, _ := strconv.ParseUint(n, 10, 64)
+			lost += max(v, 1) // unreadable, it still says events were lost
 			continue
 		}
 		event, key := "", ""
