@@ -113,7 +113,8 @@ const volatile bool remote_reenq;
  * waits, and are longer for heavier tasks (LAT_SLICE_SCALE). A waking task
  * that ran little lately (LAT_GAP) does not queue at all: it preempts a
  * busier task, which keeps its place if it was within its budget, unless
- * the busier task is its sync waker.
+ * the busier task is its sync waker. Pinned to one CPU, it preempts any CPU
+ * hog there, and else waits at the head of that CPU's local DSQ.
  */
 const volatile u64 lat_budget_ns;
 /* Which form the loader loads: sched_ext_ops_cid if set, else sched_ext_ops. */
@@ -180,6 +181,7 @@ struct qmap_stats {
 	u64 nr_lat_preempts;	/* -L: waking tasks put straight onto a busier task's CPU */
 	u64 nr_lat_yields;	/* -L: tasks over budget cut short by ops.tick */
 	u64 nr_lat_resumes;	/* -L: preempted tasks put back first on their CPU */
+	u64 nr_lat_local;	/* -L: waking tasks of one CPU queued on its local DSQ */
 	u64 nr_slice_cut;	/* tasks that left a deep FIFO with less than slice_ns */
 	u64 nr_sub_dispatched;	/* dispatches handed to sub-schedulers */
 	u64 nr_cap_grants;	/* 7.3: cids granted to a child (whole or shared) */
@@ -1350,8 +1352,25 @@ static bool lat_cut_due(struct task_struct *p)
 }
 
 /*
+ * -L: whether waking @p, of recent load @load, outweighs a running task of
+ * recent load @cload: that task used LAT_GAP more of a CPU lately, or it is
+ * a CPU hog and @p, light, may run on this CPU only. Tasks that run alike do
+ * not preempt each other (LAT_GAP), but a pinned task has no other CPU to go
+ * to: behind a hog within its budget, it waited for the first tick past it.
+ */
+static bool lat_outweighs(const struct task_struct *p, u64 load, u64 cload)
+{
+	if (cload >= load + LAT_GAP)
+		return true;
+	return p->nr_cpus_allowed == 1 && load < LAT_BUSY && cload >= LAT_BUSY;
+}
+
+/*
  * -L: whether waking @p, of recent load @load, may preempt CPU @cpu at @now:
- * one of ours, held whole, that runs one of our tasks LAT_GAP busier.
+ * one of ours, held whole, that runs one of our tasks @p outweighs, or, if
+ * @p is light, that is idle though not free, a task being on its way there.
+ * Queued, @p waited behind that task, often a CPU hog, to a tick past its
+ * budget; a hog that woke went ahead of a light task that had claimed the CPU.
  */
 static bool lat_victim(struct task_struct *p, s32 cpu, u64 load, u64 now,
 		       struct task_struct *waker)
@@ -1365,12 +1384,14 @@ static bool lat_victim(struct task_struct *p, s32 cpu, u64 load, u64 now,
 
 	bpf_rcu_read_lock();
 	curr = cpu_curr(cpu);
+	if (curr && (curr->flags & PF_IDLE)) {
+		victim = load < LAT_BUSY;
 	/* Only ours are QUEUED; an RT task there would just run on. */
-	if (curr && curr != p && curr != waker &&
-	    (curr->scx.flags & SCX_TASK_QUEUED)) {
+	} else if (curr && curr != p && curr != waker &&
+		   (curr->scx.flags & SCX_TASK_QUEUED)) {
 		cctx = bpf_task_storage_get(&task_ctx_stor, curr, 0, 0);
 		victim = cctx && now >= cctx->shield_until &&
-			 lat_load(curr, lat_util_now(curr, cctx, now)) >= load + LAT_GAP;
+			 lat_outweighs(p, load, lat_load(curr, lat_util_now(curr, cctx, now)));
 		/* Within its budget, it keeps its place: see lat_resume(). */
 		if (victim && !over_budget(curr))
 			cctx->resume_slice = lat_budget_left(curr);
@@ -1428,7 +1449,10 @@ static struct task_struct *lat_sync_waker(struct task_ctx *tctx, u64 enq_flags)
  * preempted task keeps its place, and no waking task may preempt it for
  * half of lat_budget_ns. Sent to the tail of a FIFO instead, a busy task that
  * wakes others (hackbench's senders on a slow host) was preempted by each
- * and ran one burst per turn of the FIFOs. Returns whether @p was placed.
+ * and ran one burst per turn of the FIFOs. It goes behind the tasks that
+ * preempted it with it (two woke at once): ahead of them, it ran on to the
+ * next tick, since the kernel ends a slice only at a tick. Returns whether
+ * @p was placed.
  */
 static bool lat_resume(struct task_struct *p, struct task_ctx *tctx,
 		       u64 enq_flags)
@@ -1442,9 +1466,10 @@ static bool lat_resume(struct task_struct *p, struct task_ctx *tctx,
 	if (!cid_usable(cpu) || !task_may_run(p, cpu))
 		return false;
 
+	if (scx_bpf_dsq_nr_queued(SCX_DSQ_LOCAL_ON | cpu) <= 0)
+		enq_flags |= SCX_ENQ_HEAD;
 	tctx->shield_until = bpf_ktime_get_ns() + lat_budget_ns / 2;
-	scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, slice,
-			   enq_flags | SCX_ENQ_HEAD);
+	scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, slice, enq_flags);
 	__sync_fetch_and_add(&stats.nr_lat_resumes, 1);
 	return true;
 }
@@ -1469,6 +1494,32 @@ static void kick_over_budget(s32 cpu)
 
 	kick_cpu(cpu, SCX_KICK_PREEMPT);
 	__sync_fetch_and_add(&stats.nr_lat_kicks, 1);
+}
+
+/*
+ * -L: waking @p ran little lately, could not preempt, and may run on one CPU
+ * only: it waits at the head of that CPU's local DSQ, ahead of the FIFOs,
+ * from which no other CPU could have taken it, and ahead of a preempted task
+ * put back there (lat_resume()). Behind either, it waited for a CPU hog to
+ * run on to a tick when the light task running there slept (cyclictest's
+ * threads behind its main thread); ops.tick ends the slice of a task over
+ * its budget for it. Returns whether @p was placed.
+ */
+static bool lat_wait_local(struct task_struct *p, struct task_ctx *tctx,
+			   u64 enq_flags)
+{
+	s32 cpu = task_cpu(p);
+
+	if (p->nr_cpus_allowed != 1 || tctx->util >= LAT_BUSY)
+		return false;
+	if (!cid_usable(cpu) || immed_if_shared(cpu) || !task_may_run(p, cpu))
+		return false;
+
+	scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, slice_ns,
+			   enq_flags | SCX_ENQ_HEAD);
+	__sync_fetch_and_add(&stats.nr_lat_local, 1);
+	kick_over_budget(cpu);
+	return true;
 }
 
 /*
@@ -1585,7 +1636,8 @@ void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 	}
 
 	if (lat_budget_ns && (enq_flags & SCX_ENQ_WAKEUP) &&
-	    lat_preempt(p, tctx, waker, enq_flags))
+	    (lat_preempt(p, tctx, waker, enq_flags) ||
+	     lat_wait_local(p, tctx, enq_flags)))
 		return;
 
 	/* The shared DSQ holds the task itself. */
@@ -1966,8 +2018,14 @@ void BPF_STRUCT_OPS(qmap_tick, struct task_struct *p)
 	u32 zero = 0;
 	int idx;
 
-	/* lat_busy() last: it reads the task's storage and the clock. */
-	if (lat_budget_ns && over_budget(p) && lat_cut_due(p) && lat_busy(p)) {
+	/*
+	 * A task on this CPU's local DSQ can run nowhere else: anything over
+	 * its budget gives way to it. lat_busy() last: it reads the task's
+	 * storage and the clock.
+	 */
+	if (lat_budget_ns && over_budget(p) &&
+	    (scx_bpf_dsq_nr_queued(SCX_DSQ_LOCAL) > 0 ||
+	     (lat_cut_due(p) && lat_busy(p)))) {
 		scx_bpf_task_set_slice(p, 0);
 		__sync_fetch_and_add(&stats.nr_lat_yields, 1);
 	}

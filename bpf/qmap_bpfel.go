@@ -44,6 +44,7 @@ type qmapQmapStats struct {
 	NrLatPreempts        uint64
 	NrLatYields          uint64
 	NrLatResumes         uint64
+	NrLatLocal           uint64
 	NrSliceCut           uint64
 	NrSubDispatched      uint64
 	NrCapGrants          uint64

@@ -30,6 +30,7 @@
 #define EINVAL 22
 #endif
 
+#define PF_IDLE		0x00000002
 #define PF_KTHREAD	0x00200000
 #define PF_EXITING	0x00000004
 
