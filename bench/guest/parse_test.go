@@ -262,24 +262,27 @@ func TestParseWakeTrace(t *testing.T) {
 	tests := []struct {
 		name     string
 		in       string
+		skip     string
 		want     bench.Histogram
 		wantLost uint64
 		wantErr  string
 	}{
-		{"pairs", wakeTraceText, bench.Histogram{
+		{"pairs", wakeTraceText, "0", bench.Histogram{
 			Buckets: []bench.Bucket{{US: 52, Count: 1}, {US: 2500, Count: 1}}, Max: 2500}, 0, ""},
-		{"lost events", "CPU:1 [LOST 17 EVENTS]\n" + wakeTraceText, bench.Histogram{
+		{"one task left out", wakeTraceText, "357", bench.Histogram{
+			Buckets: []bench.Bucket{{US: 52, Count: 1}}, Max: 52}, 0, ""},
+		{"lost events", "CPU:1 [LOST 17 EVENTS]\n" + wakeTraceText, "0", bench.Histogram{
 			Buckets: []bench.Bucket{{US: 52, Count: 1}, {US: 2500, Count: 1}}, Max: 2500}, 17, ""},
-		{"lost events, count unreadable", "CPU:0 [LOST EVENTS]\n", bench.Histogram{}, 1, ""},
-		{"nothing traced", "# tracer: nop\n#\n", bench.Histogram{}, 0, ""},
+		{"lost events, count unreadable", "CPU:0 [LOST EVENTS]\n", "0", bench.Histogram{}, 1, ""},
+		{"nothing traced", "# tracer: nop\n#\n", "0", bench.Histogram{}, 0, ""},
 		{"timestamp in another clock", "  a-1 [000] d..2. 123456789: sched_wakeup: comm=cyclictest pid=356 prio=120 target_cpu=000\n",
-			bench.Histogram{}, 0, "timestamp"},
+			"0", bench.Histogram{}, 0, "timestamp"},
 		{"wakeup without a pid", "  a-1 [000] d..2. 1.000001: sched_wakeup: comm=cyclictest prio=120\n",
-			bench.Histogram{}, 0, "no pid"},
+			"0", bench.Histogram{}, 0, "no pid"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, lost, err := parseWakeTrace(strings.NewReader(tt.in))
+			got, lost, err := parseWakeTrace(strings.NewReader(tt.in), tt.skip)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Errorf("error %v, want one containing %q", err, tt.wantErr)

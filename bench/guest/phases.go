@@ -202,7 +202,11 @@ func (r *runner) cyclictest(ctx context.Context, metric string, rtHog bool) {
 		}
 	}
 	if trace != nil {
-		if wh, werr := trace.stop(); werr != nil {
+		mainPid := 0
+		if cyc != nil {
+			mainPid = cyc.pid()
+		}
+		if wh, werr := trace.stop(mainPid); werr != nil {
 			r.note("%s: no wakeup trace for %s: %v", r.where(), metric, werr)
 		} else {
 			r.hist(metric+"_wake", wh)

@@ -74,9 +74,10 @@ func (w *wakeTrace) reset() {
 	_ = w.write("tracing_on", "1")
 }
 
-// stop ends the recording and returns the delays in µs. A trace whose ring
-// buffer lost events is refused: its pairs could be wrong.
-func (w *wakeTrace) stop() (bench.Histogram, error) {
+// stop ends the recording and returns the delays in µs, leaving out task
+// @skip (cyclictest's main thread, which measures nothing; 0: none). A
+// trace whose ring buffer lost events is refused: its pairs could be wrong.
+func (w *wakeTrace) stop(skip int) (bench.Histogram, error) {
 	if err := w.write("tracing_on", "0"); err != nil {
 		w.reset()
 		return bench.Histogram{}, err
@@ -86,7 +87,7 @@ func (w *wakeTrace) stop() (bench.Histogram, error) {
 		w.reset()
 		return bench.Histogram{}, fmt.Errorf("reading the trace: %w", err)
 	}
-	h, lost, perr := parseWakeTrace(f)
+	h, lost, perr := parseWakeTrace(f, strconv.Itoa(skip))
 	f.Close()
 	w.reset()
 	_ = w.write("trace", "")
@@ -103,10 +104,10 @@ func (w *wakeTrace) stop() (bench.Histogram, error) {
 
 // parseWakeTrace reads a tracefs text trace of sched_wakeup and
 // sched_switch events and returns, as a histogram in µs, the time from each
-// task's wakeup to the switch that ran it, and how many events the ring
-// buffer reported lost. A switch to a task with no wakeup pending (it was
-// preempted, not asleep) is no sample.
-func parseWakeTrace(r io.Reader) (bench.Histogram, uint64, error) {
+// task's wakeup but pid @skip's to the switch that ran it, and how many
+// events the ring buffer reported lost. A switch to a task with no wakeup
+// pending (it was preempted, not asleep) is no sample.
+func parseWakeTrace(r io.Reader, skip string) (bench.Histogram, uint64, error) {
 	woke := map[string]uint64{} // pid: wakeup time, µs
 	counts := map[uint64]uint64{}
 	var h bench.Histogram
@@ -141,7 +142,9 @@ func parseWakeTrace(r io.Reader) (bench.Histogram, uint64, error) {
 			return h, lost, fmt.Errorf("trace line %q: no %s", line, key)
 		}
 		if event == "sched_wakeup:" {
-			woke[pid] = us
+			if pid != skip {
+				woke[pid] = us
+			}
 			continue
 		}
 		if t0, ok := woke[pid]; ok && us >= t0 {
