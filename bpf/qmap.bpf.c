@@ -1351,6 +1351,18 @@ static bool lat_cut_due(struct task_struct *p)
 	       fifos_queued_from(weight_to_idx(p->scx.weight) + 1);
 }
 
+/* -L: whether @p, of recent load @load, is light and bound to one CPU. */
+static bool lat_pinned_light(const struct task_struct *p, u64 load)
+{
+	return p->nr_cpus_allowed == 1 && load < LAT_BUSY;
+}
+
+/* -L: whether waking @p may be put straight onto CPU @cpu's local DSQ. */
+static bool lat_cpu_open(struct task_struct *p, s32 cpu)
+{
+	return cid_usable(cpu) && !immed_if_shared(cpu) && task_may_run(p, cpu);
+}
+
 /*
  * -L: whether waking @p, of recent load @load, outweighs a running task of
  * recent load @cload: that task used LAT_GAP more of a CPU lately, or it is
@@ -1362,7 +1374,7 @@ static bool lat_outweighs(const struct task_struct *p, u64 load, u64 cload)
 {
 	if (cload >= load + LAT_GAP)
 		return true;
-	return p->nr_cpus_allowed == 1 && load < LAT_BUSY && cload >= LAT_BUSY;
+	return lat_pinned_light(p, load) && cload >= LAT_BUSY;
 }
 
 /*
@@ -1379,7 +1391,7 @@ static bool lat_victim(struct task_struct *p, s32 cpu, u64 load, u64 now,
 	struct task_ctx *cctx;
 	bool victim = false;
 
-	if (!cid_usable(cpu) || immed_if_shared(cpu) || !task_may_run(p, cpu))
+	if (!lat_cpu_open(p, cpu))
 		return false;
 
 	bpf_rcu_read_lock();
@@ -1510,9 +1522,7 @@ static bool lat_wait_local(struct task_struct *p, struct task_ctx *tctx,
 {
 	s32 cpu = task_cpu(p);
 
-	if (p->nr_cpus_allowed != 1 || tctx->util >= LAT_BUSY)
-		return false;
-	if (!cid_usable(cpu) || immed_if_shared(cpu) || !task_may_run(p, cpu))
+	if (!lat_pinned_light(p, lat_load(p, tctx->util)) || !lat_cpu_open(p, cpu))
 		return false;
 
 	scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, slice_ns,
