@@ -68,6 +68,9 @@ esac
 exit 99
 `
 
+// standInPolicy is what the stand-in's QEMU main thread is raised to.
+const standInPolicy = "SCHED_FIFO 1 (stand-in)"
+
 // withStandIn puts the stand-in vng first on PATH, makes /dev/kvm look
 // usable, and forgets any earlier KVM verdict. It returns the call log.
 func withStandIn(t *testing.T, kvmMode, tcgMode string) string {
@@ -82,11 +85,12 @@ func withStandIn(t *testing.T, kvmMode, tcgMode string) string {
 	t.Setenv("STANDIN_TCG", tcgMode)
 	t.Setenv("STANDIN_LOG", logPath)
 	t.Setenv("SCX_VM_KVM", "")
-	saved := openKVM
+	saved, savedRaise := openKVM, raiseQEMU
 	openKVM = func() error { return nil }
+	raiseQEMU = func(int) (string, error) { return standInPolicy, nil }
 	markKVMBroken("")
 	t.Cleanup(func() {
-		openKVM = saved
+		openKVM, raiseQEMU = saved, savedRaise
 		markKVMBroken("")
 	})
 	return logPath
@@ -157,6 +161,14 @@ func TestRunFallsBackToTCG(t *testing.T) {
 			}
 			if res.Accelerator != tt.wantAcc {
 				t.Errorf("Accelerator = %q, want %q", res.Accelerator, tt.wantAcc)
+			}
+			// Only a TCG guest's timers run on QEMU's main thread.
+			wantMain := standInPolicy
+			if tt.wantAcc == "KVM" {
+				wantMain = "as QEMU starts it (KVM)"
+			}
+			if res.MainThread != wantMain {
+				t.Errorf("MainThread = %q, want %q", res.MainThread, wantMain)
 			}
 			if got := strings.TrimSpace(notices.String()); got != tt.wantLog {
 				t.Errorf("notice = %q, want %q", got, tt.wantLog)
@@ -289,5 +301,24 @@ func TestRunStaleBreakpoint(t *testing.T) {
 				t.Error("a second int3 is no problem in Problems(); want it reported")
 			}
 		})
+	}
+}
+
+// A TCG boot whose QEMU main thread cannot be raised still runs, and says so.
+func TestRunWhenMainThreadStaysLow(t *testing.T) {
+	withStandIn(t, "works", "works")
+	t.Setenv("SCX_VM_KVM", "0")
+	raiseQEMU = func(int) (string, error) { return "", errors.New("operation not permitted") }
+	var notices bytes.Buffer
+	cfg := Config{Kernel: "/stand-in/vmlinuz", Timeout: time.Minute, AliveWithin: 2 * time.Second, Log: &notices}
+	res, err := Run(context.Background(), cfg, "true")
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if res.ExitCode != 0 || res.MainThread != "as QEMU starts it: operation not permitted" {
+		t.Errorf("exit %d, MainThread %q; want 0 and the reason it stayed low", res.ExitCode, res.MainThread)
+	}
+	if want := "QEMU's main thread keeps its policy, so the guest's timers may fire late: operation not permitted"; !strings.Contains(notices.String(), want) {
+		t.Errorf("notices = %q, want one containing %q", notices.String(), want)
 	}
 }

@@ -72,6 +72,10 @@ type Result struct {
 	Attempts int           // boots it took (a failed KVM boot or a boot that died early adds one)
 
 	Accelerator string // "KVM", "TCG" or "TCG (single-threaded)": what the last boot used
+
+	// MainThread is the host policy QEMU's main thread ran at once the
+	// guest was up (raiseMainThread), or why it kept QEMU's own.
+	MainThread string
 }
 
 // ErrTimeout means the guest hit Config.Timeout and was killed.
@@ -139,6 +143,8 @@ type boot struct {
 	kvmLine string // with kvmFailed: QEMU's line
 	wedge   string // the first wedge line, if any
 	alive   time.Duration
+	// mainThread is Result.MainThread.
+	mainThread string
 }
 
 // engine is how QEMU runs the guest's vCPUs.
@@ -164,10 +170,7 @@ func (e engine) String() string {
 // already patched out (staleBreakpoint) is booted again once, under
 // single-threaded TCG.
 func Run(ctx context.Context, cfg Config, command string) (*Result, error) {
-	logw := cfg.Log
-	if logw == nil {
-		logw = os.Stderr
-	}
+	logw := logTo(cfg)
 	retried, single := false, false
 	for attempt := 1; ; attempt++ {
 		acc, err := chooseAccel()
@@ -253,6 +256,13 @@ func (b *boot) kvmProblem(started bool) string {
 		}
 	}
 	return ""
+}
+
+func logTo(c Config) io.Writer {
+	if c.Log == nil {
+		return os.Stderr
+	}
+	return c.Log
 }
 
 func (c Config) timeout() time.Duration {
@@ -363,6 +373,14 @@ wait:
 			break wait
 		case <-aliveC:
 			aliveC, aliveT = nil, nil
+			b.mainThread = "as QEMU starts it (KVM)"
+			if !kvm {
+				var err error
+				if b.mainThread, err = raiseQEMU(cmd.Process.Pid); err != nil {
+					b.mainThread = "as QEMU starts it: " + err.Error()
+					fmt.Fprintf(logTo(cfg), "scx-vm: QEMU's main thread keeps its policy, so the guest's timers may fire late: %v\n", err)
+				}
+			}
 			continue
 		case b.wedge = <-watch.wedged:
 			wedgeT = time.After(cfg.wedgeGrace())
@@ -393,6 +411,7 @@ wait:
 		Console:     console.String(),
 		Elapsed:     time.Since(start),
 		Accelerator: eng.String(),
+		MainThread:  b.mainThread,
 	}
 	if cmd.ProcessState != nil && cmd.ProcessState.Exited() {
 		b.res.ExitCode = cmd.ProcessState.ExitCode()

@@ -25,6 +25,7 @@ var metaKeys = []struct{ key, label string }{
 	{"command", "command"},
 	{"date", "date"},
 	{"host_cpu", "host CPU"},
+	{"qemu_main_thread", "QEMU main thread on the host"},
 	{"hackbench", "hackbench"},
 	{"perf", "perf"},
 	{"phase_secs", "timed phases (s)"},

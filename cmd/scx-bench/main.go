@@ -191,6 +191,7 @@ func boot(ctx context.Context, o options) (*bench.Result, error) {
 	result.Meta["date"] = date
 	result.Meta["command"] = command(o)
 	result.Meta["host_cpu"] = hostCPU()
+	result.Meta["qemu_main_thread"] = res.MainThread
 	result.Meta["elapsed_s"] = fmt.Sprint(int(res.Elapsed.Seconds()))
 	if p := res.Problems(false); len(p) > 0 {
 		fmt.Fprintf(os.Stderr, "scx-bench: the guest kernel log shows problems:\n%s\n", strings.Join(p, "\n"))
