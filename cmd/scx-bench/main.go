@@ -192,6 +192,11 @@ func boot(ctx context.Context, o options) (*bench.Result, error) {
 	result.Meta["command"] = command(o)
 	result.Meta["host_cpu"] = hostCPU()
 	result.Meta["qemu_main_thread"] = res.MainThread
+	if res.Accelerator != "" {
+		// The host knows what the guest cannot: a retry under
+		// single-threaded TCG runs the vCPUs one at a time.
+		result.Meta["emulation"] = res.Accelerator
+	}
 	result.Meta["elapsed_s"] = fmt.Sprint(int(res.Elapsed.Seconds()))
 	if p := res.Problems(false); len(p) > 0 {
 		fmt.Fprintf(os.Stderr, "scx-bench: the guest kernel log shows problems:\n%s\n", strings.Join(p, "\n"))
