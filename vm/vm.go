@@ -170,7 +170,7 @@ func (e engine) String() string {
 // already patched out (staleBreakpoint) is booted again once, under
 // single-threaded TCG.
 func Run(ctx context.Context, cfg Config, command string) (*Result, error) {
-	logw := logTo(cfg)
+	logw := cfg.log()
 	retried, single := false, false
 	for attempt := 1; ; attempt++ {
 		acc, err := chooseAccel()
@@ -258,7 +258,8 @@ func (b *boot) kvmProblem(started bool) string {
 	return ""
 }
 
-func logTo(c Config) io.Writer {
+// log is where the runner's own notices go: Config.Log, or stderr.
+func (c Config) log() io.Writer {
 	if c.Log == nil {
 		return os.Stderr
 	}
@@ -378,7 +379,7 @@ wait:
 				var err error
 				if b.mainThread, err = raiseQEMU(cmd.Process.Pid); err != nil {
 					b.mainThread = "as QEMU starts it: " + err.Error()
-					fmt.Fprintf(logTo(cfg), "scx-vm: QEMU's main thread keeps its policy, so the guest's timers may fire late: %v\n", err)
+					fmt.Fprintf(cfg.log(), "scx-vm: QEMU's main thread keeps its policy, so the guest's timers may fire late: %v\n", err)
 				}
 			}
 			continue
