@@ -45,6 +45,7 @@ type qmapQmapStats struct {
 	NrLatYields          uint64
 	NrLatResumes         uint64
 	NrLatLocal           uint64
+	NrLatKept            uint64
 	NrSliceCut           uint64
 	NrSubDispatched      uint64
 	NrCapGrants          uint64

@@ -55,6 +55,7 @@ var Counters = []Counter{
 	{"lat_yields", "nr_lat_yields", "-L: CPU hogs over their budget whose slice ops.tick ended for a task that ran little lately, a heavier one or a kernel thread", false, func(s *bpf.Stats) *uint64 { return &s.NrLatYields }},
 	{"lat_local", "nr_lat_local", "-L: waking tasks that ran little lately and may run on one CPU only, which could not preempt and wait on that CPU's local DSQ, ahead of the FIFOs", false, func(s *bpf.Stats) *uint64 { return &s.NrLatLocal }},
 	{"lat_resumes", "nr_lat_resumes", "-L: tasks a waking task preempted within their budget, put back first on their CPU with the slice they had left", false, func(s *bpf.Stats) *uint64 { return &s.NrLatResumes }},
+	{"lat_kept", "nr_lat_kept", "-L: slices renewed for a task whose own turn in its FIFO came up again as the slice ended, the FIFO holding nothing else", false, func(s *bpf.Stats) *uint64 { return &s.NrLatKept }},
 	{"slice_cut", "nr_slice_cut", "tasks that left a deep FIFO with a slice cut short so that every waiting task runs within 1 s", false, func(s *bpf.Stats) *uint64 { return &s.NrSliceCut }},
 	{"sub_dsp", "nr_sub_dispatched", "dispatches this scheduler handed to its sub-schedulers (scx_bpf_sub_dispatch())", false, func(s *bpf.Stats) *uint64 { return &s.NrSubDispatched }},
 	{"cap_grants", "nr_cap_grants", "7.3: cids this scheduler granted to a sub-scheduler, whole or for its turn of the shared ones", false, func(s *bpf.Stats) *uint64 { return &s.NrCapGrants }},
