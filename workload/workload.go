@@ -46,6 +46,15 @@ var workloads = map[string]func(secs, arg int) error{
 		if err != nil {
 			return fmt.Errorf("setpriority(%d): %w", nice, err)
 		}
+		// One thread spins throughout, as a CPU hog does. Locked to its
+		// thread, the loop went to sleep at each of the runtime's 10 ms
+		// preemptions while another thread handed it back: the hog ran
+		// in sub-millisecond turns and woke as a new task each time,
+		// and even EEVDF gave nice -20 loops only 74-87% of 4 CPUs.
+		// With one P and no lock, a preempted loop resumes on its own
+		// thread; every thread has the nice level.
+		runtime.GOMAXPROCS(1)
+		runtime.UnlockOSThread()
 		return spin(secs)
 	},
 	// ext-spin: spin under SCHED_EXT; prints "ready" once it has the
