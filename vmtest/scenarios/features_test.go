@@ -349,7 +349,6 @@ func busiest(before, after []map[int]workload.Runs, n int) workload.Runs {
 	return sum
 }
 
-// meanTurn is how long @r's threads ran each time they were put on a CPU.
 // weighed is what weighHogs measured.
 type weighed struct {
 	turnMs [3]float64 // mean turn of the busiest hog at nice 19, 0, -20
@@ -410,6 +409,7 @@ func weighHogs(t *testing.T, start func(nice int) *guest.Proc) weighed {
 	return w
 }
 
+// meanTurn is how long @r's threads ran each time they were put on a CPU.
 func meanTurn(r workload.Runs) time.Duration {
 	if r.Turns == 0 {
 		return 0
