@@ -1783,6 +1783,20 @@ static u32 drain_fifo(struct cpu_ctx *cpuc, int idx, u32 batch, s32 this_cpu,
 	return moved;
 }
 
+/*
+ * @p runs on without going through its FIFO: give it a new place in its
+ * FIFO's core-sched order, as if it had been enqueued and dispatched.
+ */
+static void core_sched_requeue(struct task_struct *p)
+{
+	struct task_ctx *tctx;
+
+	tctx = bpf_task_storage_get(&task_ctx_stor, p, 0, 0);
+	if (tctx)
+		tctx->core_sched_seq =
+			core_sched_tail_seqs[weight_to_idx(p->scx.weight)]++;
+}
+
 /* -L: when @p was last enqueued (lat_track() stamps it); 0 if unknown. */
 static u64 lat_enqueued_at(struct task_struct *p)
 {
@@ -1849,7 +1863,6 @@ static bool fifos_waited_long(int idx)
 static bool lat_keep_prev(struct cpu_ctx *cpuc, struct task_struct *prev,
 			  s32 cpu)
 {
-	struct task_ctx *tctx;
 	int idx;
 
 	if (!lat_budget_ns || !prev || !cpuc->dsp_cnt)
@@ -1868,9 +1881,7 @@ static bool lat_keep_prev(struct cpu_ctx *cpuc, struct task_struct *prev,
 
 	scx_bpf_task_set_slice(prev, weighted_slice(prev, fifo_slice()));
 	cpuc->dsp_cnt--;
-	tctx = bpf_task_storage_get(&task_ctx_stor, prev, 0, 0);
-	if (tctx)
-		tctx->core_sched_seq = core_sched_tail_seqs[idx]++;
+	core_sched_requeue(prev);
 	__sync_fetch_and_add(&stats.nr_lat_kept, 1);
 	return true;
 }
@@ -2035,7 +2046,6 @@ static bool sub_turn_due(void)
 void BPF_STRUCT_OPS(qmap_dispatch, s32 cpu, struct task_struct *prev)
 {
 	u32 batch = dsp_batch ?: 1, zero = 0, moved;
-	struct task_ctx *tctx;
 	struct cpu_ctx *cpuc;
 	bool here = false;
 	int i;
@@ -2095,19 +2105,13 @@ fifos_empty:
 	if (cid_form && !caps_hier && dispatch_subs())
 		return;
 
-	/*
-	 * Nothing queued: @prev keeps running. Give it a new place in its
-	 * FIFO's core-sched order as if it had been enqueued and dispatched.
-	 */
+	/* Nothing queued: @prev keeps running. */
 	if (!prev)
 		return;
 	/* -s holds for @prev too, where the kernel would refill SCX_SLICE_DFL. */
 	if ((prev->scx.flags & SCX_TASK_QUEUED) && !prev->scx.slice)
 		scx_bpf_task_set_slice(prev, weighted_slice(prev, slice_ns));
-	tctx = bpf_task_storage_get(&task_ctx_stor, prev, 0, 0);
-	if (tctx)
-		tctx->core_sched_seq =
-			core_sched_tail_seqs[weight_to_idx(prev->scx.weight)]++;
+	core_sched_requeue(prev);
 }
 
 /* Performance level for each FIFO's weights: 0, 1/4, ... of full speed. */
