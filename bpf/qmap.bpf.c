@@ -52,10 +52,12 @@ enum consts {
 	NICE0_WEIGHT	= 100,
 	/*
 	 * -L: a task's recent CPU use, as a fraction of LAT_UTIL_ONE of the
-	 * wall time between its enqueues (an average over the last few). New
+	 * wall time, averaged over about the last LAT_UTIL_WINDOW_NS: each
+	 * stretch between enqueues counts for its length (lat_blend()). New
 	 * tasks start at half.
 	 */
 	LAT_UTIL_ONE	= 1024,
+	LAT_UTIL_WINDOW_NS = 32 * 1000 * 1000,
 	/*
 	 * -L: a waking task preempts a busy CPU when the task running there
 	 * used at least this much more of a CPU lately (in LAT_UTIL_ONE units,
@@ -329,6 +331,7 @@ struct cpu_ctx {
 	u32 cpuperf_target;	/* performance level asked for this CPU */
 	bool rt_busy;		/* an RT/DL task took the CPU (--remote-reenq) */
 	u32 sub_turn;		/* dispatches here, for SUB_TURN_NTH */
+	s32 resumed_pid;	/* -L: put back on the local DSQ by lat_resume(), not yet run */
 };
 
 struct {
@@ -1250,6 +1253,22 @@ static s32 lat_use_since(struct task_struct *p, struct task_ctx *tctx, u64 now)
 }
 
 /*
+ * -L: @util, a task's recent use, with @use over the last @wall ns folded in,
+ * in proportion to @wall. Averaged over enqueues instead, a quarter each, a
+ * light task cut short after a long burst (the host held its vCPU) had its
+ * few ms of running count as much as a whole period: cyclictest's threads at
+ * 4 vCPUs, using a fifth of a CPU, read as about half, were cut at ticks and
+ * queued behind the hogs.
+ */
+static u32 lat_blend(u32 util, u32 use, u64 wall)
+{
+	if (wall >= LAT_UTIL_WINDOW_NS)
+		return use;
+	return ((u64)util * (LAT_UTIL_WINDOW_NS - wall) + (u64)use * wall) /
+	       LAT_UTIL_WINDOW_NS;
+}
+
+/*
  * -L: fold @p's CPU use since its last enqueue into its recent use. A task
  * enqueued again without a wakeup (preempted, slice over, reenqueued) after
  * running a whole slice or more since it last woke has not slept in all that
@@ -1272,7 +1291,7 @@ static void lat_track(struct task_struct *p, struct task_ctx *tctx,
 		use = LAT_UTIL_ONE;
 
 	if (use >= 0)
-		tctx->util = (tctx->util * 3 + use) / 4;
+		tctx->util = lat_blend(tctx->util, use, now - tctx->util_at);
 	tctx->util_at = now;
 	tctx->util_ran = ran;
 }
@@ -1479,6 +1498,8 @@ static bool lat_resume(struct task_struct *p, struct task_ctx *tctx,
 {
 	u64 slice = tctx->resume_slice;
 	s32 cpu = task_cpu(p);
+	struct cpu_ctx *cpuc;
+	u32 zero = 0;
 
 	tctx->resume_slice = 0;
 	if (!slice || (enq_flags & (SCX_ENQ_WAKEUP | SCX_ENQ_REENQ)))
@@ -1488,6 +1509,10 @@ static bool lat_resume(struct task_struct *p, struct task_ctx *tctx,
 
 	if (scx_bpf_dsq_nr_queued(SCX_DSQ_LOCAL_ON | cpu) <= 0)
 		enq_flags |= SCX_ENQ_HEAD;
+	/* Preempted here, it is enqueued here: see lat_local_waits(). */
+	cpuc = bpf_map_lookup_elem(&cpu_ctx_stor, &zero);
+	if (cpuc && cpu == current_cpu())
+		cpuc->resumed_pid = p->pid;
 	tctx->shield_until = bpf_ktime_get_ns() + lat_budget_ns / 2;
 	scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, slice, enq_flags);
 	__sync_fetch_and_add(&stats.nr_lat_resumes, 1);
@@ -2050,6 +2075,14 @@ void BPF_STRUCT_OPS(qmap_dispatch, s32 cpu, struct task_struct *prev)
 	bool here = false;
 	int i;
 
+	cpuc = bpf_map_lookup_elem(&cpu_ctx_stor, &zero);
+	if (!cpuc) {
+		scx_bpf_error("failed to look up cpu_ctx");
+		return;
+	}
+	/* Called with the local DSQ empty: what lat_resume() put there ran. */
+	cpuc->resumed_pid = 0;
+
 	if (highpri_boosting && dispatch_highpri(false))
 		return;
 
@@ -2068,12 +2101,6 @@ void BPF_STRUCT_OPS(qmap_dispatch, s32 cpu, struct task_struct *prev)
 	/* Nothing in the FIFOs: spare the walk (most calls, under load). */
 	if (!fifos_queued_from(0))
 		goto fifos_empty;
-
-	cpuc = bpf_map_lookup_elem(&cpu_ctx_stor, &zero);
-	if (!cpuc) {
-		scx_bpf_error("failed to look up cpu_ctx");
-		return;
-	}
 
 	for (i = 0; i < NR_QUEUES; i++) {
 		/* Out of budget for this FIFO: move on, 2^idx tasks for the next. */
@@ -2124,9 +2151,31 @@ static const u32 idx_to_cpuperf_target[NR_QUEUES] = {
 };
 
 /*
+ * -L: whether a task waits on this CPU's local DSQ that @p, running there
+ * over its budget, gives way to: it can run nowhere else. A light @p does
+ * not give way to the task it preempted alone (lat_resume()): cut, it went
+ * to the tail of its FIFO behind the CPU hogs. At 4 vCPUs on 2 host cores a
+ * cyclictest thread often ran past its budget while the host held its vCPU,
+ * and was cut for the hog it had preempted at 1.3-1.9% of its switches;
+ * most of those waits passed 2 ms.
+ */
+static bool lat_local_waits(struct cpu_ctx *cpuc, struct task_struct *p)
+{
+	s32 nr = scx_bpf_dsq_nr_queued(SCX_DSQ_LOCAL);
+
+	if (p->pid == cpuc->resumed_pid)
+		cpuc->resumed_pid = 0;
+	if (nr <= 0)
+		return false;
+	return nr > 1 || !cpuc->resumed_pid || lat_busy(p);
+}
+
+/*
  * cpuperf demonstration: ask for a CPU speed that follows the running
  * average of the weights of the tasks that run there. With -L, also end the
- * slice of a CPU hog over its budget while others wait.
+ * slice of a task over its budget for one waiting on this CPU's local DSQ
+ * (lat_local_waits()), or of a CPU hog for one waiting elsewhere
+ * (lat_cut_due()).
  */
 void BPF_STRUCT_OPS(qmap_tick, struct task_struct *p)
 {
@@ -2134,22 +2183,17 @@ void BPF_STRUCT_OPS(qmap_tick, struct task_struct *p)
 	u32 zero = 0;
 	int idx;
 
-	/*
-	 * A task on this CPU's local DSQ can run nowhere else: anything over
-	 * its budget gives way to it. lat_busy() last: it reads the task's
-	 * storage and the clock.
-	 */
-	if (lat_budget_ns && over_budget(p) &&
-	    (scx_bpf_dsq_nr_queued(SCX_DSQ_LOCAL) > 0 ||
-	     (lat_cut_due(p) && lat_busy(p)))) {
-		scx_bpf_task_set_slice(p, 0);
-		__sync_fetch_and_add(&stats.nr_lat_yields, 1);
-	}
-
 	cpuc = bpf_map_lookup_elem(&cpu_ctx_stor, &zero);
 	if (!cpuc) {
 		scx_bpf_error("failed to look up cpu_ctx");
 		return;
+	}
+
+	/* lat_busy() last: it reads the task's storage and the clock. */
+	if (lat_budget_ns && over_budget(p) &&
+	    (lat_local_waits(cpuc, p) || (lat_cut_due(p) && lat_busy(p)))) {
+		scx_bpf_task_set_slice(p, 0);
+		__sync_fetch_and_add(&stats.nr_lat_yields, 1);
 	}
 
 	cpuc->avg_weight = cpuc->avg_weight * 3 / 4 + p->scx.weight / 4;
