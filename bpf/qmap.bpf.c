@@ -2081,7 +2081,8 @@ void BPF_STRUCT_OPS(qmap_dispatch, s32 cpu, struct task_struct *prev)
 		return;
 	}
 	/* Called with the local DSQ empty: what lat_resume() put there ran. */
-	cpuc->resumed_pid = 0;
+	if (lat_budget_ns)
+		cpuc->resumed_pid = 0;
 
 	if (highpri_boosting && dispatch_highpri(false))
 		return;
@@ -2163,8 +2164,6 @@ static bool lat_local_waits(struct cpu_ctx *cpuc, struct task_struct *p)
 {
 	s32 nr = scx_bpf_dsq_nr_queued(SCX_DSQ_LOCAL);
 
-	if (p->pid == cpuc->resumed_pid)
-		cpuc->resumed_pid = 0;
 	if (nr <= 0)
 		return false;
 	return nr > 1 || !cpuc->resumed_pid || lat_busy(p);
@@ -2189,11 +2188,16 @@ void BPF_STRUCT_OPS(qmap_tick, struct task_struct *p)
 		return;
 	}
 
-	/* lat_busy() last: it reads the task's storage and the clock. */
-	if (lat_budget_ns && over_budget(p) &&
-	    (lat_local_waits(cpuc, p) || (lat_cut_due(p) && lat_busy(p)))) {
-		scx_bpf_task_set_slice(p, 0);
-		__sync_fetch_and_add(&stats.nr_lat_yields, 1);
+	if (lat_budget_ns) {
+		/* What lat_resume() put back on the local DSQ runs now. */
+		if (p->pid == cpuc->resumed_pid)
+			cpuc->resumed_pid = 0;
+		/* lat_busy() last: it reads the task's storage and the clock. */
+		if (over_budget(p) &&
+		    (lat_local_waits(cpuc, p) || (lat_cut_due(p) && lat_busy(p)))) {
+			scx_bpf_task_set_slice(p, 0);
+			__sync_fetch_and_add(&stats.nr_lat_yields, 1);
+		}
 	}
 
 	cpuc->avg_weight = cpuc->avg_weight * 3 / 4 + p->scx.weight / 4;
