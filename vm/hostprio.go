@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/scx-qmap-go/scx-qmap-go/procstat"
 )
 
 // Under TCG, QEMU's main thread runs the guest's timers (the emulated
@@ -82,24 +84,15 @@ func findQEMU(procDir string, root int) (int, error) {
 }
 
 // readStat returns the command name and parent pid from a /proc/PID/stat
-// file. The name is in parentheses and may itself hold spaces or ')'.
+// file.
 func readStat(path string) (comm string, ppid int, ok bool) {
-	b, err := os.ReadFile(path)
+	comm, fields, err := procstat.Read(path)
+	if err != nil || len(fields) <= procstat.PPID {
+		return "", 0, false
+	}
+	ppid, err = strconv.Atoi(fields[procstat.PPID])
 	if err != nil {
 		return "", 0, false
 	}
-	s := string(b)
-	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
-	if open < 0 || end < open {
-		return "", 0, false
-	}
-	rest := strings.Fields(s[end+1:]) // state ppid pgrp ...
-	if len(rest) < 2 {
-		return "", 0, false
-	}
-	ppid, err = strconv.Atoi(rest[1])
-	if err != nil {
-		return "", 0, false
-	}
-	return s[open+1 : end], ppid, true
+	return comm, ppid, true
 }

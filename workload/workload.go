@@ -27,6 +27,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/scx-qmap-go/scx-qmap-go/procstat"
 )
 
 const env = "SCX_WORKLOAD"
@@ -389,27 +391,17 @@ func ThreadRuns(pid int) (map[int]Runs, error) {
 // CPUTicks is process @pid's user+system time, all threads, in clock ticks
 // (USER_HZ, 100 a second).
 func CPUTicks(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	_, f, err := procstat.Read(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
 	}
-	// The fields after the ")" that ends the command name (which may hold
-	// spaces): utime and stime are the 12th and 13th.
-	s := string(b)
-	for i := len(s) - 1; i >= 0; i-- {
-		if s[i] == ')' {
-			s = s[i+1:]
-			break
-		}
-	}
-	f := strings.Fields(s)
-	if len(f) < 13 {
+	if len(f) <= procstat.STime {
 		return 0, fmt.Errorf("/proc/%d/stat: %d fields after the name", pid, len(f))
 	}
-	utime, err1 := strconv.ParseInt(f[11], 10, 64)
-	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	utime, err1 := strconv.ParseInt(f[procstat.UTime], 10, 64)
+	stime, err2 := strconv.ParseInt(f[procstat.STime], 10, 64)
 	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: bad utime/stime %q %q", pid, f[11], f[12])
+		return 0, fmt.Errorf("/proc/%d/stat: bad utime/stime %q %q", pid, f[procstat.UTime], f[procstat.STime])
 	}
 	return utime + stime, nil
 }
