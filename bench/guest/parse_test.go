@@ -244,7 +244,8 @@ func TestLastLines(t *testing.T) {
 
 // wakeTraceText is tracefs text as the guest's kernel writes it (trace_clock
 // mono): two wakeups that ran, on one CPU and across two, a switch back to
-// a preempted thread, and another thread's wakeup that has not run yet.
+// a preempted thread, a wakeup of a thread still on its CPU that is then
+// preempted and run again, and another thread's wakeup that has not run yet.
 const wakeTraceText = `# tracer: nop
 #
 #                                _-----=> irqs-off/BH-disabled
@@ -255,6 +256,9 @@ const wakeTraceText = `# tracer: nop
    stress-ng-cpu-353     [000] d..2.  4321.001500: sched_switch: prev_comm=stress-ng-cpu prev_pid=353 prev_prio=120 prev_state=R ==> next_comm=cyclictest next_pid=357 next_prio=120
    stress-ng-cpu-354     [001] dNh4.  4321.999990: sched_wakeup: comm=cyclictest pid=357 prio=120 target_cpu=000
    stress-ng-cpu-353     [000] d..2.  4322.002490: sched_switch: prev_comm=stress-ng-cpu prev_pid=353 prev_prio=120 prev_state=R+ ==> next_comm=cyclictest next_pid=357 next_prio=120
+          <idle>-0       [001] d.h4.  4322.002600: sched_wakeup: comm=cyclictest pid=357 prio=120 target_cpu=000
+      cyclictest-357     [000] d..2.  4322.002700: sched_switch: prev_comm=cyclictest prev_pid=357 prev_prio=120 prev_state=R+ ==> next_comm=stress-ng-cpu next_pid=353 next_prio=120
+   stress-ng-cpu-353     [000] d..2.  4322.009700: sched_switch: prev_comm=stress-ng-cpu prev_pid=353 prev_prio=120 prev_state=R+ ==> next_comm=cyclictest next_pid=357 next_prio=120
           <idle>-0       [001] d.h4.  4322.003000: sched_wakeup: comm=cyclictest pid=356 prio=120 target_cpu=001
 `
 

@@ -27,10 +27,12 @@ const tracefsDir = "/sys/kernel/tracing"
 // mostly the host's: a vCPU thread waiting for a host core to run on.
 type wakeTrace struct{}
 
-// wakeEvents are the events a wakeTrace enables, with their filters.
-var wakeEvents = []struct{ event, field string }{
-	{"sched/sched_wakeup", "comm"},
-	{"sched/sched_switch", "next_comm"},
+// wakeEvents are the events a wakeTrace enables, with their filters (%[1]q
+// is the command). Switches out are traced too: a wakeup of a task still on
+// its CPU is followed by its switch out, not in, and makes no sample.
+var wakeEvents = []struct{ event, filter string }{
+	{"sched/sched_wakeup", "comm == %[1]q"},
+	{"sched/sched_switch", "next_comm == %[1]q || prev_comm == %[1]q"},
 }
 
 // startWakeTrace clears the trace buffer and starts recording @comm's
@@ -45,7 +47,7 @@ func startWakeTrace(comm string) (*wakeTrace, error) {
 		{"trace", ""},
 	}
 	for _, e := range wakeEvents {
-		steps = append(steps, [2]string{"events/" + e.event + "/filter", fmt.Sprintf("%s == %q", e.field, comm)})
+		steps = append(steps, [2]string{"events/" + e.event + "/filter", fmt.Sprintf(e.filter, comm)})
 		steps = append(steps, [2]string{"events/" + e.event + "/enable", "1"})
 	}
 	steps = append(steps, [2]string{"tracing_on", "1"})
@@ -106,7 +108,10 @@ func (w *wakeTrace) stop(skip int) (bench.Histogram, error) {
 // sched_switch events and returns, as a histogram in µs, the time from each
 // task's wakeup but pid @skip's to the switch that ran it, and how many
 // events the ring buffer reported lost. A switch to a task with no wakeup
-// pending (it was preempted, not asleep) is no sample.
+// pending (it was preempted, not asleep) is no sample, nor is a wakeup that
+// found the task on its CPU (it is switched out before it is switched in
+// again): paired with the switch back after a preemption, it read as a wait
+// of all the time the task ran and then waited.
 func parseWakeTrace(r io.Reader, skip string) (bench.Histogram, uint64, error) {
 	woke := map[string]uint64{} // pid: wakeup time, µs
 	counts := map[uint64]uint64{}
@@ -146,6 +151,9 @@ func parseWakeTrace(r io.Reader, skip string) (bench.Histogram, uint64, error) {
 				woke[pid] = us
 			}
 			continue
+		}
+		if prev, ok := traceField(line, "prev_pid"); ok {
+			delete(woke, prev)
 		}
 		if t0, ok := woke[pid]; ok && us >= t0 {
 			d := us - t0
