@@ -34,6 +34,7 @@ var catalogue = []Info{
 	{"hackbench_s", "hackbench", "s", Lower, "throughput"},
 	{"perf_msg_s", "perf bench sched messaging", "s", Lower, "throughput"},
 	{"stress_bogo_ops_s", "stress-ng --cpu bogo-ops/s", "ops/s", Higher, "throughput"},
+	{"stress_cpu_pct", "stress-ng workers' CPU share", "%", Higher, "throughput"},
 	{"cyc_load_p50_us", "cyclictest p50, CPU load", "µs", Lower, "latency"},
 	{"cyc_load_p99_us", "cyclictest p99, CPU load", "µs", Lower, "latency"},
 	{"cyc_load_max_us", "cyclictest max, CPU load", "µs", Lower, "latency"},

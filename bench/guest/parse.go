@@ -41,8 +41,31 @@ func perfTotal(out string) (float64, bool) {
 // stress-ng's --metrics-brief table:
 // "stress-ng: metrc: [pid] cpu <ops> <real> <usr> <sys> <ops/s real> ...".
 func stressBogoOps(out string) (float64, bool) {
-	return fieldAfter(out, 8, func(f []string) bool { return f[1] == "metrc:" && f[3] == "cpu" })
+	return fieldAfter(out, 8, isStressCPURow)
 }
+
+// stressCPUShare is, from the same row, the share of @ncpu CPUs that the
+// workers ran, in percent: (usr + sys) / (real × ncpu). The emulator's
+// speed, which sets bogo-ops, cancels out of it; what the rest of the
+// system took (the loader, kernel threads, interrupt time) does not.
+func stressCPUShare(out string, ncpu int) (float64, bool) {
+	for line := range strings.SplitSeq(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 8 || !isStressCPURow(f) {
+			continue
+		}
+		real, err1 := strconv.ParseFloat(f[5], 64)
+		usr, err2 := strconv.ParseFloat(f[6], 64)
+		sys, err3 := strconv.ParseFloat(f[7], 64)
+		if err1 != nil || err2 != nil || err3 != nil || real <= 0 || ncpu < 1 {
+			return 0, false
+		}
+		return 100 * (usr + sys) / (real * float64(ncpu)), true
+	}
+	return 0, false
+}
+
+func isStressCPURow(f []string) bool { return f[1] == "metrc:" && f[3] == "cpu" }
 
 // verified reads the loader's -v lines, "verified: <prog> <n> insns", as
 // program -> instructions.

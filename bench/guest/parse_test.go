@@ -33,6 +33,9 @@ stress-ng: info:  [412] successful run completed in 5.01 secs
 		{"perf", perfTotal, "# Running 'sched/messaging' benchmark:\n# 4 groups == 160 processes run\n\n     Total time: 0.532 [sec]\n", 0.532, true},
 		{"perf failed", perfTotal, "perf: 'bench' is not a perf-command.\n", 0, false},
 		{"stress-ng", stressBogoOps, stress, 802.31, true},
+		{"stress-ng CPU share", func(s string) (float64, bool) { return stressCPUShare(s, 2) }, stress, 99.6, true},
+		{"stress-ng CPU share without metrics", func(s string) (float64, bool) { return stressCPUShare(s, 2) }, "stress-ng: info:  [412] cpu stressor\n", 0, false},
+		{"stress-ng CPU share, no real time", func(s string) (float64, bool) { return stressCPUShare(s, 2) }, "stress-ng: metrc: [1] cpu 0 0.00 0.00 0.00 0 0\n", 0, false},
 		{"stress-ng without metrics", stressBogoOps, "stress-ng: info:  [412] cpu stressor\n", 0, false},
 		{"empty", stressBogoOps, "", 0, false},
 	}

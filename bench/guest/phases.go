@@ -150,6 +150,9 @@ func (r *runner) stress(ctx context.Context) {
 		"--cpu", strconv.Itoa(r.ncpu), "--metrics-brief", "-t", strconv.Itoa(secs))
 	if v, ok := stressBogoOps(out); ok {
 		r.set("stress_bogo_ops_s", v)
+		if share, ok := stressCPUShare(out, r.ncpu); ok {
+			r.set("stress_cpu_pct", share)
+		}
 	} else {
 		r.note("%s: stress-ng failed%s", r.where(), why(err, out))
 	}
