@@ -58,7 +58,7 @@ var catalogue = []Info{
 	{"detach_ms", "SIGINT to disabled", "ms", Lower, "loader"},
 	{"rss_peak_kb", "peak RSS (VmHWM)", "KiB", Lower, "loader"},
 	{"rss_steady_kb", "steady RSS (VmRSS)", "KiB", Lower, "loader"},
-	{"stats_cpu_pct", "stats loop CPU (1 s interval)", "%", Lower, "loader"},
+	{"stats_cpu_pct", "loader CPU, nobody watching", "%", Lower, "loader"},
 }
 
 // Describe returns a metric's Info; unknown metrics keep their name.

@@ -24,7 +24,7 @@ type options struct {
 	cfg           loader.Config
 	cgroup        string        // -c: attach as a sub-scheduler of this cgroup
 	latency       bool          // --latency: the latency mode's preset
-	statsInterval time.Duration // how often a snapshot is taken for the socket and metrics
+	statsInterval time.Duration // the oldest snapshot the socket and metrics answer with; systemd's status period
 	printEvery    float64       // --stats: print the block every N s (0: never)
 	monitor       float64       // --monitor: watch a running instance every N s instead of scheduling
 	statsSocket   string        // "" disables the stats server
@@ -158,7 +158,7 @@ func newFlags(o *options) (*pflag.FlagSet, []flagGroup) {
 	f.Float64Var(&o.monitor, "monitor", 0, "do not schedule: print a running instance's stats every `N` seconds (as \"stats --watch N\")")
 	f.BoolVar(&o.helpStats, "help-stats", false, "describe every stats field and exit")
 	f.BoolVarP(&c.PrintDSQs, "print-dsqs-events", "P", false, "print the shared DSQ and the kernel's event counters with each block (implies --stats 1)")
-	f.DurationVar(&o.statsInterval, "stats-interval", time.Second, "take a snapshot for the socket and metrics every `DURATION` (e.g. 500ms)")
+	f.DurationVar(&o.statsInterval, "stats-interval", time.Second, "answer the socket and metrics with a snapshot at most `DURATION` old, taken when asked; under systemd, update the status line this often (e.g. 500ms)")
 	f.StringVar(&o.statsSocket, "stats-socket", stats.DefaultSocket, "serve stats (scx_stats protocol) on the unix socket `PATH`; empty: off")
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", "serve Prometheus metrics at http://`ADDR`/metrics; \":9090\" binds 127.0.0.1 (default: off)")
 	f.BoolVar(&o.quiet, "quiet", false, "print no stats block (the default; conflicts with --stats and -P)")

@@ -311,9 +311,11 @@ func startServices(o options, cache *stats.Cache, stderr io.Writer) (stop func()
 	return stop, served, nil
 }
 
-// statsLoop takes a snapshot every --stats-interval and publishes it for
-// the socket and metrics, and tells systemd a one-line summary of it.
-// Every --stats N seconds it prints the block, then calls @extra (-P).
+// statsLoop makes @cache take snapshots when the socket or the metrics ask,
+// at most --stats-interval apart, until @ctx ends. Under systemd it also
+// takes one every --stats-interval for the unit's status line; every
+// --stats N seconds it prints the block, then calls @extra (-P). Without
+// either it takes none while nobody asks.
 func statsLoop(ctx context.Context, src stats.Source, events *stats.EventsReader, cache *stats.Cache, o options,
 	stdout, stderr io.Writer, extra func(stats.Snapshot), sd *sdnotify.Notifier) {
 	var lastErr string
@@ -323,6 +325,7 @@ func statsLoop(ctx context.Context, src stats.Source, events *stats.EventsReader
 			fmt.Fprintf(stderr, "scx-qmap-go: %v\n", err)
 		}
 	}
+	// Called with the cache's lock held: never two at once.
 	sample := func(now time.Time) (stats.Snapshot, bool) {
 		s, err := stats.Take(src, now)
 		if err != nil {
@@ -332,16 +335,25 @@ func statsLoop(ctx context.Context, src stats.Source, events *stats.EventsReader
 		if s, err = s.WithEvents(events); err != nil {
 			warn(err)
 		}
-		cache.Publish(s)
 		return s, true
 	}
+	cache.Sample(sample, o.statsInterval)
+	// @src and @events are closed after this returns.
+	defer cache.Sample(nil, 0)
 
-	interval := o.statsInterval
 	printEvery := time.Duration(o.printEvery * float64(time.Second))
-	if printEvery > 0 && printEvery < interval {
+	var interval time.Duration
+	if sd != nil {
+		interval = o.statsInterval
+	}
+	if printEvery > 0 && (interval == 0 || printEvery < interval) {
 		interval = printEvery
 	}
-	prev, _ := sample(time.Now())
+	if interval == 0 {
+		<-ctx.Done()
+		return
+	}
+	prev, _ := cache.Refresh(time.Now())
 	printed := prev
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
@@ -350,7 +362,7 @@ func statsLoop(ctx context.Context, src stats.Source, events *stats.EventsReader
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
-			cur, ok := sample(now)
+			cur, ok := cache.Refresh(now)
 			if !ok {
 				continue
 			}

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -87,6 +88,43 @@ func TestStatsLoop(t *testing.T) {
 				t.Errorf("stderr = %q", stderr.String())
 			}
 		})
+	}
+}
+
+// Quiet and not under systemd, the loop takes no snapshot until the socket
+// or the metrics ask, and then one per --stats-interval at most.
+func TestStatsLoopTakesNoneUnasked(t *testing.T) {
+	cache, src := &stats.Cache{}, &fakeSched{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		o := options{statsInterval: time.Hour}
+		statsLoop(ctx, src, stats.NewEventsReader(fakeSysfs, stats.RootSchedDir), cache, o, io.Discard, io.Discard, nil, nil)
+	}()
+	taken := func() uint64 {
+		src.mu.Lock()
+		defer src.mu.Unlock()
+		return src.n
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := taken(); n != 0 {
+		t.Errorf("%d snapshots taken with nobody asking", n)
+	}
+	// The loop may not have set the sampler yet: ask until it has.
+	deadline := time.Now().Add(5 * time.Second)
+	for _, ok := cache.Load(); !ok && time.Now().Before(deadline); _, ok = cache.Load() {
+		time.Sleep(time.Millisecond)
+	}
+	cache.Load()
+	if n := taken(); n != 1 {
+		t.Errorf("%d snapshots taken for two reads within the interval, want 1", n)
+	}
+	cancel()
+	<-done
+	cache.Load()
+	if n := taken(); n != 1 {
+		t.Errorf("%d snapshots taken after the loop ended, want 1", n)
 	}
 }
 

@@ -41,8 +41,8 @@ func (f *fakeSched) Stats() (bpf.Stats, error) {
 
 var fakeSysfs = fstest.MapFS{"root/events": {Data: []byte("SCX_EV_SELECT_CPU_FALLBACK 4\nSCX_EV_BYPASS_DURATION 0\n")}}
 
-// serveStats runs a stats server whose cache a fake stats loop refreshes
-// every 5 ms, as the scheduler does every interval.
+// serveStats runs a stats server whose cache the stats loop fills when a
+// client asks, from a fake scheduler, as the loader does.
 func serveStats(t *testing.T) string {
 	t.Helper()
 	cache := &stats.Cache{}
