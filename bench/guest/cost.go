@@ -12,9 +12,9 @@ import (
 	"time"
 )
 
-// costFlagSets are the loader flag sets Cost compares. The last takes no
-// snapshot in the window: the process's baseline (Go runtime, the exit
-// wait), which the others' stats loops add to.
+// costFlagSets are the loader flag sets Cost compares. Only the first takes
+// snapshots in the window, where nobody asks for one: the others read the
+// process's baseline (Go runtime, the exit wait) with each service on or off.
 var costFlagSets = [][]string{
 	{"--stats", "1"},
 	{},
