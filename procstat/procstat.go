@@ -15,8 +15,10 @@ import (
 // (proc(5)'s field 3).
 const (
 	PPID  = 1  // parent pid
+	Flags = 6  // the kernel's PF_* flags
 	UTime = 11 // user time, clock ticks
 	STime = 12 // system time, clock ticks
+	Nice  = 16 // nice level
 )
 
 // Split returns the command name, without its parentheses, and the fields

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/scx-qmap-go/scx-qmap-go/procstat"
 )
 
 func TestMain(m *testing.M) {
@@ -98,16 +100,13 @@ func threadStats(t *testing.T, pid int) []threadStat {
 	}
 	var out []threadStat
 	for _, tid := range tids {
-		b, err := os.ReadFile(filepath.Join(dir, tid.Name(), "stat"))
+		_, f, err := procstat.Read(filepath.Join(dir, tid.Name(), "stat"))
 		if err != nil {
 			continue // the thread exited
 		}
-		// After the ")" that ends the name: utime, stime and nice are
-		// the 12th, 13th and 17th fields.
-		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-		utime, _ := strconv.Atoi(f[11])
-		stime, _ := strconv.Atoi(f[12])
-		nice, _ := strconv.Atoi(f[16])
+		utime, _ := strconv.Atoi(f[procstat.UTime])
+		stime, _ := strconv.Atoi(f[procstat.STime])
+		nice, _ := strconv.Atoi(f[procstat.Nice])
 		out = append(out, threadStat{utime + stime, nice})
 	}
 	return out

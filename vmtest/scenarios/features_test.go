@@ -16,6 +16,7 @@ import (
 
 	"github.com/scx-qmap-go/scx-qmap-go/bench"
 	"github.com/scx-qmap-go/scx-qmap-go/bpf"
+	"github.com/scx-qmap-go/scx-qmap-go/procstat"
 	"github.com/scx-qmap-go/scx-qmap-go/vmtest/guest"
 	"github.com/scx-qmap-go/scx-qmap-go/workload"
 )
@@ -543,16 +544,11 @@ func dsqUserTasks(t *testing.T, batch string) int {
 // /proc/PID/stat's flags). A task that is gone counts as a user task: the
 // kernel's threads outlive a test, a stress-ng worker does not.
 func isKthread(pid int) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
+	_, f, err := procstat.Read(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil || len(f) <= procstat.Flags {
 		return false
 	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 7 {
-		return false
-	}
-	flags, _ := strconv.ParseUint(f[6], 10, 64)
+	flags, _ := strconv.ParseUint(f[procstat.Flags], 10, 64)
 	const pfKthread = 0x00200000
 	return flags&pfKthread != 0
 }
