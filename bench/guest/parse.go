@@ -17,14 +17,23 @@ import (
 // fieldAfter finds the first line of @out for which @match is true and
 // returns its field @i (from 0) as a number.
 func fieldAfter(out string, i int, match func(f []string) bool) (float64, bool) {
+	f := findRow(out, i+1, match)
+	if f == nil {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(f[i], 64)
+	return v, err == nil
+}
+
+// findRow is the fields of @out's first line with at least @n of them that
+// @match accepts; nil if none.
+func findRow(out string, n int, match func(f []string) bool) []string {
 	for line := range strings.SplitSeq(out, "\n") {
-		f := strings.Fields(line)
-		if len(f) > i && match(f) {
-			v, err := strconv.ParseFloat(f[i], 64)
-			return v, err == nil
+		if f := strings.Fields(line); len(f) >= n && match(f) {
+			return f
 		}
 	}
-	return 0, false
+	return nil
 }
 
 // hackbenchTime is the seconds in hackbench's "Time: 1.234" line.
@@ -49,20 +58,17 @@ func stressBogoOps(out string) (float64, bool) {
 // speed, which sets bogo-ops, cancels out of it; what the rest of the
 // system took (the loader, kernel threads, interrupt time) does not.
 func stressCPUShare(out string, ncpu int) (float64, bool) {
-	for line := range strings.SplitSeq(out, "\n") {
-		f := strings.Fields(line)
-		if len(f) < 8 || !isStressCPURow(f) {
-			continue
-		}
-		real, err1 := strconv.ParseFloat(f[5], 64)
-		usr, err2 := strconv.ParseFloat(f[6], 64)
-		sys, err3 := strconv.ParseFloat(f[7], 64)
-		if err1 != nil || err2 != nil || err3 != nil || real <= 0 || ncpu < 1 {
-			return 0, false
-		}
-		return 100 * (usr + sys) / (real * float64(ncpu)), true
+	f := findRow(out, 8, isStressCPURow)
+	if f == nil || ncpu < 1 {
+		return 0, false
 	}
-	return 0, false
+	real, err1 := strconv.ParseFloat(f[5], 64)
+	usr, err2 := strconv.ParseFloat(f[6], 64)
+	sys, err3 := strconv.ParseFloat(f[7], 64)
+	if err1 != nil || err2 != nil || err3 != nil || real <= 0 {
+		return 0, false
+	}
+	return 100 * (usr + sys) / (real * float64(ncpu)), true
 }
 
 func isStressCPURow(f []string) bool { return f[1] == "metrc:" && f[3] == "cpu" }
