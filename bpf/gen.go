@@ -37,5 +37,6 @@ const (
 	OpsMap        = qmapMapQmapOps    // the cpu form's struct sched_ext_ops
 	CidOpsMap     = qmapMapQmapCidOps // the cid form's struct sched_ext_ops_cid
 	ArenaMap      = qmapMapArena      // the BPF arena the cid form must use
+	ExitRingMap   = qmapMapExitRing   // the ring ops.exit writes its one record to
 	SchedSwitchTP = qmapProgQmapSchedSwitch
 )

@@ -262,6 +262,17 @@ u64 core_sched_tail_seqs[NR_QUEUES];
 
 EXIT_INFO_DEFINE(uei);
 
+/*
+ * ops.exit's one record, after uei is written: the loader sleeps in poll(2)
+ * on this ring and wakes the moment the scheduler stops. The kernel does not
+ * hang up the struct_ops link when it disables a scheduler, so without it
+ * the loader had to read uei on a timer.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096);
+} exit_ring SEC(".maps");
+
 /* A FIFO of tasks, each named by its tid or PID (queue_by_tid). */
 struct fifo {
 	__uint(type, BPF_MAP_TYPE_QUEUE);
@@ -2568,7 +2579,11 @@ s32 BPF_STRUCT_OPS_SLEEPABLE(qmap_cid_init)
 
 void BPF_STRUCT_OPS(qmap_exit, struct scx_exit_info *ei)
 {
+	s64 kind;
+
 	EXIT_INFO_RECORD(uei, ei);
+	kind = ei->kind;
+	bpf_ringbuf_output(&exit_ring, &kind, sizeof(kind), BPF_RB_FORCE_WAKEUP);
 }
 
 /* cpu.weight of cgroup @cgid (100 when it cannot be read). */

@@ -75,6 +75,7 @@ type qmapQmapStats struct {
 const (
 	qmapMapArena                      = "arena"
 	qmapMapCpuCtxStor                 = "cpu_ctx_stor"
+	qmapMapExitRing                   = "exit_ring"
 	qmapMapLowpriTimer                = "lowpri_timer"
 	qmapMapMonitorTimer               = "monitor_timer"
 	qmapMapQmapCidOps                 = "qmap_cid_ops"
@@ -278,6 +279,7 @@ type qmapProgramSpecs struct {
 type qmapMapSpecs struct {
 	Arena        *ebpf.MapSpec `ebpf:"arena"`
 	CpuCtxStor   *ebpf.MapSpec `ebpf:"cpu_ctx_stor"`
+	ExitRing     *ebpf.MapSpec `ebpf:"exit_ring"`
 	LowpriTimer  *ebpf.MapSpec `ebpf:"lowpri_timer"`
 	MonitorTimer *ebpf.MapSpec `ebpf:"monitor_timer"`
 	QmapCidOps   *ebpf.MapSpec `ebpf:"qmap_cid_ops"`
@@ -379,6 +381,7 @@ func (o *qmapObjects) Close() error {
 type qmapMaps struct {
 	Arena        *ebpf.Map `ebpf:"arena"`
 	CpuCtxStor   *ebpf.Map `ebpf:"cpu_ctx_stor"`
+	ExitRing     *ebpf.Map `ebpf:"exit_ring"`
 	LowpriTimer  *ebpf.Map `ebpf:"lowpri_timer"`
 	MonitorTimer *ebpf.Map `ebpf:"monitor_timer"`
 	QmapCidOps   *ebpf.Map `ebpf:"qmap_cid_ops"`
@@ -396,6 +399,7 @@ func (m *qmapMaps) Close() error {
 	return _QmapClose(
 		m.Arena,
 		m.CpuCtxStor,
+		m.ExitRing,
 		m.LowpriTimer,
 		m.MonitorTimer,
 		m.QmapCidOps,

@@ -430,11 +430,10 @@ func (s *Scheduler) Attach() error {
 // Wait blocks until @ctx is done or the scheduler stops on its own (the
 // kernel ejected it or it exited). It reports whether it stopped on its own.
 //
-// An idle loader should cost nothing, so Wait sleeps in poll(2) on the
-// struct_ops link, which the kernel hangs up when the scheduler is
-// unregistered, and on an eventfd that @ctx's cancellation writes. The exit
-// record is still read every exitCheckEvery in case a kernel disables the
-// scheduler without hanging up the link.
+// An idle loader should cost nothing, so Wait sleeps in poll(2) with no
+// timeout: on the ring ops.exit writes one record to, on the struct_ops link
+// (hung up when someone detaches it), and on an eventfd that @ctx's
+// cancellation writes.
 func (s *Scheduler) Wait(ctx context.Context) bool {
 	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
@@ -456,7 +455,10 @@ func (s *Scheduler) Wait(ctx context.Context) bool {
 		unix.Close(wake)
 	}()
 
-	fds := []unix.PollFd{{Fd: int32(wake), Events: unix.POLLIN}}
+	fds := []unix.PollFd{
+		{Fd: int32(wake), Events: unix.POLLIN},
+		{Fd: int32(s.coll.Maps[bpf.ExitRingMap].FD()), Events: unix.POLLIN},
+	}
 	if l, ok := s.link.(interface{ FD() int }); ok {
 		fds = append(fds, unix.PollFd{Fd: int32(l.FD()), Events: unix.POLLIN})
 	}
@@ -467,22 +469,25 @@ func (s *Scheduler) Wait(ctx context.Context) bool {
 		if ctx.Err() != nil {
 			return false
 		}
-		_, err := unix.Poll(fds, int(exitCheckEvery/time.Millisecond))
+		_, err := unix.Poll(fds, -1)
 		if err != nil && !errors.Is(err, unix.EINTR) {
 			return s.waitPolling(ctx)
 		}
-		if len(fds) > 1 {
-			switch r := fds[1].Revents; {
+		if fds[1].Revents != 0 { // ops.exit wrote its record
+			return true
+		}
+		if len(fds) > 2 {
+			switch r := fds[2].Revents; {
 			case r&(unix.POLLHUP|unix.POLLERR) != 0:
 				return true
 			case r != 0: // a link that cannot be polled reads as always ready
-				fds = fds[:1]
+				fds = fds[:2]
 			}
 		}
 	}
 }
 
-// exitCheckEvery bounds how late Wait notices an exit the link did not signal.
+// exitCheckEvery is how often waitPolling reads the exit record.
 const exitCheckEvery = time.Second
 
 // waitPolling is Wait for when poll(2) cannot be used: it reads the exit

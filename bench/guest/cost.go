@@ -14,7 +14,7 @@ import (
 
 // costFlagSets are the loader flag sets Cost compares. Only the first takes
 // snapshots in the window, where nobody asks for one: the others read the
-// process's baseline (Go runtime, the exit wait) with each service on or off.
+// process's baseline (the Go runtime) with each service on or off.
 var costFlagSets = [][]string{
 	{"--stats", "1"},
 	{},

@@ -227,7 +227,8 @@ func TestBasic(t *testing.T) {
 		}
 	})
 
-	// An exit the kernel initiates (sysrq-S) is noticed and reported.
+	// An exit the kernel initiates (sysrq-S) is noticed and reported. The
+	// kernel keeps the link up, so only ops.exit's ring wakes the loader.
 	t.Run("sysrq_s", func(t *testing.T) {
 		s := guest.StartScheduler(t, "--quiet")
 		if err := os.WriteFile("/proc/sysrq-trigger", []byte("S"), 0); err != nil {
