@@ -265,8 +265,8 @@ EXIT_INFO_DEFINE(uei);
 /*
  * ops.exit's one record, after uei is written: the loader sleeps in poll(2)
  * on this ring and wakes the moment the scheduler stops. The kernel does not
- * hang up the struct_ops link when it disables a scheduler, so without it
- * the loader had to read uei on a timer.
+ * hang up the struct_ops link when it disables a scheduler, so the link
+ * alone would not wake it.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
