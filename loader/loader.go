@@ -455,9 +455,15 @@ func (s *Scheduler) Wait(ctx context.Context) bool {
 		unix.Close(wake)
 	}()
 
+	// The link goes last, so that one that cannot be polled can be dropped.
+	const (
+		cancelled = iota
+		exitRing
+		linkHup
+	)
 	fds := []unix.PollFd{
-		{Fd: int32(wake), Events: unix.POLLIN},
-		{Fd: int32(s.coll.Maps[bpf.ExitRingMap].FD()), Events: unix.POLLIN},
+		cancelled: {Fd: int32(wake), Events: unix.POLLIN},
+		exitRing:  {Fd: int32(s.coll.Maps[bpf.ExitRingMap].FD()), Events: unix.POLLIN},
 	}
 	if l, ok := s.link.(interface{ FD() int }); ok {
 		fds = append(fds, unix.PollFd{Fd: int32(l.FD()), Events: unix.POLLIN})
@@ -473,15 +479,15 @@ func (s *Scheduler) Wait(ctx context.Context) bool {
 		if err != nil && !errors.Is(err, unix.EINTR) {
 			return s.waitPolling(ctx)
 		}
-		if fds[1].Revents != 0 { // ops.exit wrote its record
+		if fds[exitRing].Revents != 0 {
 			return true
 		}
-		if len(fds) > 2 {
-			switch r := fds[2].Revents; {
+		if len(fds) > linkHup {
+			switch r := fds[linkHup].Revents; {
 			case r&(unix.POLLHUP|unix.POLLERR) != 0:
 				return true
 			case r != 0: // a link that cannot be polled reads as always ready
-				fds = fds[:2]
+				fds = fds[:linkHup]
 			}
 		}
 	}
