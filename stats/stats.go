@@ -52,7 +52,7 @@ var Counters = []Counter{
 	{"cpu_offline", "nr_cpu_offline", "CPUs that went offline while attached", false, func(s *bpf.Stats) *uint64 { return &s.NrCpuOffline }},
 	{"lat_kicks", "nr_lat_kicks", "-L: busy CPUs preempted because a waking task queued behind a task over its budget", false, func(s *bpf.Stats) *uint64 { return &s.NrLatKicks }},
 	{"lat_preempts", "nr_lat_preempts", "-L: waking tasks that ran little lately, put straight onto a CPU running a busier task, preempting it", false, func(s *bpf.Stats) *uint64 { return &s.NrLatPreempts }},
-	{"lat_yields", "nr_lat_yields", "-L: CPU hogs over their budget whose slice ops.tick ended for a task that ran little lately, a heavier one or a kernel thread", false, func(s *bpf.Stats) *uint64 { return &s.NrLatYields }},
+	{"lat_yields", "nr_lat_yields", "-L: tasks over their budget whose slice ops.tick ended: a CPU hog for a task that ran little lately, a heavier one or a kernel thread; any task for one waiting on its CPU's local DSQ", false, func(s *bpf.Stats) *uint64 { return &s.NrLatYields }},
 	{"lat_local", "nr_lat_local", "-L: waking tasks that ran little lately and may run on one CPU only, which could not preempt and wait on that CPU's local DSQ, ahead of the FIFOs", false, func(s *bpf.Stats) *uint64 { return &s.NrLatLocal }},
 	{"lat_resumes", "nr_lat_resumes", "-L: tasks a waking task preempted within their budget, put back first on their CPU with the slice they had left", false, func(s *bpf.Stats) *uint64 { return &s.NrLatResumes }},
 	{"lat_kept", "nr_lat_kept", "-L: slices renewed for a task whose own turn in its FIFO came up again as the slice ended, the FIFO holding nothing else", false, func(s *bpf.Stats) *uint64 { return &s.NrLatKept }},
