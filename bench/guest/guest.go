@@ -40,6 +40,10 @@ const (
 	DefaultSecs      = 5
 	DefaultHackbench = "-g 4 -f 10 -l 400"
 	DefaultPerf      = "-g 4 -l 100"
+	// cyclictest wakes each thread every DefaultCycInterval µs beside
+	// DefaultLoadPerCPU stress-ng workers per CPU.
+	DefaultCycInterval = 1000
+	DefaultLoadPerCPU  = 1
 )
 
 // configurations are the scheduler flags of each configuration, in table
@@ -99,9 +103,14 @@ type Options struct {
 	Secs      int      // length of the timed phases, seconds
 	Hackbench []string // hackbench's arguments
 	Perf      []string // perf bench sched messaging's arguments
-	Configs   []string // configurations by name (ConfigNames), in table order
-	Phases    []string // workloads by name (PhaseNames), in the order to run them
-	Progress  io.Writer
+	// The cyclictest phases' setup: each thread's wakeup interval (µs)
+	// and the CPU hogs per CPU beside it, so that the latency rows can be
+	// checked under other setups than the default one.
+	CycInterval int
+	LoadPerCPU  int
+	Configs     []string // configurations by name (ConfigNames), in table order
+	Phases      []string // workloads by name (PhaseNames), in the order to run them
+	Progress    io.Writer
 }
 
 func (o *Options) check() error {
@@ -110,6 +119,8 @@ func (o *Options) check() error {
 		return fmt.Errorf("no scheduler binary given")
 	case o.Rounds < 1 || o.Secs < 1:
 		return fmt.Errorf("rounds (%d) and seconds (%d) must be positive", o.Rounds, o.Secs)
+	case o.CycInterval < 1 || o.LoadPerCPU < 1:
+		return fmt.Errorf("cyclictest's interval (%d µs) and the hogs per CPU (%d) must be positive", o.CycInterval, o.LoadPerCPU)
 	case len(o.Configs) == 0:
 		return fmt.Errorf("no configurations to run")
 	}
@@ -232,6 +243,7 @@ func (r *runner) describe(ctx context.Context) {
 	m["emulation"] = emulation()
 	m["hackbench"] = strings.Join(append([]string{"hackbench"}, r.o.Hackbench...), " ")
 	m["phase_secs"] = strconv.Itoa(r.o.Secs)
+	m["cyclictest"] = fmt.Sprintf("cyclictest -i %d -t %d beside %d stress-ng --cpu workers", r.o.CycInterval, r.ncpu, r.o.LoadPerCPU*r.ncpu)
 	if v, ok := perfVersion(ctx); ok {
 		r.perf = true
 		m["perf"] = fmt.Sprintf("perf bench sched messaging %s (%s)", strings.Join(r.o.Perf, " "), v)

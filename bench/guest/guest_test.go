@@ -25,7 +25,8 @@ func TestMain(m *testing.M) {
 
 func TestOptionsCheck(t *testing.T) {
 	valid := func() Options {
-		return Options{Bin: "scx-qmap-go", Rounds: 1, Secs: 1, Configs: ConfigNames(), Phases: PhaseNames()}
+		return Options{Bin: "scx-qmap-go", Rounds: 1, Secs: 1, CycInterval: DefaultCycInterval,
+			LoadPerCPU: DefaultLoadPerCPU, Configs: ConfigNames(), Phases: PhaseNames()}
 	}
 	tests := []struct {
 		name    string
@@ -35,6 +36,8 @@ func TestOptionsCheck(t *testing.T) {
 		{"defaults", func(*Options) {}, ""},
 		{"no binary", func(o *Options) { o.Bin = "" }, "no scheduler binary"},
 		{"no rounds", func(o *Options) { o.Rounds = 0 }, "must be positive"},
+		{"no cyclictest interval", func(o *Options) { o.CycInterval = 0 }, "interval (0 µs)"},
+		{"no load", func(o *Options) { o.LoadPerCPU = 0 }, "hogs per CPU (0)"},
 		{"no configs", func(o *Options) { o.Configs = nil }, "no configurations"},
 		{"unknown config", func(o *Options) { o.Configs = []string{"eevdf", "cfs"} }, `unknown configuration "cfs"`},
 		{"unknown phase", func(o *Options) { o.Phases = []string{"fairness", "dbench"} }, `unknown phase "dbench"`},

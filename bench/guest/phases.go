@@ -160,7 +160,7 @@ func (r *runner) stress(ctx context.Context) {
 
 // cyclictest measures the wakeup latency of SCHED_OTHER threads (what the
 // scheduler decides; RT threads would measure the RT class) beside a CPU
-// hog per CPU. With @rtHog, a SCHED_FIFO 10 task on CPU 1 also runs 80 ms
+// hog per CPU (Options.LoadPerCPU). With @rtHog, a SCHED_FIFO 10 task on CPU 1 also runs 80 ms
 // in every 100: each time it wakes it strands whatever waits in CPU 1's
 // local DSQ, which --remote-reenq hands back. cyclictest pins each thread
 // to a CPU, so its thread on CPU 1 would wait out the RT task under any
@@ -168,7 +168,7 @@ func (r *runner) stress(ctx context.Context) {
 // whether the scheduler runs them elsewhere.
 func (r *runner) cyclictest(ctx context.Context, metric string, rtHog bool) {
 	secs := r.o.Secs
-	load, err := background(exec.Command("stress-ng", "--cpu", strconv.Itoa(r.ncpu), "-t", strconv.Itoa(secs+30), "--quiet"))
+	load, err := background(exec.Command("stress-ng", "--cpu", strconv.Itoa(r.o.LoadPerCPU*r.ncpu), "-t", strconv.Itoa(secs+30), "--quiet"))
 	if err != nil {
 		r.note("%s: no CPU load for %s: %v", r.where(), metric, err)
 	}
@@ -190,7 +190,7 @@ func (r *runner) cyclictest(ctx context.Context, metric string, rtHog bool) {
 	}
 	var out bytes.Buffer
 	cmd := exec.CommandContext(ctx, "cyclictest", "-q", "-D", strconv.Itoa(secs),
-		"-i", "1000", "-t", strconv.Itoa(r.ncpu), "-h", strconv.Itoa(histMax), "--histfile="+histPath)
+		"-i", strconv.Itoa(r.o.CycInterval), "-t", strconv.Itoa(r.ncpu), "-h", strconv.Itoa(histMax), "--histfile="+histPath)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cyc, err := background(cmd)

@@ -29,6 +29,7 @@ var metaKeys = []struct{ key, label string }{
 	{"hackbench", "hackbench"},
 	{"perf", "perf"},
 	{"phase_secs", "timed phases (s)"},
+	{"cyclictest", "cyclictest"},
 	{"elapsed_s", "wall time (s)"},
 }
 

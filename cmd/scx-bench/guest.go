@@ -40,6 +40,8 @@ func guestOptions(args []string, onError flag.ErrorHandling) (guest.Options, err
 	fs.IntVar(&o.Secs, "secs", guest.DefaultSecs, "length of the timed phases, seconds")
 	hackbench := fs.String("hackbench", guest.DefaultHackbench, "hackbench's arguments")
 	perf := fs.String("perf", guest.DefaultPerf, "perf bench sched messaging's arguments")
+	fs.IntVar(&o.CycInterval, "cyclictest-interval", guest.DefaultCycInterval, "cyclictest's wakeup interval, µs")
+	fs.IntVar(&o.LoadPerCPU, "load-per-cpu", guest.DefaultLoadPerCPU, "stress-ng workers per CPU beside cyclictest")
 	configs := fs.String("configs", strings.Join(guest.ConfigNames(), ","), "configurations, comma-separated, in table order")
 	phases := fs.String("phases", strings.Join(guest.PhaseNames(), ","), "workloads, comma-separated")
 	if err := fs.Parse(args); err != nil {

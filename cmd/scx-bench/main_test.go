@@ -134,11 +134,13 @@ func TestGuestOptions(t *testing.T) {
 		name        string
 		args        []string
 		wantConfigs int
+		wantCyc     [2]int // cyclictest's interval, hogs per CPU
 		wantErr     string
 	}{
-		{"defaults", nil, len(guest.ConfigNames()), ""},
-		{"two configs", []string{"-secs", "2", "-configs", "eevdf,qmap"}, 2, ""},
-		{"unknown flag", []string{"-rouns", "3"}, 0, "-rouns"},
+		{"defaults", nil, len(guest.ConfigNames()), [2]int{1000, 1}, ""},
+		{"two configs", []string{"-secs", "2", "-configs", "eevdf,qmap"}, 2, [2]int{1000, 1}, ""},
+		{"cyclictest setup", []string{"-cyclictest-interval", "250", "-load-per-cpu", "2"}, len(guest.ConfigNames()), [2]int{250, 2}, ""},
+		{"unknown flag", []string{"-rouns", "3"}, 0, [2]int{}, "-rouns"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -154,6 +156,9 @@ func TestGuestOptions(t *testing.T) {
 			}
 			if len(o.Configs) != tt.wantConfigs {
 				t.Errorf("%d configurations, want %d", len(o.Configs), tt.wantConfigs)
+			}
+			if got := [2]int{o.CycInterval, o.LoadPerCPU}; got != tt.wantCyc {
+				t.Errorf("cyclictest setup %v, want %v", got, tt.wantCyc)
 			}
 		})
 	}
