@@ -191,6 +191,7 @@ struct qmap_stats {
 	u64 nr_lat_yields;	/* -L: tasks over budget cut short by ops.tick */
 	u64 nr_lat_resumes;	/* -L: preempted tasks put back first on their CPU */
 	u64 nr_lat_local;	/* -L: waking tasks of one CPU queued on its local DSQ */
+	u64 nr_lat_shared;	/* -L: light waking tasks queued on the shared DSQ */
 	u64 nr_lat_kept;	/* -L: slices renewed for prev, the task its FIFO would pop */
 	u64 nr_slice_cut;	/* tasks that left a deep FIFO with less than slice_ns */
 	u64 nr_sub_dispatched;	/* dispatches handed to sub-schedulers */
@@ -231,6 +232,8 @@ struct qmap_stats stats;
 u64 nr_enqueue_calls;	/* every ops.enqueue call, for -e */
 u64 nr_highpri_queued;	/* -H tasks in the FIFOs, not yet popped */
 s64 lat_light_queued;	/* -L: tasks in the FIFOs that ran little lately, not yet popped */
+/* -L: a FIFO's head has waited LAT_KEEP_WAIT_NS; the 10 ms timer sets it. */
+bool lat_fifos_starved;
 
 /*
  * PIDs in each FIFO: counted up before a push and down after a pop, so never
@@ -1535,7 +1538,7 @@ static bool lat_resume(struct task_struct *p, struct task_ctx *tctx,
  * there is one of ours and has used its budget, preempt it: it goes back to
  * its FIFO and the CPU dispatches again.
  */
-static void kick_over_budget(s32 cpu)
+static bool kick_over_budget(s32 cpu)
 {
 	struct task_struct *curr;
 	bool kick;
@@ -1546,10 +1549,11 @@ static void kick_over_budget(s32 cpu)
 	kick = curr && (curr->scx.flags & SCX_TASK_QUEUED) && over_budget(curr);
 	bpf_rcu_read_unlock();
 	if (!kick)
-		return;
+		return false;
 
 	kick_cpu(cpu, SCX_KICK_PREEMPT);
 	__sync_fetch_and_add(&stats.nr_lat_kicks, 1);
+	return true;
 }
 
 /*
@@ -1573,6 +1577,41 @@ static bool lat_wait_local(struct task_struct *p, struct task_ctx *tctx,
 			   enq_flags | SCX_ENQ_HEAD);
 	__sync_fetch_and_add(&stats.nr_lat_local, 1);
 	kick_over_budget(cpu);
+	return true;
+}
+
+/*
+ * -L: waking @p ran little lately but could neither preempt nor wait on its
+ * own CPU: it waits in the shared DSQ, which every CPU drains ahead of the
+ * FIFOs, and the first CPU over its budget, of its own and the next
+ * LAT_PROBES - 1, gives way. At the tail of its FIFO it waited for every
+ * CPU hog queued ahead to run its budget, each to the tick past it:
+ * cyclictest every 250 us beside two hogs per CPU read p99 1.2x EEVDF's,
+ * and 2.4x beside an RT task. Not while a FIFO's head has waited
+ * LAT_KEEP_WAIT_NS (lat_fifos_starved): light tasks enough to fill the
+ * CPUs would hold the FIFOs back. The heads are looked at every 10 ms by
+ * the timer, not in every such enqueue (a map peek and a task lookup per
+ * FIFO). Returns whether @p was placed.
+ */
+static bool lat_wait_shared(struct task_struct *p, struct task_ctx *tctx,
+			    u64 enq_flags)
+{
+	u32 nr = nr_form_cpus(), i;
+	s32 cpu = task_cpu(p);
+
+	if (lat_load(p, tctx->util) >= LAT_BUSY || lat_fifos_starved)
+		return false;
+
+	scx_bpf_dsq_insert(p, SHARED_DSQ, slice_ns, enq_flags);
+	__sync_fetch_and_add(&stats.nr_lat_shared, 1);
+	if (cpu < 0 || (u32)cpu >= nr)
+		return true;
+	for (i = 0; i < LAT_PROBES && i < nr; i++) {
+		if (kick_over_budget(cpu))
+			break;
+		if (++cpu >= nr)
+			cpu = 0;
+	}
 	return true;
 }
 
@@ -1691,7 +1730,8 @@ void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 
 	if (lat_budget_ns && (enq_flags & SCX_ENQ_WAKEUP) &&
 	    (lat_preempt(p, tctx, waker, enq_flags) ||
-	     lat_wait_local(p, tctx, enq_flags)))
+	     lat_wait_local(p, tctx, enq_flags) ||
+	     lat_wait_shared(p, tctx, enq_flags)))
 		return;
 
 	/* The shared DSQ holds the task itself. */
@@ -2429,8 +2469,8 @@ static void reenq_rt_busy_cpus(void)
  * Every 10 ms, ask the kernel to hand the parked low-priority tasks back
  * through ops.enqueue (reason KFUNC), where they go to an idle CPU or the
  * shared DSQ: nice 19 tasks run, but only in the gaps. Also the sweep of
- * --remote-reenq, the cid form's idle refresh, and 7.3's partition turns and
- * stranded tasks.
+ * --remote-reenq, -L's look at the FIFOs' heads, the cid form's idle
+ * refresh, and 7.3's partition turns and stranded tasks.
  */
 static int lowpri_timerfn(void *map, int *key, struct bpf_timer *timer)
 {
@@ -2440,6 +2480,8 @@ static int lowpri_timerfn(void *map, int *key, struct bpf_timer *timer)
 	}
 	if (remote_reenq)
 		reenq_rt_busy_cpus();
+	if (lat_budget_ns)
+		lat_fifos_starved = fifos_waited_long(-1);
 	if (cid_form)
 		refresh_idle_cids();
 	if (caps_hier) {

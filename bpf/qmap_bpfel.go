@@ -45,6 +45,7 @@ type qmapQmapStats struct {
 	NrLatYields          uint64
 	NrLatResumes         uint64
 	NrLatLocal           uint64
+	NrLatShared          uint64
 	NrLatKept            uint64
 	NrSliceCut           uint64
 	NrSubDispatched      uint64
@@ -161,6 +162,7 @@ const (
 	qmapVarInjectWrongCid             = "inject_wrong_cid"
 	qmapVarIsSub                      = "is_sub"
 	qmapVarLatBudgetNs                = "lat_budget_ns"
+	qmapVarLatFifosStarved            = "lat_fifos_starved"
 	qmapVarLatLightQueued             = "lat_light_queued"
 	qmapVarNrEnqueueCalls             = "nr_enqueue_calls"
 	qmapVarNrHighpriQueued            = "nr_highpri_queued"
@@ -331,6 +333,7 @@ type qmapVariableSpecs struct {
 	InjectWrongCid             *ebpf.VariableSpec `ebpf:"inject_wrong_cid"`
 	IsSub                      *ebpf.VariableSpec `ebpf:"is_sub"`
 	LatBudgetNs                *ebpf.VariableSpec `ebpf:"lat_budget_ns"`
+	LatFifosStarved            *ebpf.VariableSpec `ebpf:"lat_fifos_starved"`
 	LatLightQueued             *ebpf.VariableSpec `ebpf:"lat_light_queued"`
 	NrEnqueueCalls             *ebpf.VariableSpec `ebpf:"nr_enqueue_calls"`
 	NrHighpriQueued            *ebpf.VariableSpec `ebpf:"nr_highpri_queued"`
@@ -452,6 +455,7 @@ type qmapVariables struct {
 	InjectWrongCid             *ebpf.Variable `ebpf:"inject_wrong_cid"`
 	IsSub                      *ebpf.Variable `ebpf:"is_sub"`
 	LatBudgetNs                *ebpf.Variable `ebpf:"lat_budget_ns"`
+	LatFifosStarved            *ebpf.Variable `ebpf:"lat_fifos_starved"`
 	LatLightQueued             *ebpf.Variable `ebpf:"lat_light_queued"`
 	NrEnqueueCalls             *ebpf.Variable `ebpf:"nr_enqueue_calls"`
 	NrHighpriQueued            *ebpf.Variable `ebpf:"nr_highpri_queued"`

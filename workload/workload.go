@@ -3,7 +3,8 @@
 // Package workload runs small CPU workloads with a scheduling policy of
 // their own, for the VM suite and the benchmark: busy loops at a nice level
 // or under SCHED_EXT, a SCHED_FIFO task that takes one CPU 80 ms in every
-// 100, and threads that take turns in bursts of CPU time. Each runs in a
+// 100, a task that wakes every few hundred µs, and threads that take turns
+// in bursts of CPU time. Each runs in a
 // child process, the calling binary started again with $SCX_WORKLOAD naming
 // it, so it needs nothing installed in the guest, and it stops by itself
 // after its seconds (a kill that misses cannot leave a busy RT loop behind).
@@ -95,6 +96,17 @@ var workloads = map[string]func(secs, arg int) error{
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+		return nil
+	},
+	// waker: asleep @arg µs at a time, waking at once to sleep again: a
+	// task that runs little, on no CPU in particular. Prints how many
+	// sleeps it finished.
+	"waker": func(secs, us int) error {
+		n := 0
+		for end := time.Now().Add(time.Duration(secs) * time.Second); time.Now().Before(end); n++ {
+			time.Sleep(time.Duration(us) * time.Microsecond)
+		}
+		fmt.Println(n)
 		return nil
 	},
 	// pingpong: two threads in turn, each busy @arg ms of its own CPU

@@ -41,6 +41,14 @@ func TestSpinRunsInAChild(t *testing.T) {
 	}
 }
 
+func TestWakerWakesOften(t *testing.T) {
+	out := output(t, "waker", 1, 250)
+	// 4000 at most; a busy host stretches each sleep.
+	if n, err := strconv.Atoi(strings.TrimSpace(out)); err != nil || n < 100 || n > 4000 {
+		t.Errorf("waker printed %q, want 100-4000 sleeps in 1 s of 250 µs each", out)
+	}
+}
+
 // Every thread of the storm is woken by the one FUTEX_WAKE and finishes.
 func TestThreadStormFinishes(t *testing.T) {
 	start := time.Now()

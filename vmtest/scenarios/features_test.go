@@ -178,6 +178,28 @@ func TestFeatures(t *testing.T) {
 		}
 	})
 
+	// --latency: with an RT task holding CPU 1 and two CPU hogs per CPU,
+	// tasks that wake every 250 µs find CPU 1 taken and CPU 0's hog often
+	// just preempted (shielded); they wait in the shared DSQ, ahead of the
+	// FIFOs' hogs, not behind them.
+	t.Run("lat_shared", func(t *testing.T) {
+		s := guest.StartScheduler(t, "--latency", "--quiet")
+		hog := guest.StartHelper(t, "rt-hog", 20, 1)
+		load := guest.Start(t, "stress-ng", "--cpu", "4", "--timeout", "6", "--quiet")
+		time.Sleep(300 * time.Millisecond)
+		wakers := []*guest.Proc{guest.StartHelper(t, "waker", 4, 250), guest.StartHelper(t, "waker", 4, 250)}
+		for _, w := range wakers {
+			w.Wait(t, 60*time.Second)
+		}
+		load.Wait(t, 60*time.Second)
+		hog.Signal(os.Kill)
+		c := s.Counters(t)
+		t.Logf("--latency beside an RT task: %d shared waits, %d preempts, %d kicks, %d yields", c.NrLatShared, c.NrLatPreempts, c.NrLatKicks, c.NrLatYields)
+		if c.NrLatShared < 1 {
+			t.Error("--latency: no light waking task waited in the shared DSQ, want >= 1")
+		}
+	})
+
 	// --latency under hackbench, beside the default mode in the same boot:
 	// preemption must not feed on itself. It did once: a preempted task
 	// counted as busy and was preempted whenever it ran (hackbench 7 times
