@@ -102,9 +102,14 @@ var workloads = map[string]func(secs, arg int) error{
 	// task that runs little, on no CPU in particular. Prints how many
 	// sleeps it finished.
 	"waker": func(secs, us int) error {
+		// nanosleep(2) on this thread: time.Sleep's timers wake to the
+		// millisecond.
+		ts := unix.NsecToTimespec(int64(us) * 1000)
 		n := 0
 		for end := time.Now().Add(time.Duration(secs) * time.Second); time.Now().Before(end); n++ {
-			time.Sleep(time.Duration(us) * time.Microsecond)
+			if err := unix.Nanosleep(&ts, nil); err != nil && err != unix.EINTR {
+				return fmt.Errorf("nanosleep: %w", err)
+			}
 		}
 		fmt.Println(n)
 		return nil
