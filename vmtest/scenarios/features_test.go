@@ -189,7 +189,9 @@ func TestFeatures(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		wakers := []*guest.Proc{guest.StartHelper(t, "waker", 4, 250), guest.StartHelper(t, "waker", 4, 250)}
 		for _, w := range wakers {
-			w.Wait(t, 60*time.Second)
+			if rc := w.Wait(t, 60*time.Second); rc != 0 {
+				t.Errorf("waker exit = %d, want 0", rc)
+			}
 		}
 		load.Wait(t, 60*time.Second)
 		hog.Signal(os.Kill)
