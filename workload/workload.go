@@ -4,10 +4,10 @@
 // their own, for the VM suite and the benchmark: busy loops at a nice level
 // or under SCHED_EXT, a SCHED_FIFO task that takes one CPU 80 ms in every
 // 100, a task that wakes every few hundred µs, and threads that take turns
-// in bursts of CPU time. Each runs in a
-// child process, the calling binary started again with $SCX_WORKLOAD naming
-// it, so it needs nothing installed in the guest, and it stops by itself
-// after its seconds (a kill that misses cannot leave a busy RT loop behind).
+// in bursts of CPU time. Each runs in a child process, the calling binary
+// started again with $SCX_WORKLOAD naming it, so it needs nothing installed
+// in the guest, and it stops by itself after its seconds (a kill that
+// misses cannot leave a busy RT loop behind).
 package workload
 
 import (
@@ -38,7 +38,8 @@ const env = "SCX_WORKLOAD"
 // then runs on the fair class until one attaches.
 const PolicyExt = 7
 
-// The workloads, by name. @arg is the nice level, or the CPU for rt-hog.
+// The workloads, by name. @arg is the nice level, the CPU for rt-hog, or the
+// µs between wakeups for waker.
 var workloads = map[string]func(secs, arg int) error{
 	// spin: a busy loop at nice @arg; prints how many rounds it made, a
 	// measure of the CPU it got.
@@ -107,7 +108,7 @@ var workloads = map[string]func(secs, arg int) error{
 		ts := unix.NsecToTimespec(int64(us) * 1000)
 		n := 0
 		for end := time.Now().Add(time.Duration(secs) * time.Second); time.Now().Before(end); n++ {
-			if err := unix.Nanosleep(&ts, nil); err != nil && err != unix.EINTR {
+			if err := unix.Nanosleep(&ts, nil); err != nil && !errors.Is(err, unix.EINTR) {
 				return fmt.Errorf("nanosleep: %w", err)
 			}
 		}
