@@ -1586,8 +1586,8 @@ static bool lat_wait_local(struct task_struct *p, struct task_ctx *tctx,
  * FIFOs, and the first CPU over its budget, of its own and the next
  * LAT_PROBES - 1, gives way. At the tail of its FIFO it waited for every
  * CPU hog queued ahead to run its budget, each to the tick past it:
- * cyclictest every 250 us beside two hogs per CPU read p99 1.2x EEVDF's,
- * and 2.4x beside an RT task. Not while a FIFO's head has waited
+ * cyclictest every 250 us, unpinned beside an RT task and two hogs per
+ * CPU, read p99 2.4x EEVDF's. Not while a FIFO's head has waited
  * LAT_KEEP_WAIT_NS (lat_fifos_starved): light tasks enough to fill the
  * CPUs would hold the FIFOs back. The heads are looked at every 10 ms by
  * the timer, not in every such enqueue (a map peek and a task lookup per
