@@ -243,7 +243,7 @@ func (r *runner) describe(ctx context.Context) {
 	m["emulation"] = emulation()
 	m["hackbench"] = strings.Join(append([]string{"hackbench"}, r.o.Hackbench...), " ")
 	m["phase_secs"] = strconv.Itoa(r.o.Secs)
-	m["cyclictest"] = fmt.Sprintf("cyclictest -i %d -t %d beside %d stress-ng --cpu workers", r.o.CycInterval, r.ncpu, r.o.LoadPerCPU*r.ncpu)
+	m["cyclictest"] = fmt.Sprintf("cyclictest -i %d -t %d beside %d stress-ng --cpu workers", r.o.CycInterval, r.ncpu, r.cycHogs())
 	if v, ok := perfVersion(ctx); ok {
 		r.perf = true
 		m["perf"] = fmt.Sprintf("perf bench sched messaging %s (%s)", strings.Join(r.o.Perf, " "), v)

@@ -158,17 +158,20 @@ func (r *runner) stress(ctx context.Context) {
 	}
 }
 
+// cycHogs is how many stress-ng workers run beside cyclictest.
+func (r *runner) cycHogs() int { return r.o.LoadPerCPU * r.ncpu }
+
 // cyclictest measures the wakeup latency of SCHED_OTHER threads (what the
-// scheduler decides; RT threads would measure the RT class) beside a CPU
-// hog per CPU (Options.LoadPerCPU). With @rtHog, a SCHED_FIFO 10 task on CPU 1 also runs 80 ms
-// in every 100: each time it wakes it strands whatever waits in CPU 1's
+// scheduler decides; RT threads would measure the RT class) beside
+// cycHogs() CPU hogs. With @rtHog, a SCHED_FIFO 10 task on CPU 1 also runs
+// 80 ms in every 100: each time it wakes it strands whatever waits in CPU 1's
 // local DSQ, which --remote-reenq hands back. cyclictest pins each thread
 // to a CPU, so its thread on CPU 1 would wait out the RT task under any
 // scheduler; with @rtHog the threads are unpinned, and the phase measures
 // whether the scheduler runs them elsewhere.
 func (r *runner) cyclictest(ctx context.Context, metric string, rtHog bool) {
 	secs := r.o.Secs
-	load, err := background(exec.Command("stress-ng", "--cpu", strconv.Itoa(r.o.LoadPerCPU*r.ncpu), "-t", strconv.Itoa(secs+30), "--quiet"))
+	load, err := background(exec.Command("stress-ng", "--cpu", strconv.Itoa(r.cycHogs()), "-t", strconv.Itoa(secs+30), "--quiet"))
 	if err != nil {
 		r.note("%s: no CPU load for %s: %v", r.where(), metric, err)
 	}
