@@ -1454,6 +1454,19 @@ static bool lat_victim(struct task_struct *p, s32 cpu, u64 load, u64 now,
 }
 
 /*
+ * -L: the @i-th CPU, of the form's @nr, that a task waking on CPU @own
+ * looks at: @own, then the next ones round, up to LAT_PROBES; -1 past
+ * them, or if @own is not one of the form's. Inlined so that the verifier
+ * sees the loops' bound.
+ */
+static __always_inline s32 lat_probe(s32 own, u32 i, u32 nr)
+{
+	if (i >= LAT_PROBES || i >= nr || own < 0 || (u32)own >= nr)
+		return -1;
+	return (own + i) % nr;
+}
+
+/*
  * -L: waking @p found no idle CPU. If it ran little lately, it goes ahead of
  * the FIFOs onto a CPU where a busier task of ours runs, preempting it, as
  * EEVDF lets a task with lag preempt: its own CPU if it can, else one of the
@@ -1463,21 +1476,17 @@ static bool lat_victim(struct task_struct *p, s32 cpu, u64 load, u64 now,
 static bool lat_preempt(struct task_struct *p, struct task_ctx *tctx,
 			struct task_struct *waker, u64 enq_flags)
 {
-	u32 nr = nr_form_cpus(), i;
 	u64 load = lat_load(p, tctx->util);
-	s32 cpu = task_cpu(p);
+	u32 nr = nr_form_cpus(), i;
+	s32 own = task_cpu(p), cpu;
 
-	if (cpu < 0 || (u32)cpu >= nr)
-		return false;
-	for (i = 0; i < LAT_PROBES && i < nr; i++) {
-		if (lat_victim(p, cpu, load, tctx->util_at, waker)) {
-			scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, slice_ns,
-					   enq_flags | SCX_ENQ_PREEMPT);
-			__sync_fetch_and_add(&stats.nr_lat_preempts, 1);
-			return true;
-		}
-		if (++cpu >= nr)
-			cpu = 0;
+	for (i = 0; (cpu = lat_probe(own, i, nr)) >= 0; i++) {
+		if (!lat_victim(p, cpu, load, tctx->util_at, waker))
+			continue;
+		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, slice_ns,
+				   enq_flags | SCX_ENQ_PREEMPT);
+		__sync_fetch_and_add(&stats.nr_lat_preempts, 1);
+		return true;
 	}
 	return false;
 }
@@ -1597,21 +1606,16 @@ static bool lat_wait_shared(struct task_struct *p, struct task_ctx *tctx,
 			    u64 enq_flags)
 {
 	u32 nr = nr_form_cpus(), i;
-	s32 cpu = task_cpu(p);
+	s32 own = task_cpu(p), cpu;
 
 	if (lat_load(p, tctx->util) >= LAT_BUSY || lat_fifos_starved)
 		return false;
 
 	scx_bpf_dsq_insert(p, SHARED_DSQ, slice_ns, enq_flags);
 	__sync_fetch_and_add(&stats.nr_lat_shared, 1);
-	if (cpu < 0 || (u32)cpu >= nr)
-		return true;
-	for (i = 0; i < LAT_PROBES && i < nr; i++) {
+	for (i = 0; (cpu = lat_probe(own, i, nr)) >= 0; i++)
 		if (kick_over_budget(cpu))
 			break;
-		if (++cpu >= nr)
-			cpu = 0;
-	}
 	return true;
 }
 
