@@ -1084,6 +1084,17 @@ s32 BPF_STRUCT_OPS(qmap_select_cpu, struct task_struct *p, s32 prev_cpu,
 	return cpu;
 }
 
+/* How many tasks wait in the FIFOs, all of them. */
+static s64 fifos_nr_queued(void)
+{
+	s64 queued = 0;
+	int i;
+
+	for (i = 0; i < NR_QUEUES; i++)
+		queued += fifo_nr_queued[i];
+	return queued;
+}
+
 /*
  * The slice for a task leaving the FIFOs, or overflowing them: slice_ns,
  * unless that many tasks waiting with it would not all run within
@@ -1093,12 +1104,9 @@ s32 BPF_STRUCT_OPS(qmap_select_cpu, struct task_struct *p, s32 prev_cpu,
  */
 static u64 fifo_slice(void)
 {
-	s64 waiting = 0;
+	s64 waiting = fifos_nr_queued();
 	u64 slice;
-	int i;
 
-	for (i = 0; i < NR_QUEUES; i++)
-		waiting += fifo_nr_queued[i];
 	if (waiting <= 0)
 		return slice_ns;
 	slice = (u64)WAIT_BOUND_NS * scx_bpf_nr_cpu_ids() / (u64)waiting;
@@ -1600,7 +1608,10 @@ static bool lat_wait_local(struct task_struct *p, struct task_ctx *tctx,
  * LAT_KEEP_WAIT_NS (lat_fifos_starved): light tasks enough to fill the
  * CPUs would hold the FIFOs back. The heads are looked at every 10 ms by
  * the timer, not in every such enqueue (a map peek and a task lookup per
- * FIFO). Returns whether @p was placed.
+ * FIFO). Nor unless CPU hogs are most of what the FIFOs hold: behind
+ * light tasks (hackbench's) the tail moves fast, and the shared DSQ only
+ * reordered them, at a kick and a move under its lock each; at 4 vCPUs
+ * hackbench ran a quarter slower. Returns whether @p was placed.
  */
 static bool lat_wait_shared(struct task_struct *p, struct task_ctx *tctx,
 			    u64 enq_flags)
@@ -1609,6 +1620,8 @@ static bool lat_wait_shared(struct task_struct *p, struct task_ctx *tctx,
 	s32 own = task_cpu(p), cpu;
 
 	if (lat_load(p, tctx->util) >= LAT_BUSY || lat_fifos_starved)
+		return false;
+	if (fifos_nr_queued() <= 2 * lat_light_queued)
 		return false;
 
 	scx_bpf_dsq_insert(p, SHARED_DSQ, slice_ns, enq_flags);
