@@ -113,6 +113,52 @@ func TestResultRoundTrip(t *testing.T) {
 	}
 }
 
+// The checkpoints in a guest's output read back in order; a line the boot
+// did not finish ends them.
+func TestCheckpoints(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("# round 1/3: eevdf\n")
+	for i := 1; i <= 2; i++ {
+		cp := &Checkpoint{Round: i, Secs: 10 * i, Rounds: []*Round{{Config: "eevdf", Number: i, Values: map[string]float64{"x": float64(i)}}}}
+		if i == 2 {
+			cp.Notes = []string{"a note"}
+		}
+		if err := cp.WriteLine(&b); err != nil {
+			t.Fatal(err)
+		}
+		b.WriteString("# progress\n")
+	}
+	whole := b.String()
+	b.WriteString(CheckpointMarker + `{"round":3,"rounds":[{"config":"ee`)
+
+	tests := []struct {
+		name, text string
+		want       []int // rounds read
+	}{
+		{"none", "# round 1/3: eevdf\n", nil},
+		{"two", whole, []int{1, 2}},
+		{"two and one cut", b.String(), []int{1, 2}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cps := Checkpoints(tt.text)
+			var got []int
+			for _, cp := range cps {
+				got = append(got, cp.Round)
+				if len(cp.Rounds) != 1 || cp.Rounds[0].Number != cp.Round || cp.Secs != 10*cp.Round {
+					t.Errorf("checkpoint %d read back as %+v", cp.Round, cp)
+				}
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("rounds %v, want %v", got, tt.want)
+			}
+			if len(cps) == 2 && !reflect.DeepEqual(cps[1].Notes, []string{"a note"}) {
+				t.Errorf("round 2's notes %q, want [a note]", cps[1].Notes)
+			}
+		})
+	}
+}
+
 func TestMetaConfigsNotes(t *testing.T) {
 	res := decode(t, `{"meta":{"kernel":"7.2.13","perf":"perf bench x (v 6.1)"},
 		"configs":[{"name":"eevdf","flags":""},{"name":"qmap-I","flags":"-I"}],"rounds":[],"notes":["something odd"]}`)

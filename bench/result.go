@@ -22,6 +22,49 @@ const Baseline = "eevdf"
 // JSON; the guest's other output (progress) is free text around it.
 const Marker = "SCX-BENCH-RESULT "
 
+// CheckpointMarker starts the line the guest prints after each round: what
+// that round measured, which the host keeps should the boot die later
+// (Checkpoints), to go on from the next round in a new boot.
+const CheckpointMarker = "SCX-BENCH-ROUND "
+
+// Checkpoint is one finished round, as the guest reports it.
+type Checkpoint struct {
+	Round  int      `json:"round"`
+	Rounds []*Round `json:"rounds"`          // every configuration's, this round
+	Notes  []string `json:"notes,omitempty"` // added since the checkpoint before
+	Secs   int      `json:"secs"`            // guest time in rounds so far, this boot
+}
+
+// WriteLine writes @c as the marker line the host looks for.
+func (c *Checkpoint) WriteLine(w io.Writer) error {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("encoding round %d's checkpoint: %w", c.Round, err)
+	}
+	if _, err := fmt.Fprintf(w, "%s%s\n", CheckpointMarker, b); err != nil {
+		return fmt.Errorf("writing round %d's checkpoint: %w", c.Round, err)
+	}
+	return nil
+}
+
+// Checkpoints reads the checkpoints in a guest's output, in order. A line
+// that does not decode (a boot that died while printing it) ends them.
+func Checkpoints(text string) []*Checkpoint {
+	var out []*Checkpoint
+	for line := range strings.SplitSeq(text, "\n") {
+		_, js, ok := strings.Cut(line, CheckpointMarker)
+		if !ok {
+			continue
+		}
+		var c Checkpoint
+		if err := json.Unmarshal([]byte(strings.TrimRight(js, "\r")), &c); err != nil {
+			break
+		}
+		out = append(out, &c)
+	}
+	return out
+}
+
 // Config is one configuration the guest ran: a name and scheduler flags
 // (none for the baseline).
 type Config struct {

@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,6 +25,7 @@ import (
 //	wedged          starts the command, logs a hung task, then hangs
 //	wedged-recovers starts the command, logs a hung task, then finishes
 //	int3            starts the command, oopses on an int3 and panics
+//	int3-first      as int3 the first time it is called, then as works
 //
 // Every call appends "kvm", "tcg" or "tcg-single" to $STANDIN_LOG.
 const standIn = `#!/bin/bash
@@ -57,6 +59,18 @@ wedged|wedged-recovers)
 	[ $mode = wedged ] && exec sleep 1000
 	sleep 0.2
 	echo "ran: $cmd"
+	exit 0 ;;
+int3-first)
+	if [ -e "$STANDIN_LOG.int3" ]; then
+		echo "[    0.000000] Linux version 7.2.0" >&2
+		echo "virtme-init: starting script" >&2
+		echo "ran: $cmd"
+		exit 0
+	fi
+	touch "$STANDIN_LOG.int3"
+	echo "[    0.000000] Linux version 7.2.0" >&2
+	echo "virtme-init: starting script" >&2
+	echo "[   50.000000] Oops: int3: 0000 [#1] SMP NOPTI" >&2
 	exit 0 ;;
 int3)
 	echo "[    0.000000] Linux version 7.2.0" >&2
@@ -299,6 +313,56 @@ func TestRunStaleBreakpoint(t *testing.T) {
 			}
 			if tt.wantConsole != "" && len(res.Problems(false)) == 0 {
 				t.Error("a second int3 is no problem in Problems(); want it reported")
+			}
+		})
+	}
+}
+
+// With Config.RaceRetries, a boot that hit the int3 race is booted again
+// multi-threaded that many times before single-threaded TCG, each time with
+// the command Config.Again gives from the boot before.
+func TestRunRaceRetries(t *testing.T) {
+	tests := []struct {
+		name, tcg    string // the multi-threaded boots' mode
+		retries      int
+		wantBoots    string
+		wantAcc      string
+		wantNotice   string
+		wantAgainFor int // boots Again was asked after
+	}{
+		{"retried multi-threaded", "int3-first", 1, "tcg,tcg", "TCG", "multi-threaded TCG (retry 1 of 1)", 1},
+		{"retries used up", "int3", 1, "tcg,tcg,tcg-single", "TCG (single-threaded)", "single-threaded TCG", 2},
+		{"no retries", "int3", 0, "tcg,tcg-single", "TCG (single-threaded)", "single-threaded TCG", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			logPath := withStandIn(t, "works", tt.tcg)
+			t.Setenv("SCX_VM_KVM", "0")
+			var notices bytes.Buffer
+			asked := 0
+			cfg := Config{Kernel: "/stand-in/vmlinuz", Timeout: time.Minute, Log: &notices, RaceRetries: tt.retries,
+				Again: func(prev *Result) string {
+					if !strings.Contains(prev.Console, "Oops: int3") {
+						t.Errorf("Again given a boot without the race: console %q", prev.Console)
+					}
+					asked++
+					return fmt.Sprintf("again-%d", asked)
+				}}
+			res, err := Run(context.Background(), cfg, "first")
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if got := calls(t, logPath); got != tt.wantBoots {
+				t.Errorf("boots = %q, want %q", got, tt.wantBoots)
+			}
+			if res.Accelerator != tt.wantAcc {
+				t.Errorf("Accelerator %q, want %q", res.Accelerator, tt.wantAcc)
+			}
+			if !strings.Contains(notices.String(), "booting again under "+tt.wantNotice) {
+				t.Errorf("notices = %q, want %q", notices.String(), tt.wantNotice)
+			}
+			if want := fmt.Sprintf("ran: again-%d", tt.wantAgainFor); asked != tt.wantAgainFor || !strings.Contains(res.Output, want) {
+				t.Errorf("Again asked %d times, output %q; want %d times and %q", asked, res.Output, tt.wantAgainFor, want)
 			}
 		})
 	}

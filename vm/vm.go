@@ -48,6 +48,17 @@ type Config struct {
 	// System, when set, boots that image with systemd as PID 1 under
 	// QEMU instead of virtme-ng's view of the host.
 	System *Image
+
+	// RaceRetries is how many times a boot that hit multi-threaded TCG's
+	// int3 race (staleBreakpoint) is booted again multi-threaded; the
+	// boot after those runs under single-threaded TCG, which has no such
+	// race but runs the vCPUs one at a time. Default 0: at once.
+	RaceRetries int
+
+	// Again, when set, gives the command for a boot started again after
+	// that race, from the boot that hit it, so that a long run can go on
+	// from where it got to. Nil: the same command.
+	Again func(prev *Result) string
 }
 
 // DefaultImageDir is where `make deps` builds the systemd guest image.
@@ -167,11 +178,12 @@ func (e engine) String() string {
 // within Config.AliveWithin; it is then booted again under TCG, and so is
 // every later boot of this process. A boot that dies before the command
 // starts is retried once. A TCG boot whose kernel hit a breakpoint it had
-// already patched out (staleBreakpoint) is booted again once, under
-// single-threaded TCG.
+// already patched out (staleBreakpoint) is booted again, under
+// single-threaded TCG once Config.RaceRetries multi-threaded boots have hit
+// it too, with the command Config.Again gives.
 func Run(ctx context.Context, cfg Config, command string) (*Result, error) {
 	logw := cfg.log()
-	retried, single := false, false
+	retried, single, races := false, false, 0
 	for attempt := 1; ; attempt++ {
 		acc, err := chooseAccel()
 		if err != nil {
@@ -195,9 +207,17 @@ func Run(ctx context.Context, cfg Config, command string) (*Result, error) {
 			started = strings.Contains(res.Console, systemStartedMarker)
 		}
 		if line := staleBreakpoint(res.Console); eng == engineTCG && line != "" && (b.how == exited || b.how == wedged) {
-			single = true
+			races++
+			single = races > cfg.RaceRetries
+			next := fmt.Sprintf("multi-threaded TCG (retry %d of %d)", races, cfg.RaceRetries)
+			if single {
+				next = "single-threaded TCG"
+			}
 			fmt.Fprintf(logw, "scx-vm: the guest's kernel hit a breakpoint it had patched out (%s), "+
-				"a race of multi-threaded TCG (docs/troubleshooting.md); booting again under single-threaded TCG\n", line)
+				"a race of multi-threaded TCG (docs/troubleshooting.md); booting again under %s\n", line, next)
+			if cfg.Again != nil {
+				command = cfg.Again(res)
+			}
 			continue
 		}
 		if acc.kvm {

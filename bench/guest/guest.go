@@ -98,27 +98,35 @@ func PhaseNames() []string {
 
 // Options size one benchmark run.
 type Options struct {
-	Bin       string   // the scx-qmap-go binary; copied to /tmp before use
-	Rounds    int      // each runs every configuration once
-	Secs      int      // length of the timed phases, seconds
-	Hackbench []string // hackbench's arguments
-	Perf      []string // perf bench sched messaging's arguments
+	Bin    string // the scx-qmap-go binary; copied to /tmp before use
+	Rounds int    // each runs every configuration once
+	// FirstRound is the round to start from (0 or 1: the first): a run
+	// that a boot lost goes on in a new one from the round it was in.
+	FirstRound int
+	Secs       int      // length of the timed phases, seconds
+	Hackbench  []string // hackbench's arguments
+	Perf       []string // perf bench sched messaging's arguments
 	// The cyclictest phases' setup: each thread's wakeup interval (µs)
 	// and the CPU hogs per CPU beside it, so that the latency rows can be
 	// checked under other setups than the default one.
 	CycInterval int
 	LoadPerCPU  int
-	Configs     []string // configurations by name (ConfigNames), in table order
-	Phases      []string // workloads by name (PhaseNames), in the order to run them
-	Progress    io.Writer
+	Configs     []string  // configurations by name (ConfigNames), in table order
+	Phases      []string  // workloads by name (PhaseNames), in the order to run them
+	Progress    io.Writer // "# " progress lines, and a checkpoint line after each round
 }
 
 func (o *Options) check() error {
+	if o.FirstRound == 0 {
+		o.FirstRound = 1
+	}
 	switch {
 	case o.Bin == "":
 		return fmt.Errorf("no scheduler binary given")
 	case o.Rounds < 1 || o.Secs < 1:
 		return fmt.Errorf("rounds (%d) and seconds (%d) must be positive", o.Rounds, o.Secs)
+	case o.FirstRound < 1 || o.FirstRound > o.Rounds:
+		return fmt.Errorf("the first round (%d) must be between 1 and the rounds (%d)", o.FirstRound, o.Rounds)
 	case o.CycInterval < 1 || o.LoadPerCPU < 1:
 		return fmt.Errorf("cyclictest's interval (%d µs) and the hogs per CPU (%d) must be positive", o.CycInterval, o.LoadPerCPU)
 	case len(o.Configs) == 0:
@@ -184,8 +192,9 @@ func Run(ctx context.Context, o Options) (*bench.Result, error) {
 	}
 	r.describe(ctx)
 	r.warmUp(ctx)
-	start := time.Now()
-	for round := 1; round <= o.Rounds; round++ {
+	start, noted := time.Now(), len(r.res.Notes)
+	for round := o.FirstRound; round <= o.Rounds; round++ {
+		first := len(r.res.Rounds)
 		// Rotate the starting configuration each round so that none
 		// always follows the same one.
 		for k := range o.Configs {
@@ -194,6 +203,12 @@ func Run(ctx context.Context, o Options) (*bench.Result, error) {
 			}
 			r.benchOne(ctx, o.Configs[(round-1+k)%len(o.Configs)], round)
 		}
+		cp := bench.Checkpoint{Round: round, Rounds: r.res.Rounds[first:], Notes: r.res.Notes[noted:],
+			Secs: int(time.Since(start).Seconds())}
+		if err := cp.WriteLine(o.Progress); err != nil {
+			return nil, err
+		}
+		noted = len(r.res.Notes)
 	}
 	r.res.Meta["guest_secs"] = strconv.Itoa(int(time.Since(start).Seconds()))
 	r.progress("done")

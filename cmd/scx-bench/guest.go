@@ -37,6 +37,7 @@ func guestOptions(args []string, onError flag.ErrorHandling) (guest.Options, err
 	var o guest.Options
 	fs.StringVar(&o.Bin, "bin", "", "scx-qmap-go binary to benchmark (required)")
 	fs.IntVar(&o.Rounds, "rounds", guest.DefaultRounds, "rounds; each runs every configuration once")
+	fs.IntVar(&o.FirstRound, "first-round", 1, "round to start from (a run going on in a new boot)")
 	fs.IntVar(&o.Secs, "secs", guest.DefaultSecs, "length of the timed phases, seconds")
 	hackbench := fs.String("hackbench", guest.DefaultHackbench, "hackbench's arguments")
 	perf := fs.String("perf", guest.DefaultPerf, "perf bench sched messaging's arguments")

@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -163,17 +164,25 @@ func boot(ctx context.Context, o options) (*bench.Result, error) {
 	if timeout == 0 {
 		timeout = guestTimeout(o.rounds, len(g.Configs), o.cpus)
 	}
-	cfg := vm.Config{
-		Kernel:  o.kernel,
-		CPUs:    o.cpus,
-		Timeout: timeout,
-		Stdout:  progress(os.Stderr),
-		Console: io.Discard,
-	}
 	args := append([]string{guestBin, "guest", "-bin", bin, "-rounds", fmt.Sprint(o.rounds)}, o.guest...)
+	rs := newResumption(o.rounds, func(first int) string {
+		if first == 1 {
+			return shellJoin(args)
+		}
+		return shellJoin(append(slices.Clone(args), "-first-round", fmt.Sprint(first)))
+	})
+	cfg := vm.Config{
+		Kernel:      o.kernel,
+		CPUs:        o.cpus,
+		Timeout:     timeout,
+		Stdout:      progress(os.Stderr),
+		Console:     io.Discard,
+		RaceRetries: raceRetries,
+		Again:       rs.again,
+	}
 	date := time.Now().UTC().Format(time.RFC3339)
 	fmt.Fprintf(os.Stderr, "scx-bench: booting %s with %d vCPUs for %d rounds (limit %v)\n", o.kernel, o.cpus, o.rounds, timeout)
-	res, err := vm.Run(ctx, cfg, shellJoin(args))
+	res, err := vm.Run(ctx, cfg, rs.command(1))
 	if res == nil {
 		return nil, fmt.Errorf("booting the guest: %w", err)
 	}
@@ -192,12 +201,12 @@ func boot(ctx context.Context, o options) (*bench.Result, error) {
 	result.Meta["command"] = command(o)
 	result.Meta["host_cpu"] = hostCPU()
 	result.Meta["qemu_main_thread"] = res.MainThread
-	if res.Accelerator != "" {
-		// The host knows what the guest cannot: a retry under
-		// single-threaded TCG runs the vCPUs one at a time.
-		result.Meta["emulation"] = res.Accelerator
+	// The host knows what the guest cannot: how many boots the run took,
+	// and which ran under single-threaded TCG (one vCPU at a time).
+	rs.merge(result, res)
+	if err := result.Validate(); err != nil {
+		return nil, fmt.Errorf("the boots' rounds together: %w", err)
 	}
-	result.Meta["elapsed_s"] = fmt.Sprint(int(res.Elapsed.Seconds()))
 	if p := res.Problems(false); len(p) > 0 {
 		fmt.Fprintf(os.Stderr, "scx-bench: the guest kernel log shows problems:\n%s\n", strings.Join(p, "\n"))
 		for _, l := range p {

@@ -5,6 +5,7 @@ package main
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/scx-qmap-go/scx-qmap-go/bench"
 	"github.com/scx-qmap-go/scx-qmap-go/bench/guest"
+	"github.com/scx-qmap-go/scx-qmap-go/vm"
 )
 
 func TestShellJoin(t *testing.T) {
@@ -178,5 +180,103 @@ func TestGuestTimeout(t *testing.T) {
 		if got := guestTimeout(tt.rounds, tt.configs, tt.cpus); got != tt.want {
 			t.Errorf("guestTimeout(%d rounds, %d configs, %d vCPUs) = %v, want %v", tt.rounds, tt.configs, tt.cpus, got, tt.want)
 		}
+	}
+}
+
+// guestOutput is what a boot that finished @rounds printed, and the start
+// of @cut's checkpoint if it is not 0.
+func guestOutput(t *testing.T, rounds []int, cut int) string {
+	t.Helper()
+	var b strings.Builder
+	for _, n := range rounds {
+		fmt.Fprintf(&b, "# round %d/5: eevdf\n", n)
+		cp := &bench.Checkpoint{Round: n, Secs: 100 * len(rounds), Notes: []string{fmt.Sprintf("note %d", n)},
+			Rounds: []*bench.Round{{Config: "eevdf", Number: n}, {Config: "qmap", Number: n}}}
+		if err := cp.WriteLine(&b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if cut != 0 {
+		fmt.Fprintf(&b, "%s{\"round\":%d,\"rou", bench.CheckpointMarker, cut)
+	}
+	return b.String()
+}
+
+// A run that the int3 race stops twice goes on from the round each boot
+// was in, and its result holds every round once, in order, and says which
+// boot ran which under what emulation.
+func TestResumption(t *testing.T) {
+	rs := newResumption(5, func(first int) string { return fmt.Sprintf("guest -first-round %d", first) })
+	var logged strings.Builder
+	rs.log = func(format string, args ...any) { fmt.Fprintf(&logged, format, args...) }
+
+	if got := rs.again(&vm.Result{Output: guestOutput(t, []int{1, 2}, 3), Accelerator: "TCG", Elapsed: time.Minute}); got != "guest -first-round 3" {
+		t.Errorf("after rounds 1-2: command %q, want it to go on from round 3", got)
+	}
+	if got := rs.again(&vm.Result{Output: "", Accelerator: "TCG", Elapsed: time.Minute}); got != "guest -first-round 3" {
+		t.Errorf("after a boot that finished no round: command %q, want round 3 again", got)
+	}
+	if got := rs.again(&vm.Result{Output: guestOutput(t, []int{3}, 0), Accelerator: "TCG", Elapsed: time.Minute}); got != "guest -first-round 4" {
+		t.Errorf("after round 3: command %q, want round 4", got)
+	}
+	res := &bench.Result{
+		Meta:    map[string]string{"guest_secs": "50"},
+		Configs: []bench.Config{{Name: "eevdf"}, {Name: "qmap"}},
+		Rounds:  []*bench.Round{{Config: "qmap", Number: 4}, {Config: "eevdf", Number: 4}, {Config: "eevdf", Number: 5}},
+		Notes:   []string{"last boot's note"},
+	}
+	rs.merge(res, &vm.Result{Accelerator: "TCG (single-threaded)", Elapsed: time.Minute})
+
+	var got []int
+	for _, rd := range res.Rounds {
+		got = append(got, rd.Number)
+	}
+	if want := []int{1, 1, 2, 2, 3, 3, 4, 4, 5}; !reflect.DeepEqual(got, want) {
+		t.Errorf("rounds %v, want %v", got, want)
+	}
+	if err := res.Validate(); err != nil {
+		t.Errorf("merged result: %v", err)
+	}
+	wantMeta := map[string]string{
+		"emulation":  "TCG from round 1; TCG from round 3; TCG from round 3; TCG (single-threaded) from round 4",
+		"guest_secs": fmt.Sprint(200 + 100 + 50),
+		"elapsed_s":  "240",
+	}
+	for k, want := range wantMeta {
+		if res.Meta[k] != want {
+			t.Errorf("meta %s = %q, want %q", k, res.Meta[k], want)
+		}
+	}
+	notes := strings.Join(res.Notes, "\n")
+	for _, want := range []string{"note 1", "note 3", "stopped boot 1 in round 3", "stopped boot 2 in round 3", "stopped boot 3 in round 4", "last boot's note"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("notes %q, want %q among them", notes, want)
+		}
+	}
+	if !strings.Contains(logged.String(), "boot 1 stopped in round 3; 2 finished rounds kept") {
+		t.Errorf("notices %q, want boot 1's", logged.String())
+	}
+}
+
+// A boot that finished every round but died before its result runs the
+// last round again.
+func TestResumptionAfterTheLastRound(t *testing.T) {
+	rs := newResumption(2, func(first int) string { return fmt.Sprint(first) })
+	rs.log = func(string, ...any) {}
+	if got := rs.again(&vm.Result{Output: guestOutput(t, []int{1, 2}, 0)}); got != "2" {
+		t.Errorf("command %q, want round 2 again", got)
+	}
+	if len(rs.kept) != 2 || rs.kept[0].Number != 1 {
+		t.Errorf("kept %d rounds, want round 1's two", len(rs.kept))
+	}
+}
+
+// A run the race never stopped says what its one boot was.
+func TestResumptionOneBoot(t *testing.T) {
+	rs := newResumption(2, func(first int) string { return fmt.Sprint(first) })
+	res := &bench.Result{Meta: map[string]string{"guest_secs": "50", "emulation": "TCG"}}
+	rs.merge(res, &vm.Result{Accelerator: "TCG", Elapsed: 90 * time.Second})
+	if res.Meta["emulation"] != "TCG" || res.Meta["elapsed_s"] != "90" || res.Meta["guest_secs"] != "50" {
+		t.Errorf("meta %v, want TCG, 90 s and the guest's 50 s", res.Meta)
 	}
 }
