@@ -37,12 +37,20 @@ type Checkpoint struct {
 
 // WriteLine writes @c as the marker line the host looks for.
 func (c *Checkpoint) WriteLine(w io.Writer) error {
-	b, err := json.Marshal(c)
-	if err != nil {
-		return fmt.Errorf("encoding round %d's checkpoint: %w", c.Round, err)
+	if err := writeMarked(w, CheckpointMarker, c); err != nil {
+		return fmt.Errorf("round %d's checkpoint: %w", c.Round, err)
 	}
-	if _, err := fmt.Fprintf(w, "%s%s\n", CheckpointMarker, b); err != nil {
-		return fmt.Errorf("writing round %d's checkpoint: %w", c.Round, err)
+	return nil
+}
+
+// writeMarked writes @v as JSON on one line that starts with @marker.
+func writeMarked(w io.Writer, marker string, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encoding: %w", err)
+	}
+	if _, err := fmt.Fprintf(w, "%s%s\n", marker, b); err != nil {
+		return fmt.Errorf("writing: %w", err)
 	}
 	return nil
 }
@@ -107,12 +115,8 @@ type Round struct {
 
 // WriteLine writes @r as the marker line the host looks for.
 func (r *Result) WriteLine(w io.Writer) error {
-	b, err := json.Marshal(r)
-	if err != nil {
-		return fmt.Errorf("encoding the result: %w", err)
-	}
-	if _, err := fmt.Fprintf(w, "%s%s\n", Marker, b); err != nil {
-		return fmt.Errorf("writing the result: %w", err)
+	if err := writeMarked(w, Marker, r); err != nil {
+		return fmt.Errorf("the result: %w", err)
 	}
 	return nil
 }
