@@ -5,8 +5,10 @@ package bench
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -105,10 +107,43 @@ type Stat struct {
 // emulator over a run hits both sides of a pair alike, so these are steadier
 // than the ratio of the medians when the host is noisy.
 type Spread struct {
-	Median float64 `json:"median"`
-	Min    float64 `json:"min"`
-	Max    float64 `json:"max"`
-	N      int     `json:"n"`
+	Median float64   `json:"median"`
+	Min    float64   `json:"min"`
+	Max    float64   `json:"max"`
+	N      int       `json:"n"`
+	CI     *Interval `json:"ci95,omitempty"` // of the median; nil: too few rounds
+}
+
+// Interval is a 95% confidence interval of a median: two of the samples,
+// chosen by rank (MedianCI).
+type Interval struct {
+	Low  float64 `json:"low"`
+	High float64 `json:"high"`
+}
+
+// MedianCI is the distribution-free 95% confidence interval of the median of
+// @sorted: [x(k), x(n+1-k)] for the largest k at which fewer than k of n
+// samples fall below the median with probability at most 2.5%, a binomial
+// tail with p = 1/2. It assumes nothing of the samples' spread, which on an
+// emulated host is neither normal nor steady. Six samples are the fewest
+// that have one; with fewer it returns nil.
+func MedianCI(sorted []float64) *Interval {
+	n := len(sorted)
+	k := 0
+	// term is C(n, j) / 2^n, tail its sum up to j.
+	term, tail := math.Pow(0.5, float64(n)), 0.0
+	for j := 0; j < n; j++ {
+		tail += term
+		if tail > 0.025 {
+			break
+		}
+		k = j + 1
+		term = term * float64(n-j) / float64(j+1)
+	}
+	if k == 0 {
+		return nil
+	}
+	return &Interval{Low: sorted[k-1], High: sorted[n-k]}
 }
 
 // Metric is one row of the results: a metric for every configuration that
@@ -194,7 +229,8 @@ func paired(values, base map[int]float64) *Spread {
 		return nil
 	}
 	st := summarise(ratios)
-	return &Spread{Median: st.Median, Min: st.Min, Max: st.Max, N: st.N}
+	slices.Sort(ratios)
+	return &Spread{Median: st.Median, Min: st.Min, Max: st.Max, N: st.N, CI: MedianCI(ratios)}
 }
 
 func summarise(samples []float64) *Stat {
@@ -229,4 +265,35 @@ func (s *Summary) Metric(name string) *Metric {
 		}
 	}
 	return nil
+}
+
+// Repair recomputes the paired spreads of a saved summary, which may predate
+// their confidence intervals, from its samples: for each configuration with
+// a sample in every one of the run's rounds, beside a baseline that has one
+// too, where a sample's place is its round. The others keep what was saved.
+func (s *Summary) Repair() {
+	rounds, err := strconv.Atoi(s.Meta["rounds"])
+	if err != nil || rounds <= 0 {
+		return
+	}
+	for i := range s.Metrics {
+		base := s.Metrics[i].Stats[Baseline]
+		if base == nil || len(base.Samples) != rounds {
+			continue
+		}
+		for cfg, st := range s.Metrics[i].Stats {
+			if cfg != Baseline && st.Paired != nil && len(st.Samples) == rounds {
+				st.Paired = paired(byRound(st.Samples), byRound(base.Samples))
+			}
+		}
+	}
+}
+
+// byRound keys @samples, one per round in order, by round number.
+func byRound(samples []float64) map[int]float64 {
+	out := make(map[int]float64, len(samples))
+	for i, v := range samples {
+		out[i+1] = v
+	}
+	return out
 }

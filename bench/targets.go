@@ -44,9 +44,26 @@ var LatencyTargets = []Target{
 // Verdict is how one configuration fared against one Target.
 type Verdict struct {
 	Target
-	Stat  *Stat   // nil: the run did not measure it
-	Value float64 // the measure the Target bounds
+	Stat  *Stat     // nil: the run did not measure it
+	Value float64   // the measure the Target bounds
+	CI    *Interval // the measure's 95% confidence interval; nil: none (Least, or too few rounds)
 	Met   bool
+}
+
+// Settled reports whether the run tells met from missed: the confidence
+// interval lies wholly on one side of the limit. A Least target is judged on
+// every round, so it always is.
+func (v Verdict) Settled() bool {
+	if v.Of == Least {
+		return true
+	}
+	if v.CI == nil {
+		return false
+	}
+	if v.AtMost {
+		return v.CI.High <= v.Limit || v.CI.Low > v.Limit
+	}
+	return v.CI.Low >= v.Limit || v.CI.High < v.Limit
 }
 
 // LatencyMode reports whether the configuration runs the latency mode.
@@ -62,7 +79,7 @@ func (s *Summary) Check(config string, targets []Target) []Verdict {
 		if m := s.Metric(t.Metric); m != nil {
 			v.Stat = m.Stats[config]
 		}
-		v.Value, v.Stat = measure(v.Stat, t.Of)
+		v.Value, v.CI, v.Stat = measure(v.Stat, t.Of)
 		if v.Stat != nil {
 			v.Met = v.Value >= t.Limit
 			if t.AtMost {
@@ -74,19 +91,20 @@ func (s *Summary) Check(config string, targets []Target) []Verdict {
 	return out
 }
 
-// measure takes @of from @st; a nil Stat back means there is nothing to take.
-func measure(st *Stat, of Measure) (float64, *Stat) {
+// measure takes @of from @st, with its confidence interval where it has one;
+// a nil Stat back means there is nothing to take.
+func measure(st *Stat, of Measure) (float64, *Interval, *Stat) {
 	switch {
 	case st == nil:
-		return 0, nil
+		return 0, nil, nil
 	case of == PairedRatio:
 		if st.Paired == nil {
-			return 0, nil
+			return 0, nil, nil
 		}
-		return st.Paired.Median, st
+		return st.Paired.Median, st.Paired.CI, st
 	case of == Least:
-		return st.Min, st
+		return st.Min, nil, st
 	default:
-		return st.Median, st
+		return st.Median, MedianCI(slices.Sorted(slices.Values(st.Samples))), st
 	}
 }

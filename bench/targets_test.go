@@ -109,3 +109,100 @@ func TestLatencyMode(t *testing.T) {
 		}
 	}
 }
+
+func TestMedianCI(t *testing.T) {
+	seq := func(n int) []float64 {
+		out := make([]float64, n)
+		for i := range out {
+			out[i] = float64(i + 1)
+		}
+		return out
+	}
+	tests := []struct {
+		n    int
+		want *Interval // in ranks, from 1
+	}{
+		{5, nil},                 // P(all on one side) = 1/16 > 5%
+		{6, &Interval{1, 6}},     // 96.9%
+		{7, &Interval{1, 7}},     // 98.4%
+		{8, &Interval{1, 8}},     // x(2) would give 93.0%
+		{9, &Interval{2, 8}},     // 96.1%
+		{16, &Interval{4, 13}},   // 97.9%; x(5) would give 92.3%
+		{36, &Interval{12, 25}},  // 97.1%
+		{100, &Interval{40, 61}}, // 96.5%
+	}
+	for _, tt := range tests {
+		got := MedianCI(seq(tt.n))
+		if (got == nil) != (tt.want == nil) || (got != nil && *got != *tt.want) {
+			t.Errorf("MedianCI(1..%d) = %+v, want %+v", tt.n, got, tt.want)
+		}
+	}
+}
+
+// A verdict is settled only when its interval clears the limit; sixteen
+// rounds whose paired ratios straddle 1.0 are not.
+func TestSettled(t *testing.T) {
+	ones := func(n int, v float64) []float64 {
+		out := make([]float64, n)
+		for i := range out {
+			out[i] = v
+		}
+		return out
+	}
+	straddle := []float64{75, 89, 92, 94, 96, 96, 96.5, 97.5, 100.1, 101, 103.5, 106, 108, 111, 119, 122}
+	tests := []struct {
+		name      string
+		metric    string
+		base, lat []float64
+		met, sure bool
+	}{
+		{"too few rounds", "stress_bogo_ops_s", ones(3, 100), []float64{110, 120, 130}, true, false},
+		{"met beyond noise", "stress_bogo_ops_s", ones(6, 100), []float64{101, 102, 103, 104, 105, 106}, true, true},
+		{"missed beyond noise", "hackbench_s", ones(6, 1), []float64{0.81, 0.9, 1, 1, 1.1, 1.2}, false, true},
+		{"straddles the limit", "stress_bogo_ops_s", ones(16, 100), straddle, false, false},
+		{"own median, straddles", "fair_misalloc_pct", ones(6, 1), []float64{8, 9, 9.5, 10.5, 11, 12}, true, false},
+		{"every round", "fair_share.19", ones(2, 1), []float64{0.5, 0.1}, true, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var target Target
+			for _, tg := range LatencyTargets {
+				if tg.Metric == tt.metric {
+					target = tg
+				}
+			}
+			v := Summarise(pairedResult(t, tt.metric, tt.base, tt.lat)).Check("lat", []Target{target})[0]
+			if v.Met != tt.met || v.Settled() != tt.sure {
+				t.Errorf("met %v settled %v (CI %+v), want %v and %v", v.Met, v.Settled(), v.CI, tt.met, tt.sure)
+			}
+		})
+	}
+}
+
+// A saved summary gets its paired intervals back from its samples, where
+// every configuration ran every round.
+func TestRepair(t *testing.T) {
+	res := pairedResult(t, "stress_bogo_ops_s", []float64{100, 100, 100, 100, 100, 100}, []float64{90, 95, 100, 105, 110, 120})
+	res.Meta = map[string]string{"rounds": "6"}
+	s := Summarise(res)
+	want := *s.Metric("stress_bogo_ops_s").Stats["lat"].Paired
+	if want.CI == nil {
+		t.Fatal("six rounds: no interval")
+	}
+	s.Metric("stress_bogo_ops_s").Stats["lat"].Paired.CI = nil
+	s.Repair()
+	got := s.Metric("stress_bogo_ops_s").Stats["lat"].Paired
+	if got.CI == nil || *got.CI != *want.CI || got.Median != want.Median || got.N != want.N {
+		t.Errorf("repaired %+v, want %+v", got, want)
+	}
+
+	// A round missing from one side: positions no longer name rounds.
+	res = pairedResult(t, "stress_bogo_ops_s", []float64{100, 100, -1, 100, 100, 100, 100}, []float64{90, 95, 100, 105, 110, 120, 130})
+	res.Meta = map[string]string{"rounds": "7"}
+	s = Summarise(res)
+	saved := s.Metric("stress_bogo_ops_s").Stats["lat"].Paired
+	s.Repair()
+	if got := s.Metric("stress_bogo_ops_s").Stats["lat"].Paired; got != saved {
+		t.Errorf("a run with a missing round was re-paired: %+v", got)
+	}
+}

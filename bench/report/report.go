@@ -120,7 +120,8 @@ func targetRows(s *bench.Summary) [][]string {
 }
 
 // verdictCell is "✓" or "✗" and the measure: a paired ratio with its range,
-// or the metric's median or smallest sample.
+// or the metric's median or smallest sample; then the measure's confidence
+// interval, and whether the run can tell met from missed.
 func verdictCell(v bench.Verdict) string {
 	if v.Stat == nil {
 		return "—"
@@ -129,20 +130,39 @@ func verdictCell(v bench.Verdict) string {
 	if v.Met {
 		mark = "✓ "
 	}
+	var cell string
 	switch v.Of {
 	case bench.PairedRatio:
 		p := v.Stat.Paired
-		return mark + fmt.Sprintf("×%.2f [%.2f–%.2f]", p.Median, p.Min, p.Max)
+		cell = mark + fmt.Sprintf("×%.2f [%.2f–%.2f]", p.Median, p.Min, p.Max)
 	case bench.Least:
 		return mark + Num(v.Value) + " (least)"
 	default:
-		return mark + Num(v.Value)
+		cell = mark + Num(v.Value)
 	}
+	switch {
+	case v.CI == nil:
+		return cell + ", too few rounds for a CI"
+	case v.Settled():
+		return cell + ", CI " + interval(v)
+	default:
+		return cell + ", CI " + interval(v) + ": within noise"
+	}
+}
+
+// interval is a verdict's confidence interval, as its measure is written.
+func interval(v bench.Verdict) string {
+	if v.Of == bench.PairedRatio {
+		return fmt.Sprintf("%.2f–%.2f", v.CI.Low, v.CI.High)
+	}
+	return Num(v.CI.Low) + "–" + Num(v.CI.High)
 }
 
 // targetsNote says how to read targetRows.
 const targetsNote = "Latency-mode targets: ×ratio here is paired, the median over the rounds of the " +
-	"configuration's value over EEVDF's in the same round, [min–max]; ✓ met, ✗ missed."
+	"configuration's value over EEVDF's in the same round, [min–max]; ✓ met, ✗ missed. " +
+	"CI: the median's 95% confidence interval (order statistics, six rounds or more); " +
+	"\"within noise\" where it holds the limit, so that this run cannot tell met from missed."
 
 // Text writes the table aligned for a terminal.
 func Text(w io.Writer, s *bench.Summary) error {

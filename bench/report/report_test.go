@@ -139,7 +139,7 @@ func TestTargets(t *testing.T) {
 		"## Latency-mode targets",
 		"| target | qmap -I --latency |",
 		"|---|---:|",
-		"| hackbench ≤ 0.80× EEVDF | ✓ ×0.80 [0.59–1.00] |",
+		"| hackbench ≤ 0.80× EEVDF | ✓ ×0.80 [0.59–1.00], too few rounds for a CI |",
 		"| CPU misallocated vs weights ≤ 10% | — |",
 	} {
 		if !strings.Contains(md, want) {
@@ -148,6 +148,40 @@ func TestTargets(t *testing.T) {
 	}
 	if !strings.Contains(text, "hackbench ≤ 0.80× EEVDF") || !strings.Contains(text, "✓ ×0.80 [0.59–1.00]") {
 		t.Errorf("text lacks the targets:\n%s", text)
+	}
+}
+
+// A cell gives the measure's confidence interval and says when the run
+// cannot tell met from missed.
+func TestVerdictCell(t *testing.T) {
+	ratio := func(ci *bench.Interval, met bool) bench.Verdict {
+		return bench.Verdict{
+			Target: bench.Target{Of: bench.PairedRatio, Limit: 1, AtMost: false},
+			Stat:   &bench.Stat{Paired: &bench.Spread{Median: 0.988, Min: 0.75, Max: 1.216, N: 16, CI: ci}},
+			Value:  0.988, CI: ci, Met: met,
+		}
+	}
+	own := bench.Verdict{
+		Target: bench.Target{Of: bench.OwnMedian, Limit: 10, AtMost: true},
+		Stat:   &bench.Stat{Median: 8.02}, Value: 8.02, CI: &bench.Interval{Low: 6.5, High: 9.1}, Met: true,
+	}
+	least := bench.Verdict{Target: bench.Target{Of: bench.Least, Limit: 1e-9}, Stat: &bench.Stat{Min: 0.1}, Value: 0.1, Met: true}
+	tests := []struct {
+		name string
+		v    bench.Verdict
+		want string
+	}{
+		{"within noise", ratio(&bench.Interval{Low: 0.938, High: 1.083}, false), "✗ ×0.99 [0.75–1.22], CI 0.94–1.08: within noise"},
+		{"settled", ratio(&bench.Interval{Low: 1.01, High: 1.083}, true), "✓ ×0.99 [0.75–1.22], CI 1.01–1.08"},
+		{"few rounds", ratio(nil, false), "✗ ×0.99 [0.75–1.22], too few rounds for a CI"},
+		{"own median", own, "✓ 8.02, CI 6.50–9.10"},
+		{"every round", least, "✓ 0.1 (least)"},
+		{"unmeasured", bench.Verdict{}, "—"},
+	}
+	for _, tt := range tests {
+		if got := verdictCell(tt.v); got != tt.want {
+			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
+		}
 	}
 }
 

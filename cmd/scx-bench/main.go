@@ -48,6 +48,7 @@ type options struct {
 	bin     string
 	outDir  string
 	from    string
+	summary string
 	timeout time.Duration
 	guest   []string // more arguments for scx-bench guest
 }
@@ -71,6 +72,7 @@ func main() {
 	flag.StringVar(&o.bin, "bin", "bin/scx-qmap-go", "scheduler binary to benchmark")
 	flag.StringVar(&o.outDir, "out", "bench/results", "where to write latest.{json,md,svg} and "+guestResult)
 	flag.StringVar(&o.from, "from", "", "render this saved guest result ("+guestResult+") instead of booting a guest")
+	flag.StringVar(&o.summary, "summary", "", "render this saved summary (latest.json) again, with what this version derives from its samples, instead of booting a guest")
 	flag.DurationVar(&o.timeout, "timeout", 0, "hard limit for the guest (default: scaled to rounds and vCPUs)")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: scx-bench [flags] [-- scx-bench guest flags]\n"+
@@ -92,6 +94,19 @@ func main() {
 func run(ctx context.Context, o options) error {
 	if err := os.MkdirAll(o.outDir, 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", o.outDir, err)
+	}
+	if o.summary != "" {
+		if o.from != "" {
+			return fmt.Errorf("-summary and -from both name a saved run: give one")
+		}
+		s, err := readSummary(o.summary)
+		if err != nil {
+			return err
+		}
+		if err := report.Text(os.Stdout, s); err != nil {
+			return err
+		}
+		return write(o.outDir, s)
 	}
 	var res *bench.Result
 	if o.from != "" {
@@ -294,6 +309,24 @@ func copyFile(src, dst string) error {
 		return fmt.Errorf("copying: %w", err)
 	}
 	return nil
+}
+
+// readSummary loads a saved summary and derives again what its samples give
+// (bench.Summary.Repair).
+func readSummary(path string) (*bench.Summary, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the saved summary: %w", err)
+	}
+	var s bench.Summary
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("%s: not a summary: %w", path, err)
+	}
+	if len(s.Configs) == 0 || len(s.Metrics) == 0 {
+		return nil, fmt.Errorf("%s: not a summary: no configurations or metrics", path)
+	}
+	s.Repair()
+	return &s, nil
 }
 
 // write saves the JSON, Markdown and SVG renderings.

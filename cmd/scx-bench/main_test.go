@@ -17,6 +17,7 @@ import (
 
 	"github.com/scx-qmap-go/scx-qmap-go/bench"
 	"github.com/scx-qmap-go/scx-qmap-go/bench/guest"
+	"github.com/scx-qmap-go/scx-qmap-go/bench/report"
 	"github.com/scx-qmap-go/scx-qmap-go/vm"
 )
 
@@ -127,6 +128,56 @@ func TestRunFrom(t *testing.T) {
 		b, err := os.ReadFile(filepath.Join(out, "latest.md"))
 		if err != nil || !strings.Contains(string(b), "| hackbench ↓ | s | 2 | 1 ×0.50 |") {
 			t.Errorf("-from %s: latest.md %v\n%s", from, err, b)
+		}
+	}
+}
+
+// A committed summary renders again with -summary, its paired intervals
+// derived anew; what is not a summary is refused.
+func TestRunSummary(t *testing.T) {
+	res := &bench.Result{
+		Meta:    map[string]string{"kernel": "7.2.13", "vcpus": "2", "rounds": "6"},
+		Configs: []bench.Config{{Name: "eevdf"}, {Name: "lat", Flags: "--latency"}},
+	}
+	for r := 1; r <= 6; r++ {
+		res.Rounds = append(res.Rounds,
+			&bench.Round{Config: "eevdf", Number: r, Values: map[string]float64{"stress_bogo_ops_s": 100}},
+			&bench.Round{Config: "lat", Number: r, Values: map[string]float64{"stress_bogo_ops_s": float64(95 + 2*r)}})
+	}
+	s := bench.Summarise(res)
+	s.Metric("stress_bogo_ops_s").Stats["lat"].Paired.CI = nil // as saved before intervals
+	dir := t.TempDir()
+	var buf bytes.Buffer
+	if err := report.JSON(&buf, s); err != nil {
+		t.Fatal(err)
+	}
+	saved := filepath.Join(dir, "latest.json")
+	if err := os.WriteFile(saved, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	notSummary := filepath.Join(dir, "other.json")
+	if err := os.WriteFile(notSummary, []byte(`{"meta":{}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stdout := os.Stdout
+	os.Stdout, _ = os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	defer func() { os.Stdout = stdout }()
+
+	out := filepath.Join(dir, "out")
+	if err := run(t.Context(), options{summary: saved, outDir: out}); err != nil {
+		t.Fatalf("-summary: %v", err)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "latest.md"))
+	if want := "| stress-ng ≥ 1.0× EEVDF | ✓ ×1.02 [0.97–1.07], CI 0.97–1.07: within noise |"; err != nil || !strings.Contains(string(b), want) {
+		t.Errorf("-summary: latest.md lacks %q: %v\n%s", want, err, b)
+	}
+	for _, o := range []options{
+		{summary: notSummary, outDir: out},
+		{summary: filepath.Join(dir, "missing.json"), outDir: out},
+		{summary: saved, from: saved, outDir: out},
+	} {
+		if err := run(t.Context(), o); err == nil {
+			t.Errorf("-summary %s -from %q: no error", o.summary, o.from)
 		}
 	}
 }
