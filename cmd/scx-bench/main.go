@@ -72,7 +72,7 @@ func main() {
 	flag.StringVar(&o.bin, "bin", "bin/scx-qmap-go", "scheduler binary to benchmark")
 	flag.StringVar(&o.outDir, "out", "bench/results", "where to write latest.{json,md,svg} and "+guestResult)
 	flag.StringVar(&o.from, "from", "", "render this saved guest result ("+guestResult+") instead of booting a guest")
-	flag.StringVar(&o.summary, "summary", "", "render this saved summary (latest.json) again, with what this version derives from its samples, instead of booting a guest")
+	flag.StringVar(&o.summary, "summary", "", "render this saved summary (latest.json) again, into its own directory unless -out is given, with what this version derives from its samples, instead of booting a guest")
 	flag.DurationVar(&o.timeout, "timeout", 0, "hard limit for the guest (default: scaled to rounds and vCPUs)")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: scx-bench [flags] [-- scx-bench guest flags]\n"+
@@ -81,6 +81,10 @@ func main() {
 	}
 	flag.Parse()
 	o.guest = flag.Args()
+	// A summary renders again where it lies, not over the main table.
+	if o.summary != "" && !flagSet("out") {
+		o.outDir = filepath.Dir(o.summary)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, o)
@@ -309,6 +313,13 @@ func copyFile(src, dst string) error {
 		return fmt.Errorf("copying: %w", err)
 	}
 	return nil
+}
+
+// flagSet reports whether the command line gave flag @name.
+func flagSet(name string) bool {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // readSummary loads a saved summary and derives again what its samples give
