@@ -228,9 +228,9 @@ func paired(values, base map[int]float64) *Spread {
 	if len(ratios) == 0 {
 		return nil
 	}
-	st := summarise(ratios)
 	slices.Sort(ratios)
-	return &Spread{Median: st.Median, Min: st.Min, Max: st.Max, N: st.N, CI: MedianCI(ratios)}
+	n := len(ratios)
+	return &Spread{Median: Median(ratios), Min: ratios[0], Max: ratios[n-1], N: n, CI: MedianCI(ratios)}
 }
 
 func summarise(samples []float64) *Stat {

@@ -99,43 +99,44 @@ func run(ctx context.Context, o options) error {
 	if err := os.MkdirAll(o.outDir, 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", o.outDir, err)
 	}
-	if o.summary != "" {
-		if o.from != "" {
-			return fmt.Errorf("-summary and -from both name a saved run: give one")
-		}
-		s, err := readSummary(o.summary)
-		if err != nil {
-			return err
-		}
-		if err := report.Text(os.Stdout, s); err != nil {
-			return err
-		}
-		return write(o.outDir, s)
+	s, err := summary(ctx, o)
+	if err != nil {
+		return err
+	}
+	if err := report.Text(os.Stdout, s); err != nil {
+		return err
+	}
+	return write(o.outDir, s)
+}
+
+// summary is the run to render: a saved summary (-summary), a saved guest
+// result (-from), or a guest booted now, whose result is saved beside.
+func summary(ctx context.Context, o options) (*bench.Summary, error) {
+	switch {
+	case o.summary != "" && o.from != "":
+		return nil, fmt.Errorf("-summary and -from both name a saved run: give one")
+	case o.summary != "":
+		return readSummary(o.summary)
 	}
 	var res *bench.Result
 	if o.from != "" {
 		b, err := os.ReadFile(o.from)
 		if err != nil {
-			return fmt.Errorf("reading the saved result: %w", err)
+			return nil, fmt.Errorf("reading the saved result: %w", err)
 		}
 		if res, err = bench.FindResult(string(b)); err != nil {
-			return fmt.Errorf("%s: %w", o.from, err)
+			return nil, fmt.Errorf("%s: %w", o.from, err)
 		}
 	} else {
 		var err error
 		if res, err = boot(ctx, o); err != nil {
-			return err
+			return nil, err
 		}
 		if err := saveResult(filepath.Join(o.outDir, guestResult), res); err != nil {
-			return err
+			return nil, err
 		}
 	}
-
-	s := bench.Summarise(res)
-	if err := report.Text(os.Stdout, s); err != nil {
-		return err
-	}
-	return write(o.outDir, s)
+	return bench.Summarise(res), nil
 }
 
 // guestTimeout is the hard limit for a guest that runs @configs
