@@ -193,6 +193,7 @@ struct qmap_stats {
 	u64 nr_lat_local;	/* -L: waking tasks of one CPU queued on its local DSQ */
 	u64 nr_lat_shared;	/* -L: light waking tasks queued on the shared DSQ */
 	u64 nr_lat_kept;	/* -L: slices renewed for prev, the task its FIFO would pop */
+	u64 nr_lat_kthreads;	/* -L: of preempts and local waits, kernel threads' */
 	u64 nr_slice_cut;	/* tasks that left a deep FIFO with less than slice_ns */
 	u64 nr_sub_dispatched;	/* dispatches handed to sub-schedulers */
 	u64 nr_cap_grants;	/* 7.3: cids granted to a child (whole or shared) */
@@ -1573,6 +1574,17 @@ static bool kick_over_budget(s32 cpu)
 	return true;
 }
 
+/* -L: preempt the first CPU over its budget of @own and the next few. */
+static void kick_first_over_budget(s32 own)
+{
+	u32 nr = nr_form_cpus(), i;
+	s32 cpu;
+
+	for (i = 0; (cpu = lat_probe(own, i, nr)) >= 0; i++)
+		if (kick_over_budget(cpu))
+			return;
+}
+
 /*
  * -L: waking @p ran little lately, could not preempt, and may run on one CPU
  * only: it waits at the head of that CPU's local DSQ, ahead of the FIFOs,
@@ -1616,9 +1628,6 @@ static bool lat_wait_local(struct task_struct *p, struct task_ctx *tctx,
 static bool lat_wait_shared(struct task_struct *p, struct task_ctx *tctx,
 			    u64 enq_flags)
 {
-	u32 nr = nr_form_cpus(), i;
-	s32 own = task_cpu(p), cpu;
-
 	if (lat_load(p, tctx->util) >= LAT_BUSY || lat_fifos_starved)
 		return false;
 	if (fifos_nr_queued() <= 2 * lat_light_queued)
@@ -1626,10 +1635,35 @@ static bool lat_wait_shared(struct task_struct *p, struct task_ctx *tctx,
 
 	scx_bpf_dsq_insert(p, SHARED_DSQ, slice_ns, enq_flags);
 	__sync_fetch_and_add(&stats.nr_lat_shared, 1);
-	for (i = 0; (cpu = lat_probe(own, i, nr)) >= 0; i++)
-		if (kick_over_budget(cpu))
-			break;
+	kick_first_over_budget(task_cpu(p));
 	return true;
+}
+
+/*
+ * Kernel threads skip the FIFOs for the shared DSQ, which every CPU drains
+ * first: the kernel's own work must not wait behind a deep FIFO.
+ * sched_ext's watchdog is a kworker; queued behind hundreds of user threads
+ * (10,000 Python threads on 7.3 under TCG), it failed to check in within
+ * the 5 s timeout and the kernel ejected the scheduler.
+ *
+ * -L: one that wakes and ran little lately preempts, or waits on its CPU,
+ * as a light user task does; else a CPU over its budget gives way to it.
+ * In the shared DSQ alone, it waited for the tick past a CPU hog's budget.
+ */
+static void enqueue_kthread(struct task_struct *p, struct task_ctx *tctx,
+			    struct task_struct *waker, u64 enq_flags)
+{
+	bool lat_wakeup = lat_budget_ns && (enq_flags & SCX_ENQ_WAKEUP);
+
+	if (lat_wakeup && (lat_preempt(p, tctx, waker, enq_flags) ||
+			   lat_wait_local(p, tctx, enq_flags))) {
+		__sync_fetch_and_add(&stats.nr_lat_kthreads, 1);
+		return;
+	}
+
+	scx_bpf_dsq_insert(p, SHARED_DSQ, slice_ns, enq_flags);
+	if (lat_wakeup && lat_load(p, tctx->util) < LAT_BUSY)
+		kick_first_over_budget(task_cpu(p));
 }
 
 /*
@@ -1733,15 +1767,8 @@ void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 		}
 	}
 
-	/*
-	 * Kernel threads skip the FIFOs for the shared DSQ, which every CPU
-	 * drains first: the kernel's own work must not wait behind a deep FIFO.
-	 * sched_ext's watchdog is a kworker; queued behind hundreds of user
-	 * threads (10,000 Python threads on 7.3 under TCG), it failed to check
-	 * in within the 5 s timeout and the kernel ejected the scheduler.
-	 */
 	if (p->flags & PF_KTHREAD) {
-		scx_bpf_dsq_insert(p, SHARED_DSQ, slice_ns, enq_flags);
+		enqueue_kthread(p, tctx, waker, enq_flags);
 		return;
 	}
 

@@ -47,6 +47,7 @@ type qmapQmapStats struct {
 	NrLatLocal           uint64
 	NrLatShared          uint64
 	NrLatKept            uint64
+	NrLatKthreads        uint64
 	NrSliceCut           uint64
 	NrSubDispatched      uint64
 	NrCapGrants          uint64

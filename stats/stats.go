@@ -57,6 +57,7 @@ var Counters = []Counter{
 	{"lat_shared", "nr_lat_shared", "-L: waking tasks that ran little lately, which could not preempt nor wait on their own CPU, queued on the shared DSQ, ahead of the FIFOs", false, func(s *bpf.Stats) *uint64 { return &s.NrLatShared }},
 	{"lat_resumes", "nr_lat_resumes", "-L: tasks a waking task preempted within their budget, put back first on their CPU with the slice they had left", false, func(s *bpf.Stats) *uint64 { return &s.NrLatResumes }},
 	{"lat_kept", "nr_lat_kept", "-L: slices renewed for a task whose own turn in its FIFO came up again as the slice ended, the FIFO holding nothing else", false, func(s *bpf.Stats) *uint64 { return &s.NrLatKept }},
+	{"lat_kthreads", "nr_lat_kthreads", "-L: of lat_preempts and lat_local, kernel threads that woke: they skip the FIFOs, and without -L wait in the shared DSQ", false, func(s *bpf.Stats) *uint64 { return &s.NrLatKthreads }},
 	{"slice_cut", "nr_slice_cut", "tasks that left a deep FIFO with a slice cut short so that every waiting task runs within 1 s", false, func(s *bpf.Stats) *uint64 { return &s.NrSliceCut }},
 	{"sub_dsp", "nr_sub_dispatched", "dispatches this scheduler handed to its sub-schedulers (scx_bpf_sub_dispatch())", false, func(s *bpf.Stats) *uint64 { return &s.NrSubDispatched }},
 	{"cap_grants", "nr_cap_grants", "7.3: cids this scheduler granted to a sub-scheduler, whole or for its turn of the shared ones", false, func(s *bpf.Stats) *uint64 { return &s.NrCapGrants }},

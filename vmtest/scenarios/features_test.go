@@ -202,6 +202,35 @@ func TestFeatures(t *testing.T) {
 		}
 	})
 
+	// --latency: kernel threads that wake beside CPU hogs preempt them, or
+	// wait at the head of their CPU's local DSQ, as light user tasks do.
+	// Each write to vm/stat_refresh queues work for every CPU's kworker and
+	// waits for them all. (How long a write took is logged: it moves with
+	// the host.)
+	t.Run("lat_kthreads", func(t *testing.T) {
+		const writes = 40
+		s := guest.StartScheduler(t, "--latency", "--quiet")
+		load := guest.Start(t, "stress-ng", "--cpu", strconv.Itoa(2*runtime.NumCPU()), "--timeout", "6", "--quiet")
+		time.Sleep(time.Second) // past the hogs' first ticks, so their use is known
+		c0 := s.Counters(t)
+		took := make([]time.Duration, 0, writes)
+		for range writes {
+			start := time.Now()
+			writeFile(t, "/proc/sys/vm/stat_refresh", "1")
+			took = append(took, time.Since(start))
+			time.Sleep(20 * time.Millisecond)
+		}
+		c1 := s.Counters(t)
+		load.Wait(t, 60*time.Second)
+		slices.Sort(took)
+		kthreads := c1.NrLatKthreads - c0.NrLatKthreads
+		t.Logf("--latency beside %d CPU hogs: %d kernel threads preempted or waited on their CPU in %d stat_refresh writes; a write took %v (median), %v (max)",
+			2*runtime.NumCPU(), kthreads, writes, took[writes/2], took[writes-1])
+		if kthreads < writes {
+			t.Errorf("--latency: %d kernel threads preempted or waited on their CPU in %d writes, want at least one a write", kthreads, writes)
+		}
+	})
+
 	// --latency under hackbench, beside the default mode in the same boot:
 	// preemption must not feed on itself. It did once: a preempted task
 	// counted as busy and was preempted whenever it ran (hackbench 7 times
