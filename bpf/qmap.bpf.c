@@ -385,10 +385,10 @@ enum { MAX_CIDS = 1024 };
 /*
  * cid form: the idle cids, as ops.update_idle reports them (the kernel's
  * built-in idle tracking and its kfuncs serve the cpu form only). A cid is
- * cleared when a task is sent to it; the lowpri timer sets it again if the
- * CPU went back to idle without running anything, which ops.update_idle does
- * not report. Only online cids are ever idle: an offline CPU's local DSQ
- * runs nothing.
+ * cleared when a task is sent to it. A CPU that wakes for it and finds
+ * nothing goes back to idle without an ops.update_idle call: its own
+ * dispatch sets the bit again (dispatch_found_nothing()). Only online cids
+ * are ever idle: an offline CPU's local DSQ runs nothing.
  */
 u64 idle_cids[MAX_CIDS / 64];
 /*
@@ -982,25 +982,6 @@ static s32 pick_any_cpu(struct task_struct *p)
 		if (cid_online(cid) && task_may_run(p, cid) && cid_usable(cid))
 			return cid;
 	return -1;
-}
-
-/* cid form: mark the cids whose CPU runs its idle task idle again. */
-static void refresh_idle_cids(void)
-{
-	struct task_struct *curr;
-	bool idle;
-	s32 cid;
-
-	bpf_for(cid, 0, nr_form_cpus()) {
-		if (!cid_online(cid))
-			continue;
-		bpf_rcu_read_lock();
-		curr = cpu_curr(cid);
-		idle = curr && curr->pid == 0;
-		bpf_rcu_read_unlock();
-		if (idle)
-			set_cid_idle(cid, true);
-	}
 }
 
 static struct task_ctx *lookup_task_ctx(struct task_struct *p)
@@ -2126,11 +2107,27 @@ static bool move_shared_to_local(s32 cpu)
 }
 
 /*
+ * cid form: this CPU's dispatch found nothing to run. Without @prev it goes
+ * idle; if it was claimed (woken for a task that ran elsewhere), that is no
+ * idle transition and ops.update_idle stays silent, so give the claim back.
+ * Only the CPU's own dispatch may: a CPU being taken offline still runs its
+ * idle task but refuses tasks, which the kernel then runs on the sender's
+ * CPU through the global DSQ, ahead of ops.dispatch. Marked idle from
+ * outside, it would draw every task whose slice ends, and the shared DSQ
+ * would starve until the watchdog ejects us.
+ */
+static void dispatch_found_nothing(s32 cpu, struct task_struct *prev)
+{
+	if (cid_form && !prev)
+		set_cid_idle(cpu, true);
+}
+
+/*
  * 7.3: on a cid we gave a child, whole or for its turn of the shared ones,
  * the child dispatches and we run nothing of ours. Returns whether @cpu is
  * such a cid.
  */
-static bool dispatch_delegated(s32 cpu)
+static bool dispatch_delegated(s32 cpu, struct task_struct *prev)
 {
 	u32 i = cpu;
 	s32 owner;
@@ -2142,7 +2139,8 @@ static bool dispatch_delegated(s32 cpu)
 		owner = rr_holder();
 	if (owner < 0)
 		return false;
-	sub_dispatch(owner);
+	if (!sub_dispatch(owner))
+		dispatch_found_nothing(cpu, prev);
 	return true;
 }
 
@@ -2182,7 +2180,7 @@ void BPF_STRUCT_OPS(qmap_dispatch, s32 cpu, struct task_struct *prev)
 	if (highpri_boosting && dispatch_highpri(false))
 		return;
 
-	if (caps_hier && dispatch_delegated(cpu))
+	if (caps_hier && dispatch_delegated(cpu, prev))
 		return;
 	if (cid_form && !caps_hier && sub_turn_due() && dispatch_subs())
 		return;
@@ -2228,9 +2226,11 @@ fifos_empty:
 	if (cid_form && !caps_hier && dispatch_subs())
 		return;
 
-	/* Nothing queued: @prev keeps running. */
-	if (!prev)
+	/* Nothing queued: @prev keeps running, or the CPU goes idle. */
+	if (!prev) {
+		dispatch_found_nothing(cpu, prev);
 		return;
+	}
 	/* -s holds for @prev too, where the kernel would refill SCX_SLICE_DFL. */
 	if ((prev->scx.flags & SCX_TASK_QUEUED) && !prev->scx.slice)
 		scx_bpf_task_set_slice(prev, weighted_slice(prev, slice_ns));
@@ -2513,8 +2513,8 @@ static void reenq_rt_busy_cpus(void)
  * Every 10 ms, ask the kernel to hand the parked low-priority tasks back
  * through ops.enqueue (reason KFUNC), where they go to an idle CPU or the
  * shared DSQ: nice 19 tasks run, but only in the gaps. Also the sweep of
- * --remote-reenq, -L's look at the FIFOs' heads, the cid form's idle
- * refresh, and 7.3's partition turns and stranded tasks.
+ * --remote-reenq, -L's look at the FIFOs' heads, and 7.3's partition turns
+ * and stranded tasks.
  */
 static int lowpri_timerfn(void *map, int *key, struct bpf_timer *timer)
 {
@@ -2526,8 +2526,6 @@ static int lowpri_timerfn(void *map, int *key, struct bpf_timer *timer)
 		reenq_rt_busy_cpus();
 	if (lat_budget_ns)
 		lat_fifos_starved = fifos_waited_long(-1);
-	if (cid_form)
-		refresh_idle_cids();
 	if (caps_hier) {
 		caps_tick();
 		rescue_stranded();
