@@ -284,8 +284,8 @@ func sysfs(t *testing.T, name string) string {
 }
 
 // maxOfflineDispatches bounds the tasks sent to a CPU going offline in one
-// hotplug cycle: 2-3 in twelve cycles on 7.3, where a timer that marked
-// the CPU idle again sent 4-116 (and was ejected once).
+// hotplug cycle: 2-4 read on 7.3 and 3 on 7.2, where a timer that marked
+// the CPU idle again sent 4-116 on 7.3 (and was ejected once in twelve).
 const maxOfflineDispatches = 20
 
 // rootEvent reads the root scheduler's kernel event counter @name.
