@@ -288,18 +288,25 @@ func sysfs(t *testing.T, name string) string {
 // the CPU idle again sent 4-116 on 7.3 (and was ejected once in twelve).
 const maxOfflineDispatches = 20
 
-// rootEvent reads the root scheduler's kernel event counter @name.
-func rootEvent(t *testing.T, name string) int64 {
+// readEvents reads the kernel event counters of the scheduler whose sysfs
+// directory is @dir.
+func readEvents(t *testing.T, dir string) []stats.Event {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(guest.SysfsRoot, stats.RootSchedDir, "events"))
+	b, err := os.ReadFile(filepath.Join(dir, "events"))
 	if err != nil {
-		t.Fatalf("the root's events: %v", err)
+		t.Fatalf("the scheduler's events: %v", err)
 	}
 	events, err := stats.ParseEvents(string(b))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range events {
+	return events
+}
+
+// rootEvent reads the root scheduler's kernel event counter @name.
+func rootEvent(t *testing.T, name string) int64 {
+	t.Helper()
+	for _, e := range readEvents(t, filepath.Join(guest.SysfsRoot, stats.RootSchedDir)) {
 		if e.Name == name {
 			return e.Value
 		}

@@ -254,14 +254,7 @@ func testCapabilities(t *testing.T, bin, cg string, id uint64, refuse func(*test
 func checkOwnEvents(t *testing.T, child *guest.Scheduler, id uint64) {
 	t.Helper()
 	snap := child.Snapshot(t)
-	b, err := os.ReadFile(filepath.Join(subSysfs(id), "events"))
-	if err != nil {
-		t.Fatalf("the child's events: %v", err)
-	}
-	own, err := stats.ParseEvents(string(b))
-	if err != nil {
-		t.Fatal(err)
-	}
+	own := readEvents(t, subSysfs(id))
 	now := map[string]int64{}
 	for _, e := range own {
 		now[e.Name] = e.Value
