@@ -22,6 +22,8 @@ import (
 //	internal-error  prints QEMU's KVM internal error, then hangs (QEMU paused)
 //	msr             prints QEMU's "failed to set MSR" and exits 1
 //	silent          prints nothing and hangs
+//	stalls          prints kernel lines, then hangs before the command
+//	stalls-first    as stalls the first time it is called, then as works
 //	wedged          starts the command, logs a hung task, then hangs
 //	wedged-recovers starts the command, logs a hung task, then finishes
 //	int3            starts the command, oopses on an int3 and panics
@@ -50,6 +52,21 @@ msr)
 	echo "qemu-system-x86_64: error: failed to set MSR 0x10a to 0x0" >&2
 	exit 1 ;;
 silent)
+	exec sleep 1000 ;;
+stalls-first)
+	if [ -e "$STANDIN_LOG.stalled" ]; then
+		echo "[    0.000000] Linux version 7.2.0" >&2
+		echo "virtme-init: starting script" >&2
+		echo "ran: $cmd"
+		exit 0
+	fi
+	touch "$STANDIN_LOG.stalled"
+	echo "[    0.000000] Linux version 7.2.0" >&2
+	echo "[    1.827706] hpet0: 3 comparators, 64-bit 100.000000 MHz counter" >&2
+	exec sleep 1000 ;;
+stalls)
+	echo "[    0.000000] Linux version 7.2.0" >&2
+	echo "[    1.827706] hpet0: 3 comparators, 64-bit 100.000000 MHz counter" >&2
 	exec sleep 1000 ;;
 wedged|wedged-recovers)
 	echo "[    0.000000] Linux version 7.2.0" >&2
@@ -229,6 +246,46 @@ func TestRunSilentTCGIsBounded(t *testing.T) {
 	}
 	if !strings.Contains(notices.String(), "booting again") {
 		t.Errorf("notices = %q, want a retry notice", notices.String())
+	}
+}
+
+// A TCG boot whose kernel goes quiet before the command starts (seen: a
+// 4-vCPU boot that hung 1.8 s into the kernel's start-up) is killed
+// after the alive bound of quiet, not at the boot's limit, and booted
+// again once.
+func TestRunStalledBootIsRetried(t *testing.T) {
+	tests := []struct {
+		mode    string
+		wantErr string // "" for success
+	}{
+		{"stalls-first", ""},
+		{"stalls", "guest died twice before running the command (no output for 1s while booting)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.mode, func(t *testing.T) {
+			logPath := withStandIn(t, "works", tt.mode)
+			t.Setenv("SCX_VM_KVM", "0")
+			var notices bytes.Buffer
+			cfg := Config{Kernel: "/stand-in/vmlinuz", Timeout: time.Hour, AliveWithin: time.Second, Log: &notices}
+			start := time.Now()
+			res, err := Run(context.Background(), cfg, "true")
+			if took := time.Since(start); took > 15*time.Second {
+				t.Errorf("Run took %v, want a few seconds", took)
+			}
+			if tt.wantErr == "" {
+				if err != nil || !strings.Contains(res.Output, "ran: true") || res.Attempts != 2 {
+					t.Errorf("Run = %+v, %v; want the command run in the second boot", res, err)
+				}
+			} else if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("Run error = %v, want %q", err, tt.wantErr)
+			}
+			if got := calls(t, logPath); got != "tcg,tcg" {
+				t.Errorf("boots = %q, want tcg,tcg", got)
+			}
+			if !strings.Contains(notices.String(), "no output for 1s while booting") {
+				t.Errorf("notices = %q, want the stall named", notices.String())
+			}
+		})
 	}
 }
 

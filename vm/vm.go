@@ -36,8 +36,10 @@ type Config struct {
 	Console  io.Writer     // also receives the kernel console live (optional)
 	Log      io.Writer     // the runner's own notices (KVM fallback, retries); default os.Stderr
 
-	// AliveWithin bounds the wait for the guest's first kernel log line;
-	// default 30 s under KVM, 2 minutes under TCG.
+	// AliveWithin bounds the wait for the guest's first kernel log line,
+	// and, until the command starts, each wait for the next line of
+	// vng's output (a kernel that hangs in its own start-up); default 30 s
+	// under KVM, 2 minutes under TCG.
 	AliveWithin time.Duration
 
 	// WedgeGrace is how long a guest may go on after a kernel line that
@@ -142,6 +144,7 @@ const (
 	exited    how = iota // vng exited by itself
 	kvmFailed            // killed: QEMU reported that KVM cannot run the guest
 	silent               // killed: no kernel log line within the alive bound
+	stalled              // killed: no output for the alive bound before the command started
 	timedOut             // killed: Config.Timeout
 	wedged               // killed: Config.WedgeGrace after a wedge line
 	cancelled            // killed: the caller's context ended
@@ -177,7 +180,8 @@ func (e engine) String() string {
 // moment QEMU reports a KVM failure, or when it shows no kernel output
 // within Config.AliveWithin; it is then booted again under TCG, and so is
 // every later boot of this process. A boot that dies before the command
-// starts is retried once. A TCG boot whose kernel hit a breakpoint it had
+// starts, or goes quiet for Config.AliveWithin before it, is retried
+// once. A TCG boot whose kernel hit a breakpoint it had
 // already patched out (staleBreakpoint) is booted again, under
 // single-threaded TCG once Config.RaceRetries multi-threaded boots have hit
 // it too, with the command Config.Again gives.
@@ -245,8 +249,11 @@ func Run(ctx context.Context, cfg Config, command string) (*Result, error) {
 			return res, nil
 		}
 		why := fmt.Sprintf("exit %d", res.ExitCode)
-		if b.how == silent {
+		switch b.how {
+		case silent:
 			why = fmt.Sprintf("no kernel output within %v", b.alive)
+		case stalled:
+			why = fmt.Sprintf("no output for %v while booting", b.alive)
 		}
 		if retried {
 			return res, fmt.Errorf("guest died twice before running the command (%s); console tail:\n%s",
@@ -264,6 +271,8 @@ func (b *boot) kvmProblem(started bool) string {
 		return b.kvmLine
 	case silent:
 		return fmt.Sprintf("no kernel output within %v", b.alive)
+	case stalled:
+		return fmt.Sprintf("no output for %v while booting", b.alive)
 	case exited:
 		if started {
 			return ""
@@ -384,6 +393,11 @@ func runOnce(ctx context.Context, cfg Config, command string, eng engine) (*boot
 	defer aliveTimer.Stop()
 	aliveC, aliveT := watch.alive, aliveTimer.C
 	var wedgeT <-chan time.Time
+	// Until the command starts, a boot that goes quiet for the alive
+	// bound has hung in the kernel's start-up.
+	stallTick := time.NewTicker(max(alive/4, 10*time.Millisecond))
+	defer stallTick.Stop()
+	startedC, stallC := watch.started, stallTick.C
 
 	b := &boot{how: exited, alive: alive}
 	var werr error
@@ -403,6 +417,14 @@ wait:
 				}
 			}
 			continue
+		case <-startedC:
+			startedC, stallC = nil, nil
+			continue
+		case now := <-stallC:
+			if watch.quietFor(now) < alive {
+				continue
+			}
+			b.how = stalled
 		case b.wedge = <-watch.wedged:
 			wedgeT = time.After(cfg.wedgeGrace())
 			continue

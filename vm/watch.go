@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // kvmFailureRE matches what QEMU prints when KVM cannot run the guest. Seen
@@ -25,19 +27,23 @@ var kvmFailureRE = regexp.MustCompile(`(?i)KVM internal error|emulation failure|
 var wedgeRE = regexp.MustCompile(`Kernel panic - not syncing|blocked for more than|soft lockup|hard LOCKUP`)
 
 // watcher reads vng's output as it streams and signals the first guest
-// kernel line (the boot is alive), the first KVM failure line, and the
-// first kernel line that says the guest is wedged.
+// kernel line (the boot is alive), the command's start, the first KVM
+// failure line, and the first kernel line that says the guest is wedged.
 type watcher struct {
-	alive      chan struct{} // closed at the first kernel log line
-	aliveOnce  sync.Once
-	kvmFail    chan string // receives the first KVM failure line
-	failOnce   sync.Once
-	wedged     chan string // receives the first wedge line
-	wedgedOnce sync.Once
+	alive       chan struct{} // closed at the first kernel log line
+	aliveOnce   sync.Once
+	started     chan struct{} // closed when the guest starts the command
+	startedOnce sync.Once
+	lastLine    atomic.Int64 // when the last line came, in Unix ns
+	kvmFail     chan string  // receives the first KVM failure line
+	failOnce    sync.Once
+	wedged      chan string // receives the first wedge line
+	wedgedOnce  sync.Once
 }
 
 func newWatcher() *watcher {
-	return &watcher{alive: make(chan struct{}), kvmFail: make(chan string, 1), wedged: make(chan string, 1)}
+	return &watcher{alive: make(chan struct{}), started: make(chan struct{}),
+		kvmFail: make(chan string, 1), wedged: make(chan string, 1)}
 }
 
 // stream returns a writer for one of vng's outputs; each keeps its own
@@ -48,7 +54,11 @@ func (w *watcher) stream() io.Writer {
 }
 
 func (w *watcher) line(s string) {
+	w.lastLine.Store(time.Now().UnixNano())
 	s = strings.TrimSpace(s)
+	if strings.Contains(s, startedMarker) || strings.Contains(s, systemStartedMarker) {
+		w.startedOnce.Do(func() { close(w.started) })
+	}
 	if kernelLineRE.MatchString(s) {
 		w.aliveOnce.Do(func() { close(w.alive) })
 		if wedgeRE.MatchString(s) && !isBenign(s) {
@@ -59,6 +69,15 @@ func (w *watcher) line(s string) {
 	if kvmFailureRE.MatchString(s) {
 		w.failOnce.Do(func() { w.kvmFail <- s })
 	}
+}
+
+// quietFor is how long no line has come, or 0 before the first.
+func (w *watcher) quietFor(now time.Time) time.Duration {
+	last := w.lastLine.Load()
+	if last == 0 {
+		return 0
+	}
+	return now.Sub(time.Unix(0, last))
 }
 
 // Lines returns a writer that calls @fn with each line written to it,
