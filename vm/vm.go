@@ -249,11 +249,8 @@ func Run(ctx context.Context, cfg Config, command string) (*Result, error) {
 			return res, nil
 		}
 		why := fmt.Sprintf("exit %d", res.ExitCode)
-		switch b.how {
-		case silent:
-			why = fmt.Sprintf("no kernel output within %v", b.alive)
-		case stalled:
-			why = fmt.Sprintf("no output for %v while booting", b.alive)
+		if q := b.quiet(); q != "" {
+			why = q
 		}
 		if retried {
 			return res, fmt.Errorf("guest died twice before running the command (%s); console tail:\n%s",
@@ -264,15 +261,24 @@ func Run(ctx context.Context, cfg Config, command string) (*Result, error) {
 	}
 }
 
+// quiet says how a boot killed for going quiet went quiet, or "".
+func (b *boot) quiet() string {
+	switch b.how {
+	case silent:
+		return fmt.Sprintf("no kernel output within %v", b.alive)
+	case stalled:
+		return fmt.Sprintf("no output for %v while booting", b.alive)
+	}
+	return ""
+}
+
 // kvmProblem says why a KVM boot shows that KVM cannot run the guest, or "".
 func (b *boot) kvmProblem(started bool) string {
 	switch b.how {
 	case kvmFailed:
 		return b.kvmLine
-	case silent:
-		return fmt.Sprintf("no kernel output within %v", b.alive)
-	case stalled:
-		return fmt.Sprintf("no output for %v while booting", b.alive)
+	case silent, stalled:
+		return b.quiet()
 	case exited:
 		if started {
 			return ""
