@@ -1544,7 +1544,10 @@ static bool lat_resume(struct task_struct *p, struct task_ctx *tctx,
 /*
  * -L: a task woke up and had to queue, so its CPU @cpu is busy. If what runs
  * there is one of ours and has used its budget, preempt it: it goes back to
- * its FIFO and the CPU dispatches again.
+ * its FIFO and the CPU dispatches again. The slice is ended here, on the task
+ * found over its budget, and the kick only reschedules: SCX_KICK_PREEMPT ends
+ * the slice of whatever runs when the kick lands, often a pinned light task
+ * that has just preempted this one and, cut before it ran, went to its FIFO.
  */
 static bool kick_over_budget(s32 cpu)
 {
@@ -1555,11 +1558,13 @@ static bool kick_over_budget(s32 cpu)
 	curr = cpu_curr(cpu);
 	/* Only ours are QUEUED; an RT task there would just run on. */
 	kick = curr && (curr->scx.flags & SCX_TASK_QUEUED) && over_budget(curr);
+	if (kick)
+		scx_bpf_task_set_slice(curr, 0);
 	bpf_rcu_read_unlock();
 	if (!kick)
 		return false;
 
-	kick_cpu(cpu, SCX_KICK_PREEMPT);
+	kick_cpu(cpu, 0);
 	__sync_fetch_and_add(&stats.nr_lat_kicks, 1);
 	return true;
 }
