@@ -206,10 +206,7 @@ func Run(ctx context.Context, cfg Config, command string) (*Result, error) {
 		}
 		res := b.res
 		res.Attempts = attempt
-		started := strings.Contains(res.Console, startedMarker)
-		if cfg.System != nil {
-			started = strings.Contains(res.Console, systemStartedMarker)
-		}
+		started := strings.Contains(res.Console, cfg.startMarker())
 		if line := staleBreakpoint(res.Console); eng == engineTCG && line != "" && (b.how == exited || b.how == wedged) {
 			races++
 			single = races > cfg.RaceRetries
@@ -259,6 +256,14 @@ func Run(ctx context.Context, cfg Config, command string) (*Result, error) {
 		retried = true
 		fmt.Fprintf(logw, "scx-vm: the guest died before running the command (%s); booting again\n", why)
 	}
+}
+
+// startMarker is the console line that shows the guest started the command.
+func (cfg Config) startMarker() string {
+	if cfg.System != nil {
+		return systemStartedMarker
+	}
+	return startedMarker
 }
 
 // quiet says how a boot killed for going quiet went quiet, or "".
@@ -378,7 +383,7 @@ func runOnce(ctx context.Context, cfg Config, command string, eng engine) (*boot
 	// still returns soon after the kill.
 	cmd.WaitDelay = 5 * time.Second
 	var out, console bytes.Buffer
-	watch := newWatcher()
+	watch := newWatcher(cfg.startMarker())
 	cmd.Stdout = io.MultiWriter(tee(&out, cfg.Stdout), watch.stream())
 	cmd.Stderr = io.MultiWriter(tee(&console, cfg.Console), watch.stream())
 	if cfg.System != nil { // the serial console is QEMU's stdout

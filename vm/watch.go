@@ -32,8 +32,9 @@ var wedgeRE = regexp.MustCompile(`Kernel panic - not syncing|blocked for more th
 type watcher struct {
 	alive       chan struct{} // closed at the first kernel log line
 	aliveOnce   sync.Once
-	started     chan struct{} // closed when the guest starts the command
+	started     chan struct{} // closed at the first line holding startMarker
 	startedOnce sync.Once
+	startMarker string
 	lastLine    atomic.Int64 // when the last line came, in Unix ns
 	kvmFail     chan string  // receives the first KVM failure line
 	failOnce    sync.Once
@@ -41,8 +42,9 @@ type watcher struct {
 	wedgedOnce  sync.Once
 }
 
-func newWatcher() *watcher {
-	return &watcher{alive: make(chan struct{}), started: make(chan struct{}),
+// newWatcher watches for @startMarker (Config.startMarker) as the command's start.
+func newWatcher(startMarker string) *watcher {
+	return &watcher{alive: make(chan struct{}), started: make(chan struct{}), startMarker: startMarker,
 		kvmFail: make(chan string, 1), wedged: make(chan string, 1)}
 }
 
@@ -56,7 +58,7 @@ func (w *watcher) stream() io.Writer {
 func (w *watcher) line(s string) {
 	w.lastLine.Store(time.Now().UnixNano())
 	s = strings.TrimSpace(s)
-	if strings.Contains(s, startedMarker) || strings.Contains(s, systemStartedMarker) {
+	if strings.Contains(s, w.startMarker) {
 		w.startedOnce.Do(func() { close(w.started) })
 	}
 	if kernelLineRE.MatchString(s) {
