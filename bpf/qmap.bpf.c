@@ -1406,9 +1406,9 @@ static bool lat_cpu_open(struct task_struct *p, s32 cpu)
 /*
  * -L: whether waking @p, of recent load @load, outweighs a running task of
  * recent load @cload: that task used LAT_GAP more of a CPU lately, or it is
- * a CPU hog busier than @p, light, which may run on this CPU only. Tasks that run alike do
- * not preempt each other (LAT_GAP), but a pinned task has no other CPU to go
- * to: behind a hog within its budget, it waited for the first tick past it.
+ * a CPU hog busier than @p, light, which may run on this CPU only. Tasks
+ * that run alike do not preempt each other (LAT_GAP); a pinned one has no
+ * other CPU: behind a hog within its budget, it waited to the tick past it.
  */
 static bool lat_outweighs(const struct task_struct *p, u64 load, u64 cload)
 {
