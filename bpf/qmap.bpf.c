@@ -225,6 +225,7 @@ struct qmap_stats {
 	u64 reenq_other;	/* a reason this build does not know */
 	u64 lowpri_reenq_requests; /* scx_bpf_dsq_reenq() on LOWPRI_DSQ by the 10 ms timer */
 	u64 remote_reenq_requests; /* scx_bpf_dsq_reenq() on a CPU's local DSQ (--remote-reenq) */
+	u64 nr_timer_runs;	/* runs of the 10 ms timer, which sleeps while it has no work */
 
 	/*
 	 * cpuperf gauges, refreshed by the monitor timer every second: the
@@ -338,6 +339,30 @@ struct {
 	__type(key, u32);
 	__type(value, struct timer_wrap);
 } lowpri_timer SEC(".maps");
+
+/*
+ * The 10 ms timer (lowpri_timerfn()) sleeps while it has nothing to do, so
+ * that an idle machine is not woken 100 times a second for it. Whatever
+ * queues its work wakes it (timer_wake()). A wakeup can still be missed:
+ * a DSQ insert lands only after ops.enqueue returns, so the timer may look
+ * just before and sleep while the enqueuer saw it awake. ops.tick, and
+ * ops.dispatch on a CPU about to idle, look again (timer_check()); the
+ * enqueuer's CPU does one or the other within a tick.
+ */
+static u32 timer_asleep;
+
+static void timer_wake(void)
+{
+	struct bpf_timer *timer;
+	u32 key = 0;
+
+	if (!timer_asleep || __sync_val_compare_and_swap(&timer_asleep, 1, 0) != 1)
+		return;
+	timer = bpf_map_lookup_elem(&lowpri_timer, &key);
+	/* Failed (no memory to defer the start): the next timer_check() retries. */
+	if (!timer || bpf_timer_start(timer, LOWPRI_INTV_NS, 0))
+		timer_asleep = 1;
+}
 
 /* The 1 s monitor: -H expedites, cpuperf aggregation, -P snapshots. */
 struct {
@@ -772,6 +797,7 @@ __noinline int repartition(void)
 	if (__sync_val_compare_and_swap(&part_busy, 0, 1)) {
 		/* The runner may be past its last look: the timer retries. */
 		part_stale = 1;
+		timer_wake();
 		return 0;
 	}
 	for (i = 0; i < 8 && __sync_lock_test_and_set(&part_pending, 0); i++)
@@ -1700,6 +1726,41 @@ static void enqueue_reenqueued(struct task_struct *p, struct task_ctx *tctx,
 		kick_cpu(cpu, SCX_KICK_IDLE);
 }
 
+/* --remote-reenq: CPUs an RT/DL task holds, whose local DSQs the timer sweeps. */
+static s32 nr_rt_busy;
+
+/* 7.3: whether a sub-scheduler is attached, whose turns the timer passes. */
+static bool have_subs(void)
+{
+	u32 i;
+
+	for (i = 0; i < MAX_SUBS; i++)
+		if (sub_cgroup_ids[i])
+			return true;
+	return false;
+}
+
+/* Whether the 10 ms timer has anything to do at its next run. */
+static bool timer_has_work(void)
+{
+	if (scx_bpf_dsq_nr_queued(LOWPRI_DSQ) > 0)
+		return true;
+	if (remote_reenq && nr_rt_busy > 0)
+		return true;
+	/* -L: a FIFO's head may come to wait LAT_KEEP_WAIT_NS. */
+	if (lat_budget_ns && fifos_queued_from(0))
+		return true;
+	/* 7.3: a partition to redo, turns to pass, stranded tasks to look for. */
+	return caps_hier && (part_stale || have_subs() ||
+			     scx_bpf_dsq_nr_queued(SHARED_DSQ) > 0);
+}
+
+static void timer_check(void)
+{
+	if (timer_asleep && timer_has_work())
+		timer_wake();
+}
+
 void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 {
 	int idx = weight_to_idx(p->scx.weight);
@@ -1748,6 +1809,7 @@ void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 	if (is_lowpri(p)) {
 		__sync_fetch_and_add(&stats.nr_lowpri_queued, 1);
 		scx_bpf_dsq_insert(p, LOWPRI_DSQ, slice_ns, enq_flags);
+		timer_wake();
 		return;
 	}
 
@@ -2241,6 +2303,7 @@ fifos_empty:
 		return;
 
 	/* Nothing queued: @prev keeps running, or the CPU goes idle. */
+	timer_check();
 	if (!prev) {
 		dispatch_found_nothing(cpu, prev);
 		return;
@@ -2297,6 +2360,7 @@ void BPF_STRUCT_OPS(qmap_tick, struct task_struct *p)
 		return;
 	}
 
+	timer_check();
 	if (lat_budget_ns) {
 		/* What lat_resume() put back on the local DSQ runs now. */
 		if (p->pid == cpuc->resumed_pid)
@@ -2495,13 +2559,20 @@ int BPF_PROG(qmap_sched_switch, bool preempt, struct task_struct *prev,
 {
 	struct cpu_ctx *cpuc;
 	u32 zero = 0;
+	bool rt_busy;
 
 	cpuc = bpf_map_lookup_elem(&cpu_ctx_stor, &zero);
 	if (!cpuc)
 		return 0;
-	cpuc->rt_busy = is_rt_or_dl(next);
-	if (remote_reenq && cpuc->rt_busy)
+	rt_busy = is_rt_or_dl(next);
+	if (rt_busy == cpuc->rt_busy)
+		return 0;
+	cpuc->rt_busy = rt_busy;
+	__sync_fetch_and_add(&nr_rt_busy, rt_busy ? 1 : -1);
+	if (remote_reenq && rt_busy) {
 		reenq_local_dsq(current_cpu());
+		timer_wake();
+	}
 	return 0;
 }
 
@@ -2528,7 +2599,7 @@ static void reenq_rt_busy_cpus(void)
  * through ops.enqueue (reason KFUNC), where they go to an idle CPU or the
  * shared DSQ: nice 19 tasks run, but only in the gaps. Also the sweep of
  * --remote-reenq, -L's look at the FIFOs' heads, and 7.3's partition turns
- * and stranded tasks.
+ * and stranded tasks. With none of that left, it sleeps (timer_wake()).
  */
 static int lowpri_timerfn(void *map, int *key, struct bpf_timer *timer)
 {
@@ -2543,6 +2614,15 @@ static int lowpri_timerfn(void *map, int *key, struct bpf_timer *timer)
 	if (caps_hier) {
 		caps_tick();
 		rescue_stranded();
+	}
+	__sync_fetch_and_add(&stats.nr_timer_runs, 1);
+	if (!timer_has_work()) {
+		lat_fifos_starved = false;
+		/* A full barrier: work queued from here on sees the timer asleep. */
+		__sync_fetch_and_or(&timer_asleep, 1);
+		if (!timer_has_work() ||
+		    __sync_val_compare_and_swap(&timer_asleep, 1, 0) != 1)
+			return 0;
 	}
 	bpf_timer_start(timer, LOWPRI_INTV_NS, 0);
 	return 0;
@@ -2716,6 +2796,8 @@ s32 BPF_STRUCT_OPS(qmap_cid_sub_attach, struct scx_sub_attach_args *args)
 	sub_dispatched[i] = 0;
 	sub_weights[i] = caps_hier ? cgroup_weight(cgid) : DFL_WEIGHT;
 	repartition();
+	/* The shared cids' turns now pass between us and the child. */
+	timer_wake();
 	if (print_msgs)
 		bpf_printk("SUB ATTACH %llu %s", cgid, args->cgroup_path);
 	return 0;
@@ -2762,6 +2844,7 @@ void BPF_STRUCT_OPS(qmap_cid_sub_caps_updated, const struct scx_cmask *cmask,
 {
 	TOUCH_ARENA();	/* the kernel wants it: @cmask is an arena pointer */
 	part_stale = 1;
+	timer_wake();
 }
 
 /* 7.3: what we hold on @cid changed, @before to @after. */
@@ -2770,6 +2853,7 @@ void BPF_STRUCT_OPS(qmap_cid_sub_ecaps_updated, s32 cid, u64 before, u64 after)
 	set_cid_bit(whole_cids, cid, after & SCX_CAP_ENQ);
 	set_cid_bit(avail_cids, cid, after & SCX_CAP_ENQ_IMMED);
 	part_stale = 1;
+	timer_wake();
 }
 
 /* cid form only: keep idle_cids. */

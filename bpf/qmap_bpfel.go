@@ -63,6 +63,7 @@ type qmapQmapStats struct {
 	ReenqOther           uint64
 	LowpriReenqRequests  uint64
 	RemoteReenqRequests  uint64
+	NrTimerRuns          uint64
 	CpuperfMin           uint64
 	CpuperfAvg           uint64
 	CpuperfMax           uint64

@@ -59,6 +59,10 @@ func TestBasic(t *testing.T) {
 		}
 	})
 
+	// With no nice 19 task parked, the 10 ms timer sleeps: an idle machine
+	// is not woken 100 times a second. lowpri below needs it awake again.
+	t.Run("timer_sleeps", func(t *testing.T) { checkTimerSleeps(t, s) })
+
 	// Nice 19 hogs park in the low-priority DSQ and run when the 10 ms timer
 	// reenqueues them; they must still make progress beside nice 0 hogs.
 	t.Run("lowpri", func(t *testing.T) {
@@ -308,4 +312,21 @@ func bogoOps(out string) int {
 		}
 	}
 	return 0
+}
+
+// checkTimerSleeps checks that scheduler @s's 10 ms timer sleeps once the
+// guest is idle.
+func checkTimerSleeps(t *testing.T, s *guest.Scheduler) {
+	t.Helper()
+	const window = 3 * time.Second
+	time.Sleep(time.Second) // what the workload left queued drains
+	c0 := s.Counters(t)
+	time.Sleep(window)
+	runs := s.Counters(t).NrTimerRuns - c0.NrTimerRuns
+	t.Logf("10 ms timer runs over %v idle: %d", window, runs)
+	// Awake, it would run 300 times; a wakeup or two from the guest's own
+	// chores may find it work for a run or two.
+	if runs > 30 {
+		t.Errorf("the timer ran %d times in %v with nothing to do, want at most 30", runs, window)
+	}
 }

@@ -200,6 +200,8 @@ func TestFeatures(t *testing.T) {
 		if c.NrLatShared < 1 {
 			t.Error("--latency: no light waking task waited in the shared DSQ, want >= 1")
 		}
+		// The RT task gone and the FIFOs empty, the timer has no work.
+		checkTimerSleeps(t, s)
 	})
 
 	// --latency: kernel threads that wake beside CPU hogs preempt them, or
