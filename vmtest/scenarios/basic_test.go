@@ -324,9 +324,10 @@ func checkTimerSleeps(t *testing.T, s *guest.Scheduler) {
 	time.Sleep(window)
 	runs := s.Counters(t).NrTimerRuns - c0.NrTimerRuns
 	t.Logf("10 ms timer runs over %v idle: %d", window, runs)
-	// Awake, it would run 300 times; a wakeup or two from the guest's own
-	// chores may find it work for a run or two.
-	if runs > 30 {
-		t.Errorf("the timer ran %d times in %v with nothing to do, want at most 30", runs, window)
+	// Awake, it runs 300 times. The guest's own chores may find it work
+	// now and then: on 7.3 a kernel thread in the shared DSQ does (up to
+	// 15 runs seen), so the bound leaves room for a noisier host.
+	if runs > 60 {
+		t.Errorf("the timer ran %d times in %v with nothing to do, want at most 60", runs, window)
 	}
 }
