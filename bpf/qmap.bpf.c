@@ -2618,8 +2618,8 @@ static int lowpri_timerfn(void *map, int *key, struct bpf_timer *timer)
 	__sync_fetch_and_add(&stats.nr_timer_runs, 1);
 	if (!timer_has_work()) {
 		lat_fifos_starved = false;
-		/* A full barrier: work queued from here on sees the timer asleep. */
-		__sync_fetch_and_or(&timer_asleep, 1);
+		/* xchg, fully ordered: work queued from here on sees it asleep. */
+		__sync_lock_test_and_set(&timer_asleep, 1);
 		if (!timer_has_work() ||
 		    __sync_val_compare_and_swap(&timer_asleep, 1, 0) != 1)
 			return 0;

@@ -43,7 +43,7 @@ var Counters = []Counter{
 	{"reenq_other", "reenq_other", "reenqueues with a reason this build does not know", false, func(s *bpf.Stats) *uint64 { return &s.ReenqOther }},
 	{"lowpri_reenq_requests", "lowpri_reenq_requests", "scx_bpf_dsq_reenq() calls on the low-priority DSQ", false, func(s *bpf.Stats) *uint64 { return &s.LowpriReenqRequests }},
 	{"remote_reenq_requests", "remote_reenq_requests", "scx_bpf_dsq_reenq() calls on a CPU's local DSQ behind an RT/DL task", false, func(s *bpf.Stats) *uint64 { return &s.RemoteReenqRequests }},
-	{"timer_runs", "nr_timer_runs", "runs of the 10 ms timer, which sleeps while it has no low-priority, RT-held or -L work", false, func(s *bpf.Stats) *uint64 { return &s.NrTimerRuns }},
+	{"timer_runs", "nr_timer_runs", "runs of the 10 ms timer, which sleeps while it has no low-priority, RT-held, -L or 7.3 partition work", false, func(s *bpf.Stats) *uint64 { return &s.NrTimerRuns }},
 	{"immed_stress", "nr_immed_stress", "-F inserts into the task's own, possibly busy, local DSQ", false, func(s *bpf.Stats) *uint64 { return &s.NrImmedStress }},
 	{"exp_local", "nr_expedited_local", "-H tasks moved to the dispatching CPU's local DSQ", false, func(s *bpf.Stats) *uint64 { return &s.NrExpeditedLocal }},
 	{"exp_remote", "nr_expedited_remote", "-H tasks moved to another CPU's local DSQ", false, func(s *bpf.Stats) *uint64 { return &s.NrExpeditedRemote }},
