@@ -16,6 +16,7 @@ var (
 	ErrKernelTooOld = errors.New("kernel too old")        // sched_ext without what qmap needs (before 7.1)
 	ErrBusy         = errors.New("scheduler busy")        // another sched_ext scheduler is attached
 	ErrLoad         = errors.New("load failed")           // the BPF object failed to load (verifier, maps)
+	ErrNoMemory     = errors.New("kernel out of memory")  // loading failed for want of kernel memory: may pass later
 	ErrAttach       = errors.New("attach refused")        // the kernel refused to enable the scheduler
 	ErrInvalid      = errors.New("invalid configuration") // a Config the running kernel makes meaningless
 

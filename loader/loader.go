@@ -211,12 +211,12 @@ func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
 
 	ar, err := newArena(spec)
 	if err != nil {
-		return nil, newError(ErrLoad, err, "setting up the BPF arena")
+		return nil, loadError(err, "setting up the BPF arena")
 	}
 	if form == FormCID {
 		if err := setCaps(h, kernel, cfg, ar, &vars); err != nil {
 			ar.Close()
-			return nil, newError(ErrLoad, err, "preparing 7.3's capability hierarchy")
+			return nil, loadError(err, "preparing 7.3's capability hierarchy")
 		}
 	}
 	opts := ebpf.CollectionOptions{
@@ -228,11 +228,7 @@ func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
 	}, moduleBTFTries, moduleBTFPause)
 	if err != nil {
 		ar.Close()
-		var verr *ebpf.VerifierError
-		if errors.As(err, &verr) {
-			return nil, newError(ErrLoad, err, "the kernel's verifier rejected the scheduler (run with -v for the full log)")
-		}
-		return nil, newError(ErrLoad, err, "loading the BPF scheduler")
+		return nil, loadError(err, "loading the BPF scheduler")
 	}
 	sched := &Scheduler{coll: coll, arena: ar, opsMap: opsMap, cfg: cfg, SliceNs: sliceNs, Form: form,
 		QueueBy: queueBy, Caps: form == FormCID && kernel.HasCaps}
@@ -245,10 +241,26 @@ func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
 	if form == FormCID {
 		if err := associate(coll.Programs[switchProgName], coll.Maps[opsMap]); err != nil {
 			sched.Close()
-			return nil, newError(ErrLoad, err, "associating the sched_switch tracepoint with the scheduler")
+			return nil, loadError(err, "associating the sched_switch tracepoint with the scheduler")
 		}
 	}
 	return sched, nil
+}
+
+// loadError classifies a failure to load the BPF object. One for want of
+// kernel memory (a memory cgroup's limit, such as a unit's MemoryMax=, or
+// the system's) says nothing about the scheduler and may pass on a retry.
+// The verifier reports it too, as ENOMEM in a VerifierError, so ENOMEM is
+// asked first. Any other failure is final.
+func loadError(err error, doing string) *Error {
+	if errors.Is(err, unix.ENOMEM) {
+		return newError(ErrNoMemory, err, "%s: the kernel had no memory for it (raise the memory cgroup's limit, or retry)", doing)
+	}
+	var verr *ebpf.VerifierError
+	if errors.As(err, &verr) {
+		return newError(ErrLoad, err, "the kernel's verifier rejected the scheduler (run with -v for the full log)")
+	}
+	return newError(ErrLoad, err, "%s", doing)
 }
 
 // A load that resolves a kfunc this kernel lacks reads every module's BTF

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -120,6 +121,34 @@ func TestRetryModuleBTFRace(t *testing.T) {
 			}, 3, 0)
 			if calls != tc.wantCalls || err != tc.wantErr {
 				t.Errorf("%d calls, error %v; want %d calls, error %v", calls, err, tc.wantCalls, tc.wantErr)
+			}
+		})
+	}
+}
+
+// A load that failed for want of kernel memory may pass on a retry, and says
+// so; a verifier rejection or any other failure is final.
+func TestLoadError(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		err     error
+		want    error
+		wantMsg string
+	}{
+		{"map out of memory", fmt.Errorf("map queue0: map create: %w", syscall.ENOMEM), ErrNoMemory, "no memory"},
+		{"verifier out of memory", fmt.Errorf("program qmap_enqueue: %w", &ebpf.VerifierError{Cause: syscall.ENOMEM}),
+			ErrNoMemory, "no memory"},
+		{"verifier rejection", fmt.Errorf("program qmap_enqueue: %w", &ebpf.VerifierError{Cause: syscall.EACCES}),
+			ErrLoad, "verifier rejected"},
+		{"anything else", fmt.Errorf("map queue0: map create: %w", syscall.EINVAL), ErrLoad, "loading the BPF scheduler"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := loadError(tc.err, "loading the BPF scheduler")
+			if !errors.Is(err, tc.want) || !errors.Is(err, tc.err) {
+				t.Errorf("loadError(%v) = %v: want %v, wrapping the cause", tc.err, err, tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.wantMsg) {
+				t.Errorf("loadError(%v) says %q, want it to say %q", tc.err, err, tc.wantMsg)
 			}
 		})
 	}

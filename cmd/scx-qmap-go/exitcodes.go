@@ -32,6 +32,7 @@ const (
 	exitNotCgroup    exitCode = 16 // -c: not a cgroup v2 directory
 	exitNoCgroup     exitCode = 17 // -c: the cgroup does not exist
 	exitNoCidForm    exitCode = 18 // -c: the kernel has no cid form (before 7.2)
+	exitNoMemory     exitCode = 19 // the kernel had no memory to load the BPF object
 )
 
 // exitCodes documents every exit status, for --help, the man page and the
@@ -60,6 +61,7 @@ var exitCodes = []struct {
 	{exitNotCgroup, "-c: the path is not a cgroup v2 directory", true},
 	{exitNoCgroup, "-c: no such cgroup", true},
 	{exitNoCidForm, "-c: sub-schedulers need the cid form: Linux 7.2 or later", true},
+	{exitNoMemory, "the kernel had no memory to load the BPF object (a memory cgroup's limit, or the system's)", false},
 }
 
 // loaderExits maps the loader's sentinel errors to exit codes.
@@ -72,6 +74,7 @@ var loaderExits = []struct {
 	{loader.ErrKernelTooOld, exitKernelTooOld},
 	{loader.ErrBusy, exitBusy},
 	{loader.ErrLoad, exitLoad},
+	{loader.ErrNoMemory, exitNoMemory},
 	{loader.ErrAttach, exitAttach},
 	{loader.ErrInvalid, exitUsage},
 	{loader.ErrNoParent, exitNoParent},

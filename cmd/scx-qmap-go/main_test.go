@@ -442,6 +442,7 @@ func TestExitCodes(t *testing.T) {
 	}{
 		{&loader.Error{Kind: loader.ErrBusy, Msg: "busy"}, exitBusy},
 		{fmt.Errorf("run: %w", &loader.Error{Kind: loader.ErrLoad, Err: errors.New("verifier")}), exitLoad},
+		{&loader.Error{Kind: loader.ErrNoMemory}, exitNoMemory},
 		{&loader.Error{Kind: loader.ErrInvalid}, exitUsage},
 		{&cliError{code: exitNoTarget}, exitNoTarget},
 		{&loader.Error{Kind: loader.ErrNoCgroup}, exitNoCgroup},
