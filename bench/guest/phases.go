@@ -198,7 +198,11 @@ func (r *runner) cyclictest(ctx context.Context, metric string, rtHog bool) {
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cyc, err := background(cmd)
 	if err == nil && rtHog {
-		if uerr := unpinThreads(cyc.pid(), r.ncpu, r.ncpu, 3*time.Second); uerr != nil {
+		// cyclictest starts its threads only once it has set up. Under
+		// qmap's 20 ms slices behind two hogs per CPU that took 2-4 s
+		// (its main thread still alone at 3 s): wait for them as long as
+		// the phase lasts.
+		if uerr := unpinThreads(cyc.pid(), r.ncpu, r.ncpu, time.Duration(secs)*time.Second); uerr != nil {
 			r.note("%s: %s: %v", r.where(), metric, uerr)
 		}
 	}
