@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"syscall"
 	"time"
@@ -49,6 +50,10 @@ type Server struct {
 	cache *Cache
 	ln    *net.UnixListener
 	file  os.FileInfo // the socket we bound, to remove only our own
+	// madeDir: StartServer created the socket's directory, which Close
+	// removes if empty. A child's (sub-<cgroup id>) would otherwise stay
+	// behind for every cgroup one ever ran on.
+	madeDir bool
 
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
@@ -73,20 +78,30 @@ func StartServer(cfg ServerConfig, cache *Cache) (*Server, error) {
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = 32
 	}
-	if err := prepareDir(filepath.Dir(cfg.Path)); err != nil {
+	dir := filepath.Dir(cfg.Path)
+	madeDir, err := prepareDir(dir)
+	if err != nil {
 		return nil, err
 	}
+	removeDir := func() {
+		if madeDir {
+			_ = os.Remove(dir)
+		}
+	}
 	if err := removeStale(cfg.Path); err != nil {
+		removeDir()
 		return nil, err
 	}
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: cfg.Path, Net: "unix"})
 	if err != nil {
+		removeDir()
 		return nil, fmt.Errorf("stats socket %s: %w", cfg.Path, err)
 	}
 	ln.SetUnlinkOnClose(false) // Close removes it, and only if it is still ours
 	fail := func(err error) (*Server, error) {
 		ln.Close()
 		os.Remove(cfg.Path)
+		removeDir()
 		return nil, fmt.Errorf("stats socket %s: %w", cfg.Path, err)
 	}
 	if err := os.Chmod(cfg.Path, 0o600); err != nil {
@@ -96,32 +111,37 @@ func StartServer(cfg ServerConfig, cache *Cache) (*Server, error) {
 	if err != nil {
 		return fail(err)
 	}
-	s := &Server{cfg: cfg, cache: cache, ln: ln, file: fi, conns: map[net.Conn]struct{}{}}
+	s := &Server{cfg: cfg, cache: cache, ln: ln, file: fi, madeDir: madeDir, conns: map[net.Conn]struct{}{}}
 	s.wg.Add(1)
 	go s.accept()
 	return s, nil
 }
 
-// prepareDir creates @dir 0700 if missing. An existing directory is left
-// as it is (it may be /tmp), but one anybody may replace files in is refused.
-func prepareDir(dir string) error {
+// prepareDir creates @dir 0700 if missing, and reports whether it did. An
+// existing directory is left as it is (it may be /tmp), but one anybody may
+// replace files in is refused.
+func prepareDir(dir string) (made bool, err error) {
 	fi, err := os.Stat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("creating the stats socket directory: %w", err)
+			return false, fmt.Errorf("creating the stats socket directory: %w", err)
 		}
-		return os.Chmod(dir, 0o700) // in case umask was odd
+		if err := os.Chmod(dir, 0o700); err != nil { // in case umask was odd
+			_ = os.Remove(dir)
+			return false, fmt.Errorf("stats socket directory: %w", err)
+		}
+		return true, nil
 	}
 	if err != nil {
-		return fmt.Errorf("stats socket directory: %w", err)
+		return false, fmt.Errorf("stats socket directory: %w", err)
 	}
 	if !fi.IsDir() {
-		return fmt.Errorf("stats socket directory %s is not a directory", dir)
+		return false, fmt.Errorf("stats socket directory %s is not a directory", dir)
 	}
 	if fi.Mode().Perm()&0o002 != 0 && fi.Mode()&fs.ModeSticky == 0 {
-		return fmt.Errorf("stats socket directory %s is world-writable without the sticky bit: choose another path", dir)
+		return false, fmt.Errorf("stats socket directory %s is world-writable without the sticky bit: choose another path", dir)
 	}
-	return nil
+	return false, nil
 }
 
 // removeStale removes a socket file nobody listens on any more (a crashed
@@ -172,6 +192,9 @@ func (s *Server) Close() error {
 			if rerr := os.Remove(s.cfg.Path); rerr != nil {
 				err = errors.Join(err, rerr)
 			}
+		}
+		if s.madeDir {
+			_ = os.Remove(filepath.Dir(s.cfg.Path)) // only if empty
 		}
 	})
 	return err
@@ -235,8 +258,10 @@ func (s *Server) serve(c net.Conn) {
 	defer s.untrack(c)
 	defer func() {
 		// A bug in answering one client must not kill the scheduler's loader
-		// (the kernel would detach the scheduler with it).
-		_ = recover()
+		// (the kernel would detach the scheduler with it), nor go unseen.
+		if v := recover(); v != nil {
+			fmt.Fprintf(os.Stderr, "scx-qmap-go: stats: answering a client panicked (a bug, please report): %v\n%s", v, debug.Stack())
+		}
 	}()
 	r := bufio.NewReaderSize(c, 4096)
 	for {

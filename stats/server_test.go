@@ -5,6 +5,7 @@ package stats
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -262,6 +263,47 @@ func TestServerCloseRemovesSocket(t *testing.T) {
 	}
 	if _, _, err := c.Top(); err == nil {
 		t.Error("client still served after Close")
+	}
+}
+
+// Close removes the directory StartServer made for the socket (a child's
+// sub-<cgroup id>), and leaves one that was there before, or holds more.
+func TestServerCloseRemovesItsDirectory(t *testing.T) {
+	run := filepath.Join(t.TempDir(), "run")
+	tests := []struct {
+		name     string
+		before   func(dir string) // what is there before StartServer
+		wantGone bool
+	}{
+		{"made by the server", func(string) {}, true},
+		{"there before", func(dir string) { mkdir(t, dir) }, false},
+		{"other files in it", func(string) {}, false},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(run, fmt.Sprintf("sub-%d", i))
+			tt.before(dir)
+			srv, _ := startServer(t, ServerConfig{Path: filepath.Join(dir, "stats")})
+			if tt.name == "other files in it" {
+				if err := os.WriteFile(filepath.Join(dir, "other"), nil, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := srv.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+			_, err := os.Stat(dir)
+			if gone := errors.Is(err, os.ErrNotExist); gone != tt.wantGone {
+				t.Errorf("directory gone after Close = %v, want %v (stat: %v)", gone, tt.wantGone, err)
+			}
+		})
+	}
+}
+
+func mkdir(t *testing.T, dir string) {
+	t.Helper()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
 	}
 }
 
