@@ -418,13 +418,18 @@ func (s *Scheduler) Attach() error {
 		}
 		return newError(ErrAttach, err, "attaching the scheduler")
 	}
-	// The kernel reports a sub-scheduler's enable failure through ops.exit
-	// and still makes the link; the record is complete by now. One of them
-	// is a refusal the caller can act on.
+	// The kernel reports a sub-scheduler's enable failure (the parent's
+	// ops.sub_attach refusing it, say) through ops.exit and still makes the
+	// link; the record is complete by now. The tid refusal is one the caller
+	// acts on; any other is a refusal too, not an attach and an ejection.
 	ei, _ := s.ExitInfo()
 	if err := tidRefusal(ei); err != nil {
 		l.Close()
 		return err
+	}
+	if ei.Kind.IsError() {
+		l.Close()
+		return newError(ErrAttach, nil, "the kernel refused to enable the scheduler (%s: %s)", ei.Reason, ei.Msg)
 	}
 	s.link = l
 	if s.cfg.RemoteReenq {
@@ -538,7 +543,7 @@ func (s *Scheduler) Detach() (ExitInfo, error) {
 	}
 	if s.link != nil {
 		if err := s.link.Close(); err != nil {
-			return ExitInfo{}, fmt.Errorf("detaching: %w", err)
+			return ExitInfo{}, newError(ErrInternal, err, "detaching the scheduler")
 		}
 		s.link = nil
 	}

@@ -524,7 +524,10 @@ var (
 		"unregistered from the main kernel", "disabled by sysrq-S", "parent exiting"}
 	// Errors the kernel reports for a scheduler it refuses while enabling
 	// it, which the loader handles: the line after the disabled line.
-	refusalMsgs = []string{"SCX_OPS_TID_TO_TASK requires root scheduler to enable it"}
+	refusalMsgs = []string{
+		"SCX_OPS_TID_TO_TASK requires root scheduler to enable it",
+		"parent rejected (-28)", // scx-qmap-go's parent, full: ENOSPC
+	}
 )
 
 // Problems lists the console lines that fail a run: kernel BUGs, WARNINGs,

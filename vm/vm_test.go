@@ -48,6 +48,8 @@ func TestProblems(t *testing.T) {
 		{"child left with its parent", "[ 9.1] sched_ext: BPF sub-scheduler \"qmap\" disabled (parent exiting)\n", false, 0},
 		{"child refused while enabling", "[ 9.1] sched_ext: BPF sub-scheduler \"qmap\" disabled (runtime error)\n" +
 			"[ 9.1] sched_ext: qmap: SCX_OPS_TID_TO_TASK requires root scheduler to enable it\n", false, 0},
+		{"ninth child refused by its parent", "[ 9.1] sched_ext: BPF sub-scheduler \"qmap\" disabled (runtime error)\n" +
+			"[ 9.1] sched_ext: qmap: parent rejected (-28)\n", false, 0},
 		{"command line echo", "[ 0.1] Kernel command line: panic=-1 BUG: no\n", false, 0},
 		{"command output", "stress-ng: warn:  [1544] fork: WARNING: finished prematurely\n", false, 0},
 	}

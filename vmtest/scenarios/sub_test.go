@@ -24,6 +24,7 @@ import (
 const (
 	exitUsage       = 2
 	exitTooOld      = 5
+	exitAttach      = 8
 	exitNoParent    = 12
 	exitNoSubScheds = 13
 	exitCgroupTaken = 14
@@ -139,6 +140,25 @@ func TestSubScheds(t *testing.T) {
 		refuse(t, "too deep", exitTooDeep, "would nest a scheduler 4 deep", "-c", filepath.Join(deep, "z"))
 		if st := guest.State(t); st != "enabled" {
 			t.Errorf("state after the refusal = %s, want enabled", st)
+		}
+	})
+
+	// Our parent holds eight children. It refuses a ninth in
+	// ops.sub_attach, which the kernel reports through ops.exit after it
+	// made the link: the child says so and exits 8, never "attached".
+	t.Run("ninth_child", func(t *testing.T) {
+		for i := range 8 {
+			cg, _ := makeCgroup(t, fmt.Sprintf("qmap-n%d", i))
+			startSub(t, cg)
+		}
+		cg, _ := makeCgroup(t, "qmap-n8")
+		rc, out := guest.RunOutput(t, 60*time.Second, bin, "--form", "cid", "-c", cg)
+		if rc != exitAttach || !strings.Contains(out, "the kernel refused to enable the scheduler (runtime error: parent rejected (-28))") ||
+			strings.Contains(out, "attached (") {
+			t.Errorf("ninth child: exit %d, want %d and the parent's refusal, not attached; got:\n%s", rc, exitAttach, out)
+		}
+		if st := guest.State(t); st != "enabled" {
+			t.Errorf("state after the refused child = %s, want enabled (the parent untouched)", st)
 		}
 	})
 
