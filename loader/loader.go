@@ -260,6 +260,11 @@ func loadError(err error, doing string) *Error {
 	if errors.As(err, &verr) {
 		return newError(ErrLoad, err, "the kernel's verifier rejected the scheduler (run with -v for the full log)")
 	}
+	// Preflight saw the capabilities; what refuses now is a security
+	// module, lockdown, or a user namespace's limits.
+	if errors.Is(err, unix.EPERM) {
+		return newError(ErrNotRoot, err, "%s: the kernel denied the permission (it needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN, in the initial user namespace; a security module or lockdown may also refuse)", doing)
+	}
 	return newError(ErrLoad, err, "%s", doing)
 }
 

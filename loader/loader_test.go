@@ -140,6 +140,7 @@ func TestLoadError(t *testing.T) {
 			ErrNoMemory, "no memory"},
 		{"verifier rejection", fmt.Errorf("program qmap_enqueue: %w", &ebpf.VerifierError{Cause: syscall.EACCES}),
 			ErrLoad, "verifier rejected"},
+		{"not permitted", fmt.Errorf("map queue0: map create: %w", syscall.EPERM), ErrNotRoot, "denied the permission"},
 		{"anything else", fmt.Errorf("map queue0: map create: %w", syscall.EINVAL), ErrLoad, "loading the BPF scheduler"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -22,7 +22,7 @@ const SysfsRoot = "/sys/kernel/sched_ext"
 type Host struct {
 	Sysfs      fs.FS                   // rooted at /sys/kernel/sched_ext
 	Sys        fs.FS                   // rooted at /sys: tells "sysfs not mounted" from "no sched_ext"
-	EUID       int                     // effective user id
+	Caps       Caps                    // this process's effective capabilities
 	Kernel     func() (*Kernel, error) // reads the running kernel's BTF
 	ProcExists func(pid int) bool      // a process (not just a thread) with this pid is alive
 }
@@ -32,10 +32,40 @@ func RealHost() Host {
 	return Host{
 		Sysfs:      os.DirFS(SysfsRoot),
 		Sys:        os.DirFS("/sys"),
-		EUID:       os.Geteuid(),
+		Caps:       effectiveCaps(),
 		Kernel:     readKernel,
 		ProcExists: procExists,
 	}
+}
+
+// Caps is a capability set: bit n is capability n (linux/capability.h).
+type Caps uint64
+
+// The capabilities a load checks for.
+const (
+	CapSysAdmin Caps = 1 << unix.CAP_SYS_ADMIN
+	CapPerfmon  Caps = 1 << unix.CAP_PERFMON
+	CapBPF      Caps = 1 << unix.CAP_BPF
+)
+
+// CanLoad tells whether @c lets a process load and attach the scheduler:
+// struct_ops and tracing programs need CAP_BPF and CAP_PERFMON, and
+// CAP_SYS_ADMIN stands for both. It is not the uid that counts: root in a
+// container or a unit with a CapabilityBoundingSet= may lack them, and a
+// service user may be given them (AmbientCapabilities=).
+func (c Caps) CanLoad() bool {
+	return c&CapSysAdmin != 0 || c&(CapBPF|CapPerfmon) == CapBPF|CapPerfmon
+}
+
+// effectiveCaps reads this process's effective capability set; none if
+// the kernel will not say.
+func effectiveCaps() Caps {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return 0
+	}
+	return Caps(data[0].Effective) | Caps(data[1].Effective)<<32
 }
 
 // procExists tells whether @pid names a live process: a thread-group leader,
@@ -83,9 +113,9 @@ func PreflightSub(h Host, cgPath string) (*Kernel, *SubTarget, error) {
 }
 
 func preflight(h Host, root bool) (*Kernel, error) {
-	if h.EUID != 0 {
+	if !h.Caps.CanLoad() {
 		return nil, newError(ErrNotRoot, nil,
-			"must run as root: loading a sched_ext scheduler needs CAP_SYS_ADMIN and CAP_BPF (try sudo)")
+			"must run as root: loading a sched_ext scheduler needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN, which this process lacks (try sudo)")
 	}
 
 	state, err := fs.ReadFile(h.Sysfs, "state")

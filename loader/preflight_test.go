@@ -28,25 +28,25 @@ func TestPreflightRefusals(t *testing.T) {
 	}{
 		{
 			name:  "not root",
-			host:  Host{EUID: 1000, Sys: sys, Sysfs: fstest.MapFS{}},
+			host:  Host{Caps: 0, Sys: sys, Sysfs: fstest.MapFS{}},
 			want:  ErrNotRoot,
 			inMsg: "must run as root",
 		},
 		{
 			name:  "sysfs not mounted",
-			host:  Host{EUID: 0, Sys: fstest.MapFS{}, Sysfs: fstest.MapFS{}},
+			host:  Host{Caps: CapSysAdmin, Sys: fstest.MapFS{}, Sysfs: fstest.MapFS{}},
 			want:  ErrNoSchedExt,
 			inMsg: "/sys is not mounted (no /sys/kernel), so sched_ext cannot be found: mount it (mount -t sysfs sysfs /sys)",
 		},
 		{
 			name:  "no sched_ext",
-			host:  Host{EUID: 0, Sys: sys, Sysfs: fstest.MapFS{}},
+			host:  Host{Caps: CapSysAdmin, Sys: sys, Sysfs: fstest.MapFS{}},
 			want:  ErrNoSchedExt,
 			inMsg: "this kernel has no sched_ext (/sys/kernel/sched_ext/state missing)",
 		},
 		{
 			name: "another scheduler",
-			host: Host{EUID: 0, Sys: sys, Sysfs: fstest.MapFS{
+			host: Host{Caps: CapSysAdmin, Sys: sys, Sysfs: fstest.MapFS{
 				"state":    {Data: []byte("enabled\n")},
 				"root/ops": {Data: []byte("simple\n")},
 			}},
@@ -55,7 +55,7 @@ func TestPreflightRefusals(t *testing.T) {
 		},
 		{
 			name: "scheduler still disabling",
-			host: Host{EUID: 0, Sys: sys, Sysfs: fstest.MapFS{
+			host: Host{Caps: CapSysAdmin, Sys: sys, Sysfs: fstest.MapFS{
 				"state": {Data: []byte("disabling\n")},
 			}},
 			want:  ErrBusy,
@@ -63,7 +63,7 @@ func TestPreflightRefusals(t *testing.T) {
 		},
 		{
 			name: "no kernel BTF",
-			host: Host{EUID: 0, Sys: sys, Sysfs: fstest.MapFS{
+			host: Host{Caps: CapSysAdmin, Sys: sys, Sysfs: fstest.MapFS{
 				"state": {Data: []byte("disabled\n")},
 			}},
 			want:    ErrNoSchedExt,
@@ -100,7 +100,7 @@ func TestPreflightRefusals(t *testing.T) {
 // with its own error before the cgroup is looked at.
 func TestPreflightSubNoCidForm(t *testing.T) {
 	h := Host{
-		EUID:  0,
+		Caps:  CapSysAdmin,
 		Sys:   fstest.MapFS{"kernel": {Mode: fs.ModeDir | 0o555}},
 		Sysfs: fstest.MapFS{"state": {Data: []byte("enabled\n")}},
 		Kernel: func() (*Kernel, error) {

@@ -13,10 +13,10 @@ import (
 type exitCode int
 
 const (
-	exitOK           exitCode = 0  // detached normally (SIGINT/SIGTERM or unregistered)
+	exitOK           exitCode = 0  // detached normally (SIGINT/SIGTERM/SIGHUP or unregistered)
 	exitEjected      exitCode = 1  // the kernel ejected the scheduler with an error
 	exitUsage        exitCode = 2  // bad command line
-	exitNotRoot      exitCode = 3  // needs CAP_SYS_ADMIN / root
+	exitNotRoot      exitCode = 3  // lacks CAP_BPF+CAP_PERFMON (or CAP_SYS_ADMIN): not root
 	exitNoSchedExt   exitCode = 4  // kernel built without sched_ext (or BTF), or /sys not mounted
 	exitKernelTooOld exitCode = 5  // sched_ext without scx_bpf_dsq_reenq (before 7.1)
 	exitBusy         exitCode = 6  // another sched_ext scheduler is attached
@@ -42,10 +42,10 @@ var exitCodes = []struct {
 	meaning string
 	final   bool // a restart cannot fix it: systemd must not retry
 }{
-	{exitOK, "detached normally (SIGINT/SIGTERM, or the scheduler unregistered)", false},
+	{exitOK, "detached normally (SIGINT, SIGTERM or SIGHUP, or the scheduler unregistered)", false},
 	{exitEjected, "the kernel ejected the scheduler with an error (the exit report says why)", false},
-	{exitUsage, "bad command line", true},
-	{exitNotRoot, "not root (needs CAP_SYS_ADMIN and CAP_BPF)", true},
+	{exitUsage, "bad command line (a crash is SIGABRT, not 2)", true},
+	{exitNotRoot, "not root: it needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN", true},
 	{exitNoSchedExt, "this kernel has no sched_ext (or no BTF), or /sys is not mounted", true},
 	{exitKernelTooOld, "sched_ext without scx_bpf_dsq_reenq(): Linux 7.1 or later is needed", true},
 	{exitBusy, "another sched_ext scheduler is attached, or another instance serves the stats socket", false},

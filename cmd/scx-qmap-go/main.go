@@ -39,10 +39,30 @@ func main() {
 	// MiB of anonymous memory instead of 11 was measured in the 7.2 guest.
 	_ = unix.Prctl(unix.PR_SET_THP_DISABLE, 1, 0, 0, 0)
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	crashBySignal()
+	ctx, stop := stopSignals()
 	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr, loader.RealHost())
 	stop()
 	os.Exit(int(code))
+}
+
+// crashBySignal makes a crash of the loader (a panic, a fatal runtime
+// error) end in SIGABRT, with a core dump where they are enabled. Go's own
+// exit status for a crash is 2, this command's "bad command line", which
+// the unit does not restart.
+func crashBySignal() { debug.SetTraceback("crash") }
+
+// stopSignals returns a context that SIGINT, SIGTERM and SIGHUP (the
+// terminal gone) end: the scheduler detaches and reports. After the first,
+// the handlers are gone, so a second signal kills a detach that hangs (the
+// kernel drops the scheduler with the link's fd). A reader of stdout that
+// goes away (--stats 1 | tee) no longer kills the scheduler: SIGPIPE is
+// ignored and the lines are lost.
+func stopSignals() (context.Context, context.CancelFunc) {
+	signal.Ignore(syscall.SIGPIPE)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	context.AfterFunc(ctx, stop)
+	return ctx, stop
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, host loader.Host) exitCode {
@@ -108,6 +128,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, host load
 
 	for {
 		ei, err := runOnce(ctx, o, stdout, stderr, host, sd)
+		if errors.Is(err, errStoppedBeforeAttach) {
+			fmt.Fprintf(stderr, "scx-qmap-go: %v\n", err)
+			return exitOK
+		}
 		if err != nil {
 			sd.Send(sdnotify.Status("refused: " + firstLine(err)))
 			return fail(err)
@@ -120,6 +144,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, host load
 			sd.Send(sdnotify.Status("restarting at the kernel's request"))
 			// The old instance may still be disabling; preflight would call it busy.
 			loader.WaitDisabled(ctx, host, 10*time.Second)
+			if ctx.Err() != nil {
+				return exitOK
+			}
 			continue
 		}
 		if ei.Kind.IsError() {
@@ -165,6 +192,9 @@ func preflight(host loader.Host, o *options) (*loader.Kernel, *loader.SubTarget,
 	return k, t, nil
 }
 
+// errStoppedBeforeAttach: a signal came while the scheduler was loading.
+var errStoppedBeforeAttach = errors.New("stopped before attaching: nothing was attached")
+
 // runOnce loads, attaches and runs the scheduler until it stops.
 func runOnce(ctx context.Context, o options, stdout, stderr io.Writer, host loader.Host, sd *sdnotify.Notifier) (loader.ExitInfo, error) {
 	t0 := time.Now()
@@ -187,6 +217,12 @@ func runOnce(ctx context.Context, o options, stdout, stderr io.Writer, host load
 	if err != nil {
 		return loader.ExitInfo{}, err
 	}
+	// A stop asked for during the load: never attach, nor tell systemd
+	// READY, only to detach at once.
+	if ctx.Err() != nil {
+		sched.Close()
+		return loader.ExitInfo{}, errStoppedBeforeAttach
+	}
 	t2 := time.Now()
 	err = sched.Attach()
 	if loader.RootLacksTIDs(err) && o.cfg.QueueBy == loader.QueueAuto {
@@ -195,6 +231,10 @@ func runOnce(ctx context.Context, o options, stdout, stderr io.Writer, host load
 		o.cfg.QueueBy = loader.QueueByPID
 		if sched, err = load(host, kernel, o, stdout, stderr); err != nil {
 			return loader.ExitInfo{}, err
+		}
+		if ctx.Err() != nil {
+			sched.Close()
+			return loader.ExitInfo{}, errStoppedBeforeAttach
 		}
 		err = sched.Attach()
 	}

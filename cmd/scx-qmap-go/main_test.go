@@ -208,7 +208,7 @@ func TestRunRefusals(t *testing.T) {
 			inMsg: "-F/--immed-stress-nth needs -I/--always-enq-immed"},
 		{name: "slice too long", args: []string{"-s", "99999999999"}, want: exitUsage,
 			inMsg: "-s/--slice-us 99999999999 is too long"},
-		{name: "not root", host: func(h *loader.Host) { h.EUID = 1000 }, want: exitNotRoot,
+		{name: "not root", host: func(h *loader.Host) { h.Caps = loader.CapBPF }, want: exitNotRoot, // CAP_PERFMON missing
 			inMsg: "must run as root"},
 		{name: "sysfs not mounted", host: func(h *loader.Host) { h.Sys, h.Sysfs = fstest.MapFS{}, fstest.MapFS{} },
 			want: exitNoSchedExt, inMsg: "/sys is not mounted (no /sys/kernel), so sched_ext cannot be found: mount it (mount -t sysfs sysfs /sys)"},
@@ -239,6 +239,7 @@ func TestRunRefusals(t *testing.T) {
 		covered[tt.want] = true
 		t.Run(tt.name, func(t *testing.T) {
 			h := loader.Host{
+				Caps:       loader.CapSysAdmin,
 				Sys:        fstest.MapFS{"kernel": {Mode: fs.ModeDir | 0o555}},
 				Sysfs:      fstest.MapFS{"state": {Data: []byte("disabled\n")}},
 				Kernel:     func() (*loader.Kernel, error) { return preReenq, nil },
@@ -464,7 +465,7 @@ func TestRealHostWithoutSchedExt(t *testing.T) {
 		t.Skip("this kernel has sched_ext")
 	}
 	host := loader.RealHost()
-	host.EUID = 0 // reach the sysfs check even when not root
+	host.Caps = loader.CapSysAdmin // reach the sysfs check even when not root
 	var stdout, stderr bytes.Buffer
 	if got := run(context.Background(), nil, &stdout, &stderr, host); got != exitNoSchedExt {
 		t.Errorf("exit code = %d, want %d; stderr:\n%s", got, exitNoSchedExt, stderr.String())

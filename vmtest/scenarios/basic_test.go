@@ -6,8 +6,10 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -28,8 +30,9 @@ const (
 var nobody = []string{"--reuid=65534", "--regid=65534", "--clear-groups"}
 
 // TestBasic: the scheduler attaches, schedules a real workload, serves its
-// stats, refuses a second instance and a non-root caller, detaches on
-// SIGINT leaving nothing behind, and reports an exit the kernel initiates.
+// stats, refuses a second instance and a caller without the capabilities,
+// detaches on SIGINT leaving nothing behind, reports an exit the kernel
+// initiates, and runs as a user given the capabilities.
 func TestBasic(t *testing.T) {
 	guest.Require(t)
 	bin := guest.Binary(t)
@@ -133,6 +136,11 @@ func TestBasic(t *testing.T) {
 		rc, out = guest.RunOutput(t, 60*time.Second, "setpriv", append(nobody, bin)...)
 		if rc != exitNotRoot || !strings.Contains(out, "must run as root") {
 			t.Errorf("non-root: exit %d, want %d and a clear refusal; got:\n%s", rc, exitNotRoot, out)
+		}
+		// Root in a container, or a unit's CapabilityBoundingSet=.
+		rc, out = guest.RunOutput(t, 60*time.Second, "setpriv", "--bounding-set=-sys_admin,-bpf,-perfmon", bin)
+		if rc != exitNotRoot || !strings.Contains(out, "needs CAP_BPF and CAP_PERFMON, or CAP_SYS_ADMIN") {
+			t.Errorf("root without the capabilities: exit %d, want %d and a clear refusal; got:\n%s", rc, exitNotRoot, out)
 		}
 	})
 
@@ -249,6 +257,35 @@ func TestBasic(t *testing.T) {
 			t.Errorf("state %s after sysrq-S, want disabled", guest.State(t))
 		}
 	})
+
+	t.Run("capabilities_not_root", testCapabilitiesNotRoot)
+}
+
+// The capabilities count, not the uid: nobody given CAP_BPF and
+// CAP_PERFMON (a unit's User= and AmbientCapabilities=) schedules, without
+// the stats socket, which /run refuses it; SIGHUP stops it as SIGINT does.
+func testCapabilitiesNotRoot(t *testing.T) {
+	caps := "+bpf,+perfmon"
+	args := append(slices.Clone(nobody), "--inh-caps="+caps, "--ambient-caps="+caps, guest.Binary(t), "--quiet")
+	p := guest.Start(t, "setpriv", args...)
+	if !guest.WaitState(t, "enabled", 60*time.Second) {
+		t.Fatalf("nobody with %s: not enabled (state %s)\n%s", caps, guest.State(t), p.Output(t))
+	}
+	if rc := guest.Run(t, 120*time.Second, "hackbench", "-g", "2", "-l", "100"); rc != 0 {
+		t.Errorf("hackbench exit = %d, want 0", rc)
+	}
+	p.Signal(syscall.SIGHUP)
+	rc := p.Wait(t, 60*time.Second)
+	out := p.Output(t)
+	if rc != 0 || !strings.Contains(out, "attached (") || !strings.Contains(out, "EXIT: UNREG") {
+		t.Errorf("after SIGHUP: exit %d, want 0, an attached line and an UNREG report:\n%s", rc, out)
+	}
+	if !strings.Contains(out, "running without the stats socket") {
+		t.Errorf("no warning about the stats socket nobody may not create:\n%s", out)
+	}
+	if !guest.WaitState(t, "disabled", 30*time.Second) {
+		t.Errorf("state %s after SIGHUP, want disabled", guest.State(t))
+	}
 }
 
 // sysrqDump triggers sysrq-D and returns the sched_ext_dump trace lines.
