@@ -213,6 +213,10 @@ func runOnce(ctx context.Context, o options, stdout, stderr io.Writer, host load
 	defer stopServices()
 
 	t1 := time.Now()
+	if o.verbose {
+		fmt.Fprintf(stdout, "scx-qmap-go: preflight done in %v: loading the scheduler through the verifier\n",
+			t1.Sub(t0).Round(time.Millisecond))
+	}
 	sched, err := load(host, kernel, o, stdout, stderr)
 	if err != nil {
 		return loader.ExitInfo{}, err

@@ -6,9 +6,11 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -259,6 +261,61 @@ func TestBasic(t *testing.T) {
 	})
 
 	t.Run("capabilities_not_root", testCapabilitiesNotRoot)
+	t.Run("stop_during_load", testStopDuringLoad)
+}
+
+// A SIGINT while the scheduler loads stops it before it attaches: exit 0,
+// never enabled. The loader runs in a cgroup held to 5% of a CPU, so that
+// the verifier's work lasts seconds past the signal, sent when -v says the
+// load begins.
+func testStopDuringLoad(t *testing.T) {
+	if err := os.WriteFile("/sys/fs/cgroup/cgroup.subtree_control", []byte("+cpu"), 0); err != nil {
+		t.Fatalf("enabling the cpu controller: %v", err)
+	}
+	cg := filepath.Join("/sys/fs/cgroup", "qmap-slow")
+	if err := os.Mkdir(cg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Remove(cg) })
+	if err := os.WriteFile(filepath.Join(cg, "cpu.max"), []byte("5000 100000"), 0); err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.Open(cg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dir.Close()
+	cmd := exec.Command(guest.Binary(t), "--quiet", "-v")
+	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(dir.Fd())}
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(out.String(), "loading the scheduler"); {
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			<-done
+			t.Fatalf("no -v line saying the load begins within 60 s:\n%s", out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Signal(os.Interrupt)
+	select {
+	case err = <-done:
+	case <-time.After(120 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("no exit 120 s after SIGINT during the load:\n%s", out.String())
+	}
+	if err != nil || !strings.Contains(out.String(), "stopped before attaching") || strings.Contains(out.String(), "attached (") {
+		t.Errorf("SIGINT during the load: %v, want exit 0 and \"stopped before attaching\", never attached:\n%s", err, out.String())
+	}
+	if st := guest.State(t); st != "disabled" {
+		t.Errorf("state after a stop during the load = %s, want disabled", st)
+	}
 }
 
 // The capabilities count, not the uid: nobody given CAP_BPF and
@@ -367,4 +424,23 @@ func checkTimerSleeps(t *testing.T, s *guest.Scheduler) {
 	if runs > 60 {
 		t.Errorf("the timer ran %d times in %v with nothing to do, want at most 60", runs, window)
 	}
+}
+
+// syncBuffer is a bytes.Buffer that a command's output and a test's polling
+// share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
