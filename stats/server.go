@@ -117,20 +117,30 @@ func StartServer(cfg ServerConfig, cache *Cache) (*Server, error) {
 	return s, nil
 }
 
-// prepareDir creates @dir 0700 if missing, and reports whether it did. An
-// existing directory is left as it is (it may be /tmp), but one anybody may
-// replace files in is refused.
+// prepareDir creates @dir 0700 if missing, and reports whether it did. Its
+// parents (/run/scx) are made 0755: they are shared with other instances
+// and the scx project's tools, and one made 0700 by root kept a service run
+// as a user of its own from its RuntimeDirectory= below. An existing
+// directory is left as it is (it may be /tmp), but one anybody may replace
+// files in is refused.
 func prepareDir(dir string) (made bool, err error) {
 	fi, err := os.Stat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(dir, 0o700); err != nil {
+		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 			return false, fmt.Errorf("creating the stats socket directory: %w", err)
 		}
-		if err := os.Chmod(dir, 0o700); err != nil { // in case umask was odd
-			_ = os.Remove(dir)
-			return false, fmt.Errorf("stats socket directory: %w", err)
+		err := os.Mkdir(dir, 0o700)
+		if err == nil {
+			if err := os.Chmod(dir, 0o700); err != nil { // in case umask was odd
+				_ = os.Remove(dir)
+				return false, fmt.Errorf("stats socket directory: %w", err)
+			}
+			return true, nil
 		}
-		return true, nil
+		if !errors.Is(err, fs.ErrExist) { // made meanwhile: checked below
+			return false, fmt.Errorf("creating the stats socket directory: %w", err)
+		}
+		fi, err = os.Stat(dir)
 	}
 	if err != nil {
 		return false, fmt.Errorf("stats socket directory: %w", err)

@@ -168,7 +168,7 @@ func TestServerFileModes(t *testing.T) {
 	tests := []struct {
 		path string
 		want os.FileMode
-	}{{dir, os.ModeDir | 0o700}, {srv.Path(), os.ModeSocket | 0o600}}
+	}{{filepath.Dir(dir), os.ModeDir | 0o755}, {dir, os.ModeDir | 0o700}, {srv.Path(), os.ModeSocket | 0o600}}
 	for _, tt := range tests {
 		fi, err := os.Lstat(tt.path)
 		if err != nil {

@@ -245,6 +245,73 @@ func TestService(t *testing.T) {
 		}
 		t.Logf("journal of the unit (debug dumps elided; the whole of it in %s):\n%s", guest.OutFile(t, "journal.txt"), elideDumps(j))
 	})
+
+	// docs/service.md's drop-in: a user of its own with the two
+	// capabilities, and the stats socket where the tools look.
+	t.Run("without root", func(t *testing.T) {
+		dir := "/etc/systemd/system/" + unit + ".d"
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			systemctl(t, "stop", unit)
+			os.RemoveAll(dir)
+			systemctl(t, "daemon-reload")
+		})
+		if err := os.WriteFile(filepath.Join(dir, "nonroot.conf"), []byte(nonRootDropIn), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		systemctl(t, "daemon-reload")
+		if rc, out := systemctl(t, "start", unit); rc != 0 {
+			t.Fatalf("systemctl start with the drop-in: exit %d\n%s\n%s", rc, out, journal(t))
+		}
+		p := show(t)
+		uid := procStatus(t, p["MainPID"], "Uid")
+		if strings.HasPrefix(uid, "0\t") || uid == "" {
+			t.Errorf("the scheduler runs with uids %q, want a user of its own", uid)
+		}
+		if s := guest.State(t); s != "enabled" {
+			t.Errorf("sched_ext %s, want enabled", s)
+		}
+		load(t, 5)
+		if rc, out := guest.RunOutput(t, 10*time.Second, "scx-qmap-go", "stats"); rc != 0 || !strings.HasPrefix(out, "enq=") {
+			_, ls := guest.RunOutput(t, 10*time.Second, "ls", "-laR", "/run/scx")
+			t.Errorf("scx-qmap-go stats against the unprivileged service: exit %d\n%s\n%s\n%s", rc, out, ls, journal(t))
+		}
+		if rc, out := systemctl(t, "stop", unit); rc != 0 {
+			t.Fatalf("systemctl stop: exit %d\n%s", rc, out)
+		}
+		if p := show(t); p["ExecMainStatus"] != "0" || p["Result"] != "success" {
+			t.Errorf("after stop: %v; want exit 0, success", p)
+		}
+		if !guest.WaitState(t, "disabled", 30*time.Second) {
+			t.Errorf("sched_ext %s after stop, want disabled", guest.State(t))
+		}
+	})
+}
+
+// nonRootDropIn is the drop-in docs/service.md gives for running the
+// scheduler without root.
+const nonRootDropIn = `[Service]
+DynamicUser=yes
+AmbientCapabilities=CAP_BPF CAP_PERFMON
+CapabilityBoundingSet=CAP_BPF CAP_PERFMON
+RuntimeDirectory=scx/root
+`
+
+// procStatus is the value of @key in /proc/@pid/status.
+func procStatus(t *testing.T, pid, key string) string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, key+":"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }
 
 // elideDumps drops the kernel's debug dump from the exit reports in the
