@@ -185,3 +185,22 @@ func TestWaitDisabled(t *testing.T) {
 		}
 	}
 }
+
+func TestCapsCanLoad(t *testing.T) {
+	tests := []struct {
+		caps Caps
+		want bool
+	}{
+		{0, false},
+		{CapBPF, false},
+		{CapPerfmon, false},
+		{CapBPF | CapPerfmon, true},
+		{CapSysAdmin, true},
+		{^Caps(0) &^ (CapSysAdmin | CapBPF), false},
+	}
+	for _, tt := range tests {
+		if got := tt.caps.CanLoad(); got != tt.want {
+			t.Errorf("Caps(%#x).CanLoad() = %v, want %v", uint64(tt.caps), got, tt.want)
+		}
+	}
+}

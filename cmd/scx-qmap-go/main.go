@@ -53,14 +53,18 @@ func main() {
 func crashBySignal() { debug.SetTraceback("crash") }
 
 // stopSignals returns a context that SIGINT, SIGTERM and SIGHUP (the
-// terminal gone) end: the scheduler detaches and reports. After the first,
-// the handlers are gone, so a second signal kills a detach that hangs (the
-// kernel drops the scheduler with the link's fd). A reader of stdout that
-// goes away (--stats 1 | tee) no longer kills the scheduler: SIGPIPE is
-// ignored and the lines are lost.
+// terminal gone, unless nohup ignores it) end: the scheduler detaches and
+// reports. After the first, the handlers are gone, so a second signal kills
+// a detach that hangs (the kernel drops the scheduler with the link's fd).
+// A reader of stdout that goes away (--stats 1 | tee) no longer kills the
+// scheduler: SIGPIPE is ignored and the lines are lost.
 func stopSignals() (context.Context, context.CancelFunc) {
 	signal.Ignore(syscall.SIGPIPE)
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if !signal.Ignored(syscall.SIGHUP) {
+		sigs = append(sigs, syscall.SIGHUP)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), sigs...)
 	context.AfterFunc(ctx, stop)
 	return ctx, stop
 }
@@ -212,6 +216,10 @@ func runOnce(ctx context.Context, o options, stdout, stderr io.Writer, host load
 	}
 	defer stopServices()
 
+	// A stop asked for during preflight: load nothing.
+	if ctx.Err() != nil {
+		return loader.ExitInfo{}, errStoppedBeforeAttach
+	}
 	t1 := time.Now()
 	if o.verbose {
 		fmt.Fprintf(stdout, "scx-qmap-go: preflight done in %v: loading the scheduler through the verifier\n",

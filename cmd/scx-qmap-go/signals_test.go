@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
 	"syscall"
 	"testing"
@@ -27,18 +28,29 @@ func TestMain(m *testing.M) {
 		crashChild()
 	case "signals":
 		signalsChild()
+	case "nohup":
+		nohupChild()
 	}
 	os.Exit(99) // unknown part, or it did not end as it should
 }
 
-// runChild runs @part of this binary and returns how it ended and its stderr.
-func runChild(t *testing.T, part string) (*os.ProcessState, string) {
+// runChild runs @part of this binary, under the command @wrap if not
+// empty, and returns how it ended and its stderr.
+func runChild(t *testing.T, part, wrap string) (*os.ProcessState, string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0])
+	if wrap != "" {
+		cmd = exec.Command(wrap, os.Args[0])
+	}
 	cmd.Env = append(os.Environ(), childEnv+"="+part, "GOTRACEBACK=")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
+	// The tests may run under nohup themselves: with SIGHUP caught here,
+	// the child starts with it at its default, not ignored.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
 	err := cmd.Start()
+	signal.Stop(hup)
 	if err != nil {
 		t.Fatalf("starting the child: %v", err)
 	}
@@ -69,7 +81,7 @@ func signalled(st *os.ProcessState) syscall.Signal {
 
 // A crash must not exit 2, the "bad command line" the unit never restarts.
 func TestCrashIsSIGABRT(t *testing.T) {
-	st, stderr := runChild(t, "crash")
+	st, stderr := runChild(t, "crash", "")
 	if sig := signalled(st); sig != syscall.SIGABRT {
 		t.Errorf("a panicking loader ended with %v (exit %d), want SIGABRT; stderr:\n%s", sig, st.ExitCode(), firstLines(stderr, 5))
 	}
@@ -88,7 +100,7 @@ func crashChild() {
 // SIGPIPE leaves the loader running; SIGHUP stops it as SIGINT does; a
 // second signal, with the first one's stop still under way, kills it.
 func TestStopSignals(t *testing.T) {
-	st, stderr := runChild(t, "signals")
+	st, stderr := runChild(t, "signals", "")
 	if !strings.Contains(stderr, "survived SIGPIPE") || !strings.Contains(stderr, "stopping on SIGHUP") {
 		t.Errorf("the child did not survive SIGPIPE and stop on SIGHUP; stderr:\n%s", stderr)
 	}
@@ -120,4 +132,28 @@ func signalsChild() {
 func firstLines(s string, n int) string {
 	lines := strings.SplitN(s, "\n", n+1)
 	return strings.Join(lines[:min(n, len(lines))], "\n")
+}
+
+// Under nohup, SIGHUP stays ignored: the user asked it to outlive the
+// terminal.
+func TestNohupKeepsRunning(t *testing.T) {
+	if _, err := exec.LookPath("nohup"); err != nil {
+		t.Skip("no nohup here")
+	}
+	st, stderr := runChild(t, "nohup", "nohup")
+	if st.ExitCode() != 0 || !strings.Contains(stderr, "survived SIGHUP") {
+		t.Errorf("under nohup, SIGHUP: exit %d, signal %v, want exit 0 and running on; stderr:\n%s", st.ExitCode(), signalled(st), stderr)
+	}
+}
+
+func nohupChild() {
+	ctx, _ := stopSignals()
+	syscall.Kill(os.Getpid(), syscall.SIGHUP)
+	time.Sleep(300 * time.Millisecond)
+	if ctx.Err() != nil {
+		fmt.Fprintln(os.Stderr, "stopped on SIGHUP under nohup")
+		os.Exit(1)
+	}
+	fmt.Fprintln(os.Stderr, "survived SIGHUP")
+	os.Exit(0)
 }
