@@ -56,10 +56,7 @@ func crashBySignal() { debug.SetTraceback("crash") }
 // terminal gone, unless nohup ignores it) end: the scheduler detaches and
 // reports. After the first, the handlers are gone, so a second signal kills
 // a detach that hangs (the kernel drops the scheduler with the link's fd).
-// A reader of stdout that goes away (--stats 1 | tee) no longer kills the
-// scheduler: SIGPIPE is ignored and the lines are lost.
 func stopSignals() (context.Context, context.CancelFunc) {
-	signal.Ignore(syscall.SIGPIPE)
 	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
 	if !signal.Ignored(syscall.SIGHUP) {
 		sigs = append(sigs, syscall.SIGHUP)
@@ -68,6 +65,11 @@ func stopSignals() (context.Context, context.CancelFunc) {
 	context.AfterFunc(ctx, stop)
 	return ctx, stop
 }
+
+// outliveStdout keeps the scheduler running when a reader of its stdout
+// goes away (--stats 1 | tee): SIGPIPE is ignored and the lines are lost.
+// Not for "stats" and --monitor, which end with their reader (| head).
+func outliveStdout() { signal.Ignore(syscall.SIGPIPE) }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer, host loader.Host) exitCode {
 	fail := func(err error) exitCode {
@@ -123,6 +125,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, host load
 			"-d/--disallow-tgid %d: no such process (a thread id is no tgid: check the pid, or use -1 for this loader)", tgid)})
 	}
 
+	outliveStdout()
 	sd, err := sdnotify.FromEnv()
 	if err != nil {
 		fmt.Fprintf(stderr, "scx-qmap-go: warning: cannot notify systemd: %v\n", err)

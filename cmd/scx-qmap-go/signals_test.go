@@ -30,6 +30,8 @@ func TestMain(m *testing.M) {
 		signalsChild()
 	case "nohup":
 		nohupChild()
+	case "pipe":
+		pipeChild()
 	}
 	os.Exit(99) // unknown part, or it did not end as it should
 }
@@ -112,6 +114,7 @@ func TestStopSignals(t *testing.T) {
 
 func signalsChild() {
 	ctx, _ := stopSignals()
+	outliveStdout()
 	self := os.Getpid()
 	syscall.Kill(self, syscall.SIGPIPE)
 	time.Sleep(100 * time.Millisecond)
@@ -156,4 +159,39 @@ func nohupChild() {
 	}
 	fmt.Fprintln(os.Stderr, "survived SIGHUP")
 	os.Exit(0)
+}
+
+// Without outliveStdout ("stats --watch 1 | head"), a reader that goes
+// away ends the command, as it ends any CLI.
+func TestStatsEndsWithItsReader(t *testing.T) {
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), childEnv+"=pipe")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	out.Close() // the reader goes
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatal("the child still writes 30 s after its reader went")
+	}
+	if sig := signalled(cmd.ProcessState); sig != syscall.SIGPIPE {
+		t.Errorf("the child ended with %v (exit %d), want SIGPIPE", sig, cmd.ProcessState.ExitCode())
+	}
+}
+
+func pipeChild() {
+	stopSignals()
+	for range 1000 {
+		fmt.Println("enq=1")
+		time.Sleep(10 * time.Millisecond)
+	}
 }
