@@ -126,10 +126,12 @@ func signalsChild() {
 	case <-time.After(10 * time.Second):
 		return
 	}
-	// The detach hangs; the user signals again.
-	time.Sleep(100 * time.Millisecond) // AfterFunc's stop runs in its own goroutine
-	syscall.Kill(self, syscall.SIGHUP)
-	time.Sleep(10 * time.Second)
+	// The detach hangs; the user signals again. AfterFunc's stop runs in a
+	// goroutine of its own: signal until the default action takes over.
+	for range 100 {
+		syscall.Kill(self, syscall.SIGHUP)
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func firstLines(s string, n int) string {

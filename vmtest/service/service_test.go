@@ -108,7 +108,7 @@ func load(t *testing.T, secs int) {
 
 // TestService installs the package, runs the scheduler from its unit under
 // systemd, and follows it through a refusal, an ejection and its restart,
-// and a clean stop.
+// a crash and its restart, a clean stop, and a run without root.
 func TestService(t *testing.T) {
 	guest.Require(t)
 	deb := os.Getenv(EnvDeb)
@@ -225,6 +225,26 @@ func TestService(t *testing.T) {
 		}
 	})
 
+	// A crash of the loader (SIGQUIT: Go dumps its goroutines and dies)
+	// ends in SIGABRT, not Go's exit 2, the bad-flags code systemd would
+	// not restart: the unit runs the scheduler again.
+	t.Run("crash and restart", func(t *testing.T) {
+		before := show(t)["MainPID"]
+		if rc, out := systemctl(t, "kill", "--kill-whom=main", "--signal=SIGQUIT", unit); rc != 0 {
+			t.Fatalf("systemctl kill: exit %d\n%s", rc, out)
+		}
+		p := waitFor(t, 2*time.Minute, "a restart after the crash", func(p map[string]string) bool {
+			return p["NRestarts"] == "2" && p["ActiveState"] == "active" && p["SubState"] == "running"
+		})
+		if p["MainPID"] == before {
+			t.Errorf("MainPID %s unchanged", p["MainPID"])
+		}
+		waitJournal(t, "status=6/ABRT", 30*time.Second)
+		if !guest.WaitState(t, "enabled", 30*time.Second) {
+			t.Errorf("sched_ext %s after the restart, want enabled", guest.State(t))
+		}
+	})
+
 	t.Run("stop", func(t *testing.T) {
 		if rc, out := systemctl(t, "stop", unit); rc != 0 {
 			t.Fatalf("systemctl stop: exit %d\n%s", rc, out)
@@ -262,6 +282,7 @@ func TestService(t *testing.T) {
 			t.Fatal(err)
 		}
 		systemctl(t, "daemon-reload")
+		systemctl(t, "reset-failed", unit) // the starts above count against StartLimitBurst=
 		if rc, out := systemctl(t, "start", unit); rc != 0 {
 			t.Fatalf("systemctl start with the drop-in: exit %d\n%s\n%s", rc, out, journal(t))
 		}
