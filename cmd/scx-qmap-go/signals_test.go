@@ -47,12 +47,7 @@ func runChild(t *testing.T, part, wrap string) (*os.ProcessState, string) {
 	cmd.Env = append(os.Environ(), childEnv+"="+part, "GOTRACEBACK=")
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
-	// The tests may run under nohup themselves: with SIGHUP caught here,
-	// the child starts with it at its default, not ignored.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	err := cmd.Start()
-	signal.Stop(hup)
+	err := startAtDefaults(cmd)
 	if err != nil {
 		t.Fatalf("starting the child: %v", err)
 	}
@@ -70,6 +65,17 @@ func runChild(t *testing.T, part, wrap string) (*os.ProcessState, string) {
 		t.Fatalf("waiting for the child: %v", err)
 	}
 	return cmd.ProcessState, stderr.String()
+}
+
+// startAtDefaults starts @cmd with SIGHUP and SIGPIPE at their default
+// actions. The tests may run under nohup, or a runner that ignores SIGPIPE,
+// and a child inherits what is ignored; caught here for the moment of the
+// fork, they are reset in the child.
+func startAtDefaults(cmd *exec.Cmd) error {
+	c := make(chan os.Signal, 2)
+	signal.Notify(c, syscall.SIGHUP, syscall.SIGPIPE)
+	defer signal.Stop(c)
+	return cmd.Start()
 }
 
 // signalled is the signal that ended @st, or 0.
@@ -172,7 +178,7 @@ func TestStatsEndsWithItsReader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
+	if err := startAtDefaults(cmd); err != nil {
 		t.Fatal(err)
 	}
 	out.Close() // the reader goes
