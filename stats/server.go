@@ -129,16 +129,16 @@ func prepareDir(dir string) (made bool, err error) {
 		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 			return false, fmt.Errorf("creating the stats socket directory: %w", err)
 		}
-		err := os.Mkdir(dir, 0o700)
-		if err == nil {
+		merr := os.Mkdir(dir, 0o700)
+		if merr == nil {
 			if err := os.Chmod(dir, 0o700); err != nil { // in case umask was odd
 				_ = os.Remove(dir)
 				return false, fmt.Errorf("stats socket directory: %w", err)
 			}
 			return true, nil
 		}
-		if !errors.Is(err, fs.ErrExist) { // made meanwhile: checked below
-			return false, fmt.Errorf("creating the stats socket directory: %w", err)
+		if !errors.Is(merr, fs.ErrExist) { // made meanwhile: checked below
+			return false, fmt.Errorf("creating the stats socket directory: %w", merr)
 		}
 		fi, err = os.Stat(dir)
 	}
