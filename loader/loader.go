@@ -432,7 +432,9 @@ func (s *Scheduler) Attach() error {
 		l.Close()
 		return err
 	}
-	if ei.Kind.IsError() {
+	// Only a child's: a root's enable failure fails the link above, and an
+	// error recorded by now is an ejection right after it enabled.
+	if s.cfg.SubCgroupID != 0 && ei.Kind.IsError() {
 		l.Close()
 		return newError(ErrAttach, nil, "the kernel refused to enable the scheduler (%s: %s)", ei.Reason, ei.Msg)
 	}
