@@ -165,8 +165,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, host load
 }
 
 // load loads the scheduler through the verifier; -v prints the verifier's
-// log on a refusal and each program's instruction count.
-func load(host loader.Host, kernel *loader.Kernel, o options, stdout, stderr io.Writer) (*loader.Scheduler, error) {
+// log on a refusal and each program's instruction count. A stop asked for
+// during the load gives errStoppedBeforeAttach, with nothing left loaded:
+// never attach, nor tell systemd READY, only to detach at once.
+func load(ctx context.Context, host loader.Host, kernel *loader.Kernel, o options, stdout, stderr io.Writer) (*loader.Scheduler, error) {
 	sched, err := loader.Load(host, kernel, o.cfg)
 	if err != nil {
 		var verr *ebpf.VerifierError
@@ -177,6 +179,10 @@ func load(host loader.Host, kernel *loader.Kernel, o options, stdout, stderr io.
 	}
 	if o.verbose {
 		printVerified(sched, stdout, stderr)
+	}
+	if ctx.Err() != nil {
+		sched.Close()
+		return nil, errStoppedBeforeAttach
 	}
 	return sched, nil
 }
@@ -228,15 +234,9 @@ func runOnce(ctx context.Context, o options, stdout, stderr io.Writer, host load
 		fmt.Fprintf(stdout, "scx-qmap-go: preflight done in %v: loading the scheduler through the verifier\n",
 			t1.Sub(t0).Round(time.Millisecond))
 	}
-	sched, err := load(host, kernel, o, stdout, stderr)
+	sched, err := load(ctx, host, kernel, o, stdout, stderr)
 	if err != nil {
 		return loader.ExitInfo{}, err
-	}
-	// A stop asked for during the load: never attach, nor tell systemd
-	// READY, only to detach at once.
-	if ctx.Err() != nil {
-		sched.Close()
-		return loader.ExitInfo{}, errStoppedBeforeAttach
 	}
 	t2 := time.Now()
 	err = sched.Attach()
@@ -244,12 +244,8 @@ func runOnce(ctx context.Context, o options, stdout, stderr io.Writer, host load
 		sched.Close()
 		fmt.Fprintln(stdout, "scx-qmap-go: the root scheduler does not turn tids on (SCX_OPS_TID_TO_TASK): loading again to queue by pid")
 		o.cfg.QueueBy = loader.QueueByPID
-		if sched, err = load(host, kernel, o, stdout, stderr); err != nil {
+		if sched, err = load(ctx, host, kernel, o, stdout, stderr); err != nil {
 			return loader.ExitInfo{}, err
-		}
-		if ctx.Err() != nil {
-			sched.Close()
-			return loader.ExitInfo{}, errStoppedBeforeAttach
 		}
 		err = sched.Attach()
 	}

@@ -137,6 +137,13 @@ func Start(t *testing.T, name string, args ...string) *Proc {
 	return startLogged(t, exec.Command(name, args...), filepath.Base(name))
 }
 
+// StartCmd is Start for a command the test has prepared itself (its
+// SysProcAttr, say).
+func StartCmd(t *testing.T, cmd *exec.Cmd) *Proc {
+	t.Helper()
+	return startLogged(t, cmd, filepath.Base(cmd.Path))
+}
+
 // startLogged starts @cmd with its output in a log of its own, @name.log
 // (@name-2.log for the test's second, and so on): two processes writing one
 // file overwrite each other's lines.

@@ -82,6 +82,22 @@ func Policy(t *testing.T, pid int) string {
 	return procSched(t, pid, "policy")
 }
 
+// ProcStatus is the first field of @key's value in /proc/@pid/status (the
+// real uid of "Uid", the kB of "VmRSS"), or "?" if it has no such line.
+func ProcStatus(t *testing.T, pid int, key string) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && k == key {
+			return strings.Fields(v)[0]
+		}
+	}
+	return "?"
+}
+
 func procSched(t *testing.T, pid int, key string) string {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/sched", pid))

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -112,7 +111,7 @@ func TestBasic(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("loader idle at a 1 s stats interval: %.2f%% of a CPU, RSS %s KiB (peak %s KiB)",
-			float64(t1-t0)/5, procStatus(t, s.Pid(), "VmRSS"), procStatus(t, s.Pid(), "VmHWM"))
+			float64(t1-t0)/5, guest.ProcStatus(t, s.Pid(), "VmRSS"), guest.ProcStatus(t, s.Pid(), "VmHWM"))
 	})
 
 	// sysrq-D emits the kernel's debug dump, with the scheduler's ops.dump
@@ -287,31 +286,17 @@ func testStopDuringLoad(t *testing.T) {
 	defer dir.Close()
 	cmd := exec.Command(guest.Binary(t), "--quiet", "-v")
 	cmd.SysProcAttr = &syscall.SysProcAttr{UseCgroupFD: true, CgroupFD: int(dir.Fd())}
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(out.String(), "loading the scheduler"); {
+	p := guest.StartCmd(t, cmd)
+	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(p.Output(t), "loading the scheduler"); {
 		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			<-done
-			t.Fatalf("no -v line saying the load begins within 60 s:\n%s", out.String())
+			t.Fatalf("no -v line saying the load begins within 60 s:\n%s", p.Output(t))
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
-	cmd.Process.Signal(os.Interrupt)
-	select {
-	case err = <-done:
-	case <-time.After(120 * time.Second):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("no exit 120 s after SIGINT during the load:\n%s", out.String())
-	}
-	if err != nil || !strings.Contains(out.String(), "stopped before attaching") || strings.Contains(out.String(), "attached (") {
-		t.Errorf("SIGINT during the load: %v, want exit 0 and \"stopped before attaching\", never attached:\n%s", err, out.String())
+	p.Signal(os.Interrupt)
+	rc := p.Wait(t, 120*time.Second)
+	if out := p.Output(t); rc != 0 || !strings.Contains(out, "stopped before attaching") || strings.Contains(out, "attached (") {
+		t.Errorf("SIGINT during the load: exit %d, want 0 and \"stopped before attaching\", never attached:\n%s", rc, out)
 	}
 	if st := guest.State(t); st != "disabled" {
 		t.Errorf("state after a stop during the load = %s, want disabled", st)
@@ -380,17 +365,6 @@ func dirLen(t *testing.T, dir string) int {
 	return len(entries)
 }
 
-// procStatus is one field of /proc/PID/status, e.g. VmRSS's "12345".
-func procStatus(t *testing.T, pid int, key string) string {
-	t.Helper()
-	for line := range strings.SplitSeq(readTrim(t, "/proc/"+strconv.Itoa(pid)+"/status"), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && k == key {
-			return strings.Fields(v)[0]
-		}
-	}
-	return "?"
-}
-
 // bogoOps is the "cpu" bogo ops figure of stress-ng --metrics-brief.
 func bogoOps(out string) int {
 	for line := range strings.SplitSeq(out, "\n") {
@@ -424,23 +398,4 @@ func checkTimerSleeps(t *testing.T, s *guest.Scheduler) {
 	if runs > 60 {
 		t.Errorf("the timer ran %d times in %v with nothing to do, want at most 60", runs, window)
 	}
-}
-
-// syncBuffer is a bytes.Buffer that a command's output and a test's polling
-// share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -286,10 +287,12 @@ func TestService(t *testing.T) {
 		if rc, out := systemctl(t, "start", unit); rc != 0 {
 			t.Fatalf("systemctl start with the drop-in: exit %d\n%s\n%s", rc, out, journal(t))
 		}
-		p := show(t)
-		uid := procStatus(t, p["MainPID"], "Uid")
-		if strings.HasPrefix(uid, "0\t") || uid == "" {
-			t.Errorf("the scheduler runs with uids %q, want a user of its own", uid)
+		pid, err := strconv.Atoi(show(t)["MainPID"])
+		if err != nil {
+			t.Fatalf("MainPID: %v", err)
+		}
+		if uid := guest.ProcStatus(t, pid, "Uid"); uid == "0" || uid == "?" {
+			t.Errorf("the scheduler runs with uid %q, want a user of its own", uid)
 		}
 		if s := guest.State(t); s != "enabled" {
 			t.Errorf("sched_ext %s, want enabled", s)
@@ -319,21 +322,6 @@ AmbientCapabilities=CAP_BPF CAP_PERFMON
 CapabilityBoundingSet=CAP_BPF CAP_PERFMON
 RuntimeDirectory=scx/root
 `
-
-// procStatus is the value of @key in /proc/@pid/status.
-func procStatus(t *testing.T, pid, key string) string {
-	t.Helper()
-	b, err := os.ReadFile("/proc/" + pid + "/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, key+":"); ok {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
-}
 
 // elideDumps drops the kernel's debug dump from the exit reports in the
 // journal @j: from each "debug dump:" line to the next line systemd logs.
