@@ -26,6 +26,9 @@ type (
 	// through them), Variables the same globals once loaded.
 	VariableSpecs = qmapVariableSpecs
 	Variables     = qmapVariables
+	// MapSpecs are the object's maps before load (the FIFOs are sized
+	// through them).
+	MapSpecs = qmapMapSpecs
 )
 
 // MaxSubs is MAX_SUBS of qmap.bpf.c: the sub-schedulers one instance keeps

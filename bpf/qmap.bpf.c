@@ -27,6 +27,7 @@ char _license[] SEC("license") = "GPL";
 
 enum consts {
 	NR_QUEUES	= 5,
+	/* Each FIFO's size in the object; the loader may change it (fifo_depth). */
 	QUEUE_DEPTH	= 4096,
 	SHARED_DSQ	= 0,
 	HIGHPRI_DSQ	= 1,
@@ -107,6 +108,8 @@ enum consts {
 const volatile u64 slice_ns;
 /* How many tasks one ops.dispatch call moves out of the FIFOs at most. */
 const volatile u32 dsp_batch;
+/* --fifo-depth: how many tasks each FIFO holds; the loader sizes the maps. */
+const volatile u32 fifo_depth = QUEUE_DEPTH;
 /* A tgid whose tasks are refused by ops.init_task (0: none). */
 const volatile s32 disallow_tgid;
 /* Leave the debug dump callbacks quiet. */
@@ -380,6 +383,7 @@ struct cpu_ctx {
 	u32 cpuperf_target;	/* performance level asked for this CPU */
 	bool rt_busy;		/* an RT/DL task took the CPU (--remote-reenq) */
 	u32 sub_turn;		/* dispatches here, for SUB_TURN_NTH */
+	u32 shared_turn;	/* dispatches here while a FIFO is full (shared_first()) */
 	s32 resumed_pid;	/* -L: put back on the local DSQ by lat_resume(), not yet run */
 };
 
@@ -1101,6 +1105,27 @@ s32 BPF_STRUCT_OPS(qmap_select_cpu, struct task_struct *p, s32 prev_cpu,
 	return cpu;
 }
 
+/*
+ * How many CPUs are online, for fifo_slice(): nr_cpu_ids counts the possible
+ * ones, and a machine with hotplug slots ("Allowing 64 CPUs, 60 hotplug
+ * CPUs") has many more of those. Counted at init, kept by ops.cpu_online and
+ * ops.cpu_offline; a child gets no hotplug calls and keeps its init's count.
+ */
+static s32 nr_cpus_online;
+
+static s32 count_online_cpus(void)
+{
+	const struct cpumask *online;
+	s32 nr;
+
+	if (cid_form)
+		return scx_bpf_nr_online_cids();
+	online = scx_bpf_get_online_cpumask();
+	nr = bpf_cpumask_weight(online);
+	scx_bpf_put_cpumask(online);
+	return nr;
+}
+
 /* How many tasks wait in the FIFOs, all of them. */
 static s64 fifos_nr_queued(void)
 {
@@ -1112,21 +1137,37 @@ static s64 fifos_nr_queued(void)
 	return queued;
 }
 
+/* Whether a FIFO is full, so that its overflow waits in the shared DSQ. */
+static bool fifos_full(void)
+{
+	int i;
+
+	for (i = 0; i < NR_QUEUES; i++)
+		if (fifo_nr_queued[i] >= fifo_depth)
+			return true;
+	return false;
+}
+
 /*
  * The slice for a task leaving the FIFOs, or overflowing them: slice_ns,
  * unless that many tasks waiting with it would not all run within
- * WAIT_BOUND_NS on the CPUs there are. A convoy of thousands of threads that each burn their whole slice
+ * WAIT_BOUND_NS on the online CPUs. A convoy of thousands of threads that each burn their whole slice
  * (10,000 Python threads fighting over the GIL in futex_wake) otherwise
  * keeps the last of them waiting past the watchdog.
  */
 static u64 fifo_slice(void)
 {
-	s64 waiting = fifos_nr_queued();
+	s64 waiting = fifos_nr_queued(), nr_cpus = nr_cpus_online;
 	u64 slice;
 
+	/* A full FIFO's overflow waits its turn in the shared DSQ. */
+	if (fifos_full())
+		waiting += scx_bpf_dsq_nr_queued(SHARED_DSQ);
 	if (waiting <= 0)
 		return slice_ns;
-	slice = (u64)WAIT_BOUND_NS * scx_bpf_nr_cpu_ids() / (u64)waiting;
+	if (nr_cpus < 1)
+		nr_cpus = 1;
+	slice = (u64)WAIT_BOUND_NS * nr_cpus / (u64)waiting;
 	if (slice < MIN_FIFO_SLICE_NS)
 		slice = MIN_FIFO_SLICE_NS;
 	/* Never longer than -s asks, even when that is below the minimum. */
@@ -1175,9 +1216,10 @@ static bool fifo_enqueue(struct task_struct *p, int idx, u64 enq_flags)
 		__sync_fetch_and_sub(nr_queued, 1);
 		__sync_fetch_and_add(&stats.nr_overflow, 1);
 		/*
-		 * The shared DSQ is drained ahead of the FIFOs: thousands of
-		 * overflowed tasks on full slices would keep the full FIFO
-		 * waiting for a minute. They get the FIFO's bounded slice.
+		 * The shared DSQ is mostly drained ahead of the FIFOs
+		 * (shared_first()): thousands of overflowed tasks on full
+		 * slices would keep the full FIFO waiting for a minute. They
+		 * get the FIFO's bounded slice.
 		 */
 		scx_bpf_dsq_insert(p, SHARED_DSQ, fifo_slice(), enq_flags);
 		return false;
@@ -1401,6 +1443,32 @@ static void lat_unmark_light(struct task_ctx *tctx)
 		return;
 	tctx->queued_light = false;
 	__sync_fetch_and_sub(&lat_light_queued, 1);
+}
+
+/*
+ * Count @p, about to be pushed onto a FIFO, among the FIFOs' -L light and -H
+ * boosted tasks. Before the push: another CPU may pop it at once, and its
+ * uncount, coming first, would leave the count one too high (with -L, every
+ * CPU hog over budget would then be cut at every tick).
+ */
+static void fifo_count(struct task_struct *p, struct task_ctx *tctx)
+{
+	if (lat_budget_ns)
+		lat_mark_light(tctx);
+	if (highpri_boosting && p->scx.weight >= HIGHPRI_WEIGHT && !tctx->highpri) {
+		tctx->highpri = true;
+		__sync_fetch_and_add(&nr_highpri_queued, 1);
+	}
+}
+
+/* @p left the FIFOs (popped, overflowed, exiting): uncount it. */
+static void fifo_uncount(struct task_ctx *tctx)
+{
+	if (tctx->highpri) {
+		tctx->highpri = false;
+		__sync_fetch_and_sub(&nr_highpri_queued, 1);
+	}
+	lat_unmark_light(tctx);
 }
 
 /*
@@ -1842,16 +1910,13 @@ void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 		return;
 	}
 
-	if (!fifo_enqueue(p, idx, enq_flags))
+	fifo_count(p, tctx);
+	if (!fifo_enqueue(p, idx, enq_flags)) {
+		fifo_uncount(tctx);
 		return;
-	if (lat_budget_ns)
-		lat_mark_light(tctx);
+	}
 	if (lat_budget_ns && (enq_flags & SCX_ENQ_WAKEUP))
 		kick_over_budget(task_cpu(p));
-	if (highpri_boosting && p->scx.weight >= HIGHPRI_WEIGHT && !tctx->highpri) {
-		tctx->highpri = true;
-		__sync_fetch_and_add(&nr_highpri_queued, 1);
-	}
 }
 
 void BPF_STRUCT_OPS(qmap_dequeue, struct task_struct *p, u64 deq_flags)
@@ -1879,11 +1944,7 @@ static __always_inline void move_popped(struct task_struct *p, u64 slice,
 		/* Its FIFO's head has moved up to it. */
 		core_sched_head_seqs[weight_to_idx(p->scx.weight)] =
 			tctx->core_sched_seq;
-		if (tctx->highpri) {
-			tctx->highpri = false;
-			__sync_fetch_and_sub(&nr_highpri_queued, 1);
-		}
-		lat_unmark_light(tctx);
+		fifo_uncount(tctx);
 	}
 
 	__sync_fetch_and_add(&stats.nr_dispatched, 1);
@@ -2237,6 +2298,21 @@ static bool sub_turn_due(void)
 	return cpuc && !(++cpuc->sub_turn % SUB_TURN_NTH);
 }
 
+/*
+ * Whether this dispatch drains the shared DSQ before the FIFOs, as qmap does
+ * for the kthreads that wait there. Not while boosted tasks wait in the
+ * FIFOs, and not on every other dispatch while a FIFO is full: its overflow
+ * cycles through the shared DSQ, finding the FIFO still full each time it
+ * comes back, and always drained first, it kept the full FIFO from moving
+ * until the watchdog ejected us (hundreds of CPU hogs of one nice level).
+ */
+static bool shared_first(struct cpu_ctx *cpuc)
+{
+	if (nr_highpri_queued)
+		return false;
+	return !fifos_full() || (++cpuc->shared_turn & 1);
+}
+
 void BPF_STRUCT_OPS(qmap_dispatch, s32 cpu, struct task_struct *prev)
 {
 	u32 batch = dsp_batch ?: 1, zero = 0, moved;
@@ -2261,8 +2337,7 @@ void BPF_STRUCT_OPS(qmap_dispatch, s32 cpu, struct task_struct *prev)
 	if (cid_form && !caps_hier && sub_turn_due() && dispatch_subs())
 		return;
 
-	/* While boosted tasks wait in the FIFOs, pop them first. */
-	if (!nr_highpri_queued && move_shared_to_local(cpu))
+	if (shared_first(cpuc) && move_shared_to_local(cpu))
 		return;
 
 	if (dispatch_inf_loop())
@@ -2435,11 +2510,7 @@ void BPF_STRUCT_OPS(qmap_exit_task, struct task_struct *p,
 	tctx = bpf_task_storage_get(&task_ctx_stor, p, 0, 0);
 	if (!tctx)
 		return;
-	if (tctx->highpri) {
-		tctx->highpri = false;
-		__sync_fetch_and_sub(&nr_highpri_queued, 1);
-	}
-	lat_unmark_light(tctx);
+	fifo_uncount(tctx);
 }
 
 s32 BPF_STRUCT_OPS(qmap_cgroup_init, struct cgroup *cgrp,
@@ -2484,6 +2555,7 @@ void BPF_STRUCT_OPS(qmap_cpu_online, s32 cpu)
 {
 	if (cid_form)
 		set_cid_online(cpu, true);
+	__sync_fetch_and_add(&nr_cpus_online, 1);
 	__sync_fetch_and_add(&stats.nr_cpu_online, 1);
 	if (print_msgs)
 		bpf_printk("CPU %d coming online", cpu);
@@ -2493,6 +2565,7 @@ void BPF_STRUCT_OPS(qmap_cpu_offline, s32 cpu)
 {
 	if (cid_form)
 		set_cid_online(cpu, false);
+	__sync_fetch_and_sub(&nr_cpus_online, 1);
 	__sync_fetch_and_add(&stats.nr_cpu_offline, 1);
 	if (print_msgs)
 		bpf_printk("CPU %d going offline", cpu);
@@ -2712,6 +2785,8 @@ static s32 start_timer(void *map, int (*fn)(void *, int *, struct bpf_timer *),
 static s32 create_dsqs_and_timers(void)
 {
 	s32 ret;
+
+	nr_cpus_online = count_online_cpus();
 
 	ret = scx_bpf_create_dsq(SHARED_DSQ, -1);
 	if (ret)

@@ -155,6 +155,7 @@ const (
 	qmapVarDspBatch                   = "dsp_batch"
 	qmapVarDspInfLoopAfter            = "dsp_inf_loop_after"
 	qmapVarErrorAfterEnq              = "error_after_enq"
+	qmapVarFifoDepth                  = "fifo_depth"
 	qmapVarFifoNrQueued               = "fifo_nr_queued"
 	qmapVarGrantedShared              = "granted_shared"
 	qmapVarGrantedWhole               = "granted_whole"
@@ -326,6 +327,7 @@ type qmapVariableSpecs struct {
 	DspBatch                   *ebpf.VariableSpec `ebpf:"dsp_batch"`
 	DspInfLoopAfter            *ebpf.VariableSpec `ebpf:"dsp_inf_loop_after"`
 	ErrorAfterEnq              *ebpf.VariableSpec `ebpf:"error_after_enq"`
+	FifoDepth                  *ebpf.VariableSpec `ebpf:"fifo_depth"`
 	FifoNrQueued               *ebpf.VariableSpec `ebpf:"fifo_nr_queued"`
 	GrantedShared              *ebpf.VariableSpec `ebpf:"granted_shared"`
 	GrantedWhole               *ebpf.VariableSpec `ebpf:"granted_whole"`
@@ -448,6 +450,7 @@ type qmapVariables struct {
 	DspBatch                   *ebpf.Variable `ebpf:"dsp_batch"`
 	DspInfLoopAfter            *ebpf.Variable `ebpf:"dsp_inf_loop_after"`
 	ErrorAfterEnq              *ebpf.Variable `ebpf:"error_after_enq"`
+	FifoDepth                  *ebpf.Variable `ebpf:"fifo_depth"`
 	FifoNrQueued               *ebpf.Variable `ebpf:"fifo_nr_queued"`
 	GrantedShared              *ebpf.Variable `ebpf:"granted_shared"`
 	GrantedWhole               *ebpf.Variable `ebpf:"granted_whole"`

@@ -252,3 +252,32 @@ func TestWriteCidCmasks(t *testing.T) {
 		t.Error("cmasks larger than the arena were written")
 	}
 }
+
+// sizeFIFOs gives all five FIFOs, and the inner map the FIFO array is
+// made from, the depth asked for; 0 keeps the object's 4096.
+func TestSizeFIFOs(t *testing.T) {
+	for _, tc := range []struct {
+		ask, want uint32
+	}{{0, 4096}, {MinFifoDepth, MinFifoDepth}, {65536, 65536}} {
+		spec, err := bpf.Spec()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := sizeFIFOs(spec, tc.ask)
+		if err != nil {
+			t.Fatalf("sizeFIFOs(%d): %v", tc.ask, err)
+		}
+		if got != tc.want {
+			t.Errorf("sizeFIFOs(%d) = %d, want %d", tc.ask, got, tc.want)
+		}
+		var maps bpf.MapSpecs
+		if err := spec.Assign(&maps); err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range []*ebpf.MapSpec{maps.Queue0, maps.Queue1, maps.Queue2, maps.Queue3, maps.Queue4, maps.QueueArr.InnerMap} {
+			if m.MaxEntries != tc.want {
+				t.Errorf("depth %d: %s holds %d", tc.ask, m.Name, m.MaxEntries)
+			}
+		}
+	}
+}

@@ -29,6 +29,7 @@ type Config struct {
 	SliceUs       uint64 // task slice; 0 means the kernel's SCX_SLICE_DFL
 	DispatchBatch uint32 // FIFO tasks one dispatch call moves, at least 1
 	DisallowTgid  int32  // refuse this process's tasks (0: none)
+	FifoDepth     uint32 // tasks each FIFO holds before the rest overflow to the shared DSQ (0: 4096)
 	PartialSwitch bool   // schedule only SCHED_EXT tasks
 	ExitDumpLen   uint32 // debug dump bytes kept on exit (0: none)
 	SuppressDump  bool   // keep the BPF dump callbacks quiet
@@ -99,6 +100,33 @@ type Scheduler struct {
 
 const switchProgName = bpf.SchedSwitchTP
 
+// Limits of Config.FifoDepth: below the minimum a FIFO overflows under a
+// busy desktop; the maximum keeps the five queue maps under 40 MiB.
+const (
+	MinFifoDepth = 64
+	MaxFifoDepth = 1 << 20
+)
+
+// sizeFIFOs sets the five FIFOs' size to @depth tasks (0: the object's
+// own) and returns the size they have.
+func sizeFIFOs(spec *ebpf.CollectionSpec, depth uint32) (uint32, error) {
+	var maps bpf.MapSpecs
+	if err := spec.Assign(&maps); err != nil {
+		return 0, err
+	}
+	fifos := []*ebpf.MapSpec{maps.Queue0, maps.Queue1, maps.Queue2, maps.Queue3, maps.Queue4}
+	if depth == 0 {
+		return fifos[0].MaxEntries, nil
+	}
+	for _, m := range fifos {
+		m.MaxEntries = depth
+	}
+	if inner := maps.QueueArr.InnerMap; inner != nil {
+		inner.MaxEntries = depth
+	}
+	return depth, nil
+}
+
 // Load fills the scheduler's load-time values from the running kernel and
 // @cfg, then loads it through the verifier. Nothing is attached yet.
 func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
@@ -123,6 +151,11 @@ func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
 	queueBy, err := pickQueue(kernel, cfg.QueueBy)
 	if err != nil {
 		return nil, err
+	}
+	// Before keepForm: the object's maps are all there until then.
+	depth, err := sizeFIFOs(spec, cfg.FifoDepth)
+	if err != nil {
+		return nil, newError(ErrInternal, err, "sizing the FIFOs")
 	}
 	if err := keepForm(spec, form); err != nil {
 		return nil, newError(ErrInternal, err, "picking the %s form out of the BPF object", form)
@@ -156,6 +189,7 @@ func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
 	if err := setTunables([]tunable{
 		{vars.SliceNs, sliceNs},
 		{vars.DspBatch, max(cfg.DispatchBatch, 1)},
+		{vars.FifoDepth, depth},
 		{vars.DisallowTgid, cfg.DisallowTgid},
 		{vars.SuppressDump, cfg.SuppressDump},
 		{vars.UeiDumpLen, cfg.ExitDumpLen},

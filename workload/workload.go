@@ -3,8 +3,8 @@
 // Package workload runs small CPU workloads with a scheduling policy of
 // their own, for the VM suite and the benchmark: busy loops at a nice level
 // or under SCHED_EXT, a SCHED_FIFO task that takes one CPU 80 ms in every
-// 100, a task that wakes every few hundred µs, and threads that take turns
-// in bursts of CPU time. Each runs in a child process, the calling binary
+// 100, a task that wakes every few hundred µs, threads that take turns in
+// bursts of CPU time, and storms of threads woken at once. Each runs in a child process, the calling binary
 // started again with $SCX_WORKLOAD naming it, so it needs nothing installed
 // in the guest, and it stops by itself after its seconds (a kill that
 // misses cannot leave a busy RT loop behind).
@@ -134,6 +134,15 @@ var workloads = map[string]func(secs, arg int) error{
 		fmt.Println(finished, threads)
 		return err
 	},
+	// spin-storm: @arg threads, all asleep on one futex, woken together,
+	// each then busy for @secs. Prints how many finished and how late the
+	// last of them finished, in ms past the deadline: how long a thread
+	// waited for a CPU at most, near enough.
+	"spin-storm": func(secs, n int) error {
+		finished, late, err := spinStorm(n, time.Duration(secs)*time.Second)
+		fmt.Println(finished, late.Milliseconds())
+		return err
+	},
 }
 
 // threadStorm runs @n goroutines that each block in futex(2) and so hold a
@@ -141,9 +150,53 @@ var workloads = map[string]func(secs, arg int) error{
 // finished and how many threads were there to wake. The threads outlive
 // the goroutines, parked by the runtime, and all exit with the process.
 func threadStorm(n int) (finished int64, threads int, err error) {
+	var done atomic.Int64
+	threads, err = gatedStorm(n, func() {}, func() {
+		x := 0
+		for i := range 50 {
+			x += i
+		}
+		if x > 0 {
+			done.Add(1)
+		}
+	})
+	return done.Load(), threads, err
+}
+
+// spinStorm runs @n goroutines, each on a P and a thread of its own, asleep
+// in futex(2) until all are, then busy until @d after the wake. It returns
+// how many finished and how late the last of them did.
+func spinStorm(n int, d time.Duration) (finished int64, late time.Duration, err error) {
+	// A P for each: otherwise only GOMAXPROCS of the woken threads run Go
+	// code and the rest park again, not runnable for the scheduler.
+	runtime.GOMAXPROCS(n + 1)
+	var end, lastDone, done atomic.Int64 // end: the deadline, in UnixNano
+	_, err = gatedStorm(n, func() { end.Store(time.Now().Add(d).UnixNano()) }, func() {
+		deadline := end.Load()
+		for i := 0; ; i++ {
+			if i&0xffff == 0 && time.Now().UnixNano() >= deadline {
+				break
+			}
+		}
+		now := time.Now().UnixNano()
+		for {
+			last := lastDone.Load()
+			if now <= last || lastDone.CompareAndSwap(last, now) {
+				break
+			}
+		}
+		done.Add(1)
+	})
+	return done.Load(), time.Duration(lastDone.Load() - end.Load()), err
+}
+
+// gatedStorm runs @work on @n goroutines, each blocked in futex(2) on one
+// word, and so on a thread of its own, until all are; then it calls
+// @beforeWake and wakes them all with one FUTEX_WAKE. It returns once every
+// @work has, with how many threads there were to wake.
+func gatedStorm(n int, beforeWake, work func()) (threads int, err error) {
 	debug.SetMaxThreads(n + 1000)
 	var gate uint32 // the futex word: 0 while the threads wait
-	var done atomic.Int64
 	var wg sync.WaitGroup
 	wg.Add(n)
 	for range n {
@@ -152,26 +205,21 @@ func threadStorm(n int) (finished int64, threads int, err error) {
 			for atomic.LoadUint32(&gate) == 0 {
 				futex(&gate, futexWaitPrivate, 0)
 			}
-			x := 0
-			for i := range 50 {
-				x += i
-			}
-			if x > 0 {
-				done.Add(1)
-			}
+			work()
 		}()
 	}
 	// A goroutine's thread exists once it blocks: wait for them all.
 	for threads < n {
 		if threads, err = threadCount(); err != nil {
-			return 0, threads, err
+			return threads, err
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	beforeWake()
 	atomic.StoreUint32(&gate, 1)
 	futex(&gate, futexWakePrivate, math.MaxInt32)
 	wg.Wait()
-	return done.Load(), threads, nil
+	return threads, nil
 }
 
 // pingPong runs two threads that pass a turn back and forth through two

@@ -49,6 +49,16 @@ func TestWakerWakesOften(t *testing.T) {
 	}
 }
 
+// Every spinner is woken, is busy until the deadline and finishes.
+func TestSpinStormFinishes(t *testing.T) {
+	out := output(t, "spin-storm", 1, 200)
+	var finished, lateMs int
+	if _, err := fmt.Sscan(out, &finished, &lateMs); err != nil || finished != 200 || lateMs < 0 {
+		t.Errorf("spin-storm printed %q, want 200 finished, late by >= 0 ms", out)
+	}
+	t.Logf("200 spinners, the last %d ms late", lateMs)
+}
+
 // Every thread of the storm is woken by the one FUTEX_WAKE and finishes.
 func TestThreadStormFinishes(t *testing.T) {
 	start := time.Now()

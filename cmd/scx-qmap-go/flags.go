@@ -136,6 +136,7 @@ func newFlags(o *options) (*pflag.FlagSet, []flagGroup) {
 	f := sched.flags
 	f.Uint64VarP(&c.SliceUs, "slice-us", "s", 0, "task slice in `US` microseconds (default: the kernel's SCX_SLICE_DFL, 20000)")
 	f.Uint32VarP(&c.DispatchBatch, "batch", "b", 1, "move up to `N` tasks out of the FIFOs per dispatch call")
+	f.Uint32Var(&c.FifoDepth, "fifo-depth", 0, "how many tasks each FIFO holds before the rest overflow to the shared DSQ (0: 4096)")
 	f.Int32VarP(&c.DisallowTgid, "disallow-tgid", "d", 0, "refuse to schedule the tasks of process `TGID` (-1: this loader)")
 	f.BoolVarP(&c.PartialSwitch, "partial", "p", false, "schedule only tasks set to SCHED_EXT; others stay on the fair class")
 	f.BoolVarP(&c.HighpriBoost, "highpri-boost", "H", false, "boost nice -20 tasks: move them to a CPU's local DSQ with preemption (use with -b)")
@@ -251,6 +252,8 @@ func (o *options) validate() error {
 		return fmt.Errorf("-D/--exit-dump-len %d out of range: use 0..%d", c.ExitDumpLen, loader.MaxExitDumpLen)
 	case c.DisallowTgid < 0 || c.DisallowTgid > 1<<22:
 		return fmt.Errorf("-d/--disallow-tgid %d out of range: use a pid from 1 to %d, or -1 for the loader itself", c.DisallowTgid, 1<<22)
+	case c.FifoDepth != 0 && (c.FifoDepth < loader.MinFifoDepth || c.FifoDepth > loader.MaxFifoDepth):
+		return fmt.Errorf("--fifo-depth %d out of range: use %d..%d, or 0 for 4096", c.FifoDepth, loader.MinFifoDepth, loader.MaxFifoDepth)
 	case c.SliceUs > 10_000_000:
 		return fmt.Errorf("-s/--slice-us %d is too long: use at most 10000000 (10 s)", c.SliceUs)
 	case o.latency && c.LatBudgetUs == 0:
@@ -265,6 +268,9 @@ func (o *options) validate() error {
 		return fmt.Errorf("-L/--lat-budget-us %d must be shorter than the slice (-s %d), or it never applies", c.LatBudgetUs, c.SliceUs)
 	case o.cgroup != "" && c.Form == loader.FormCPU:
 		return errors.New("-c/--cgroup needs the cid form: drop --form cpu")
+	// The kernel ejects a sub-scheduler whose ops.init_task sets disallow.
+	case o.cgroup != "" && c.DisallowTgid != 0:
+		return errors.New("-d/--disallow-tgid works on the root scheduler only: the kernel ejects a sub-scheduler (-c) that refuses a task; drop one")
 	case c.ImmedStressNth > 0 && !c.AlwaysEnqImmed:
 		return errors.New("-F/--immed-stress-nth needs -I/--always-enq-immed")
 	case o.quiet && (c.PrintDSQs || o.printEvery > 0):

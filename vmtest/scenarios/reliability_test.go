@@ -191,6 +191,34 @@ func TestReliability(t *testing.T) {
 		}
 	})
 
+	// More CPU hogs of one nice level than their FIFO holds: the rest
+	// overflow to the shared DSQ, and each comes back to find the FIFO
+	// still full. With the shared DSQ always drained first, the full FIFO
+	// never moved and the watchdog ejected us within seconds. A shallow
+	// FIFO: 4,096 hogs on two CPUs outlast the watchdog in any order, at
+	// a tick (4 ms) each.
+	t.Run("full_fifo", func(t *testing.T) {
+		s := guest.StartScheduler(t, "--quiet", "--fifo-depth", "256")
+		p := guest.StartHelper(t, "spin-storm", 10, 400)
+		rc := p.Wait(t, 4*time.Minute)
+		t.Logf("spin-storm: %s (finished, last finish in ms past the deadline)", strings.TrimSpace(p.Output(t)))
+		if rc != 0 {
+			t.Errorf("spin-storm exit = %d, want 0\n%s", rc, p.Output(t))
+		}
+		var finished, lateMs int
+		if _, err := fmt.Sscan(p.Output(t), &finished, &lateMs); err != nil || finished != 400 {
+			t.Errorf("spin-storm printed %q, want 400 finished", p.Output(t))
+		}
+		if st := guest.State(t); st != "enabled" {
+			t.Errorf("state = %s, want enabled", st)
+		}
+		c := s.Counters(t)
+		t.Logf("enq %d, overflow %d, slices cut %d", c.NrEnqueued, c.NrOverflow, c.NrSliceCut)
+		if c.NrOverflow == 0 {
+			t.Errorf("overflow = 0: the FIFO never filled, so this tested nothing")
+		}
+	})
+
 	// By PID, as on 7.1: exiting tasks skip the FIFOs, and the storm's
 	// 10,000 exits still finish with the scheduler attached.
 	t.Run("threads_by_pid", func(t *testing.T) {
