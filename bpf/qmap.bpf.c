@@ -1302,7 +1302,11 @@ static u64 lat_budget(const struct task_struct *p)
 	return budget < slice ? budget : slice;
 }
 
-/* -L: whether @p, running, has used up its latency budget of its slice. */
+/*
+ * -L: whether @p, running, has used up its latency budget of its slice, read
+ * off what a full weighted slice has lost: a task given less (a resumed
+ * budget, a deep FIFO's cut slice) counts as over budget from its start.
+ */
 static bool over_budget(struct task_struct *p)
 {
 	u64 slice = weighted_slice(p, slice_ns), left = p->scx.slice;
@@ -1601,8 +1605,11 @@ static struct task_struct *lat_sync_waker(struct task_ctx *tctx, u64 enq_flags)
 /*
  * -L: @p, which lat_preempt() preempted within its budget, comes back: it
  * resumes first on its CPU for what is left of its budget, as EEVDF's
- * preempted task keeps its place, and no waking task may preempt it for
- * half of lat_budget_ns. Sent to the tail of a FIFO instead, a busy task that
+ * preempted task keeps its place, and no waking task may preempt it
+ * (lat_victim()) for half of lat_budget_ns. Its slice, shorter than a full
+ * one, reads as over budget (over_budget()), so a wakeup queued behind it or
+ * a tick may still end it; design.md says what counting otherwise cost.
+ * Sent to the tail of a FIFO instead, a busy task that
  * wakes others (hackbench's senders on a slow host) was preempted by each
  * and ran one burst per turn of the FIFOs. It goes behind the tasks that
  * preempted it with it (two woke at once): ahead of them, it ran on to the
