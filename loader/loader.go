@@ -100,8 +100,8 @@ type Scheduler struct {
 
 const switchProgName = bpf.SchedSwitchTP
 
-// Limits of Config.FifoDepth: below the minimum a FIFO overflows under a
-// busy desktop; the maximum keeps the five queue maps under 40 MiB.
+// Limits of Config.FifoDepth; at the maximum the five queue maps take
+// 40 MiB of kernel memory.
 const (
 	MinFifoDepth = 64
 	MaxFifoDepth = 1 << 20

@@ -4,10 +4,10 @@
 // their own, for the VM suite and the benchmark: busy loops at a nice level
 // or under SCHED_EXT, a SCHED_FIFO task that takes one CPU 80 ms in every
 // 100, a task that wakes every few hundred µs, threads that take turns in
-// bursts of CPU time, and storms of threads woken at once. Each runs in a child process, the calling binary
-// started again with $SCX_WORKLOAD naming it, so it needs nothing installed
-// in the guest, and it stops by itself after its seconds (a kill that
-// misses cannot leave a busy RT loop behind).
+// bursts of CPU time, and storms of threads woken at once. Each runs in a
+// child process, the calling binary started again with $SCX_WORKLOAD naming
+// it, so it needs nothing installed in the guest, and it stops by itself
+// after its seconds (a kill that misses cannot leave a busy RT loop behind).
 package workload
 
 import (
