@@ -32,6 +32,12 @@ enum consts {
 	SHARED_DSQ	= 0,
 	HIGHPRI_DSQ	= 1,
 	LOWPRI_DSQ	= 2,
+	/*
+	 * HANDOFF_DSQ + cpu: where a task popped from a FIFO for that CPU waits
+	 * for scx_bpf_dsq_move_to_local() (move_popped()), one per CPU below
+	 * MAX_CIDS.
+	 */
+	HANDOFF_DSQ	= 1 << 16,
 	/* Weight of nice -20: tasks at least this heavy are boosted with -H. */
 	HIGHPRI_WEIGHT	= 8668,
 	ONE_SEC_IN_NS	= 1000 * 1000 * 1000,
@@ -170,11 +176,15 @@ const volatile bool inject_wrong_cid;
  * -t/-T: drop every Nth user/kernel task on the floor, so the watchdog ejects
  *        the scheduler for a runnable task stall.
  * -l: after N dispatches, keep dispatching kthreadd so ops.dispatch loops.
+ * --dispatch-hold-us: busy-wait N µs in ops.dispatch between choosing where
+ *        a task popped from a FIFO goes and inserting it, so that a change
+ *        of its CPU mask can land in between (a few instructions otherwise).
  */
 const volatile u32 error_after_enq;
 const volatile u32 stall_user_nth;
 const volatile u32 stall_kernel_nth;
 const volatile u32 dsp_inf_loop_after;
+const volatile u32 dispatch_hold_us;
 
 /*
  * Statistics, read by the loader in one piece from the mmapped .bss (the Go
@@ -212,6 +222,8 @@ struct qmap_stats {
 	u64 nr_cap_revokes;	/* 7.3: cids taken back from a child */
 	u64 nr_wrong_cid;	/* -J wrong-cid: inserts onto a cid not held */
 	u64 nr_stranded;	/* 7.3: tasks sent to a cid of theirs we do not hold */
+	u64 nr_mask_lost;	/* popped tasks whose CPU mask lost the CPU meanwhile */
+	u64 nr_fifo_kept;	/* enqueues that kept the task's waiting FIFO entry */
 
 	/*
 	 * Reenqueues: tasks the kernel handed back to ops.enqueue with
@@ -322,6 +334,8 @@ struct task_ctx {
 	u64 shield_until;	/* -L: not preempted again before this time */
 	bool woke_sync;		/* -L: its waker means to sleep soon */
 	bool queued_light;	/* -L: counted in lat_light_queued */
+	u32 fifo_entries;	/* its entries in the FIFOs, not yet popped */
+	s32 fifo_idx;		/* the FIFO of its latest entry (fifo_push()) */
 };
 
 struct {
@@ -1229,6 +1243,35 @@ static bool fifo_enqueue(struct task_struct *p, int idx, u64 enq_flags)
 	return true;
 }
 
+/*
+ * Queue @p on FIFO @idx, at most once: a task queued again before its entry
+ * there came up (a change of its CPU mask, policy or cgroup dequeues and
+ * enqueues it without running it) keeps that entry and its place, and the
+ * pop moves whichever queueing of it is current then. Pushed again each
+ * time, a few tasks whose masks kept changing filled their FIFO with
+ * entries, each of which ran them a slice, while a task behind waited until
+ * the watchdog ejected us. Returns whether @p waits in the FIFO.
+ *
+ * The count is taken with an atomic read-modify-write, ordered after the
+ * kernel marked this queueing (QUEUEING), as move_popped() uncounts before
+ * it inserts: an entry counted here is either still to be popped, or its
+ * insert sees this queueing and moves it.
+ */
+static bool fifo_push(struct task_struct *p, struct task_ctx *tctx, int idx,
+		      u64 enq_flags)
+{
+	if (__sync_fetch_and_add(&tctx->fifo_entries, 1) && tctx->fifo_idx == idx) {
+		__sync_fetch_and_sub(&tctx->fifo_entries, 1);
+		__sync_fetch_and_add(&stats.nr_fifo_kept, 1);
+		return true;
+	}
+	tctx->fifo_idx = idx;
+	if (fifo_enqueue(p, idx, enq_flags))
+		return true;
+	__sync_fetch_and_sub(&tctx->fifo_entries, 1);
+	return false;
+}
+
 /* Count a reenqueue by the reason the kernel gave in p->scx.flags. */
 static void account_reenq(struct task_struct *p)
 {
@@ -1780,7 +1823,7 @@ static void enqueue_reenqueued(struct task_struct *p, struct task_ctx *tctx,
 	s32 cpu;
 
 	if (is_lowpri(p) && !fifo_would_lose(p)) {
-		fifo_enqueue(p, weight_to_idx(p->scx.weight), enq_flags);
+		fifo_push(p, tctx, weight_to_idx(p->scx.weight), enq_flags);
 		return;
 	}
 
@@ -1918,7 +1961,7 @@ void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 	}
 
 	fifo_count(p, tctx);
-	if (!fifo_enqueue(p, idx, enq_flags)) {
+	if (!fifo_push(p, tctx, idx, enq_flags)) {
 		fifo_uncount(tctx);
 		return;
 	}
@@ -1933,12 +1976,34 @@ void BPF_STRUCT_OPS(qmap_dequeue, struct task_struct *p, u64 deq_flags)
 		__sync_fetch_and_add(&stats.nr_core_sched_execed, 1);
 }
 
+/* --dispatch-hold-us: widen the window between a choice and its insert. */
+static void dispatch_hold(void)
+{
+	u64 until;
+
+	if (!dispatch_hold_us)
+		return;
+	until = bpf_ktime_get_ns() + dispatch_hold_us * 1000ULL;
+	bpf_repeat(1 << 20)
+		if (bpf_ktime_get_ns() >= until)
+			break;
+}
+
+/* How many handoff DSQs init created: one per CPU (cid), up to MAX_CIDS. */
+static u32 nr_handoff_dsqs;
+
 /*
- * Move @p, just popped from a FIFO, out to run: the first that may run on
- * @this_cpu goes straight to its local DSQ and sets *@here; the others go to
- * the shared DSQ for any CPU. (Through the shared DSQ, that first task would
- * cost an insert and a consume more.) -H sends all to the shared DSQ, where
- * dispatch_highpri() looks for them.
+ * Move @p, popped from its FIFO, to this CPU if it may run here and none has
+ * yet in this dispatch (@here), else to the shared DSQ (-H sends all there,
+ * where dispatch_highpri() looks for them). Not by inserting it
+ * into SCX_DSQ_LOCAL: a change of its CPU mask may land between our check
+ * and the insert, and the kernel ejects a scheduler whose local insert
+ * breaks the mask. It goes through this CPU's handoff DSQ instead, which
+ * take_handoff() moves to the local DSQ with the kernel's own check, under
+ * the task's lock. Where we hold the CPU only shared (7.3), the move needs
+ * SCX_ENQ_IMMED, which scx_bpf_dsq_move_to_local() does not take, and an
+ * iterator sees no insert of this dispatch yet: the task goes to the head
+ * of the shared DSQ instead, where the next dispatch call finds it.
  */
 static __always_inline void move_popped(struct task_struct *p, u64 slice,
 					s32 this_cpu, bool *here)
@@ -1952,6 +2017,8 @@ static __always_inline void move_popped(struct task_struct *p, u64 slice,
 		core_sched_head_seqs[weight_to_idx(p->scx.weight)] =
 			tctx->core_sched_seq;
 		fifo_uncount(tctx);
+		/* Before the insert: see fifo_push(). */
+		__sync_fetch_and_sub(&tctx->fifo_entries, 1);
 	}
 
 	__sync_fetch_and_add(&stats.nr_dispatched, 1);
@@ -1959,9 +2026,12 @@ static __always_inline void move_popped(struct task_struct *p, u64 slice,
 		__sync_fetch_and_add(&stats.nr_slice_cut, 1);
 	slice = weighted_slice(p, slice);
 	allowed = task_may_run(p, this_cpu);
+	dispatch_hold();
 	if (allowed && !*here && !highpri_boosting) {
-		scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL, slice,
-				   immed_if_shared(this_cpu));
+		if (immed_if_shared(this_cpu) || (u32)this_cpu >= nr_handoff_dsqs)
+			scx_bpf_dsq_insert(p, SHARED_DSQ, slice, SCX_ENQ_HEAD);
+		else
+			scx_bpf_dsq_insert(p, HANDOFF_DSQ + this_cpu, slice, 0);
 		*here = true;
 	} else {
 		scx_bpf_dsq_insert(p, SHARED_DSQ, slice, 0);
@@ -2251,6 +2321,30 @@ static bool move_shared_to_local(s32 cpu)
 }
 
 /*
+ * Move the task move_popped() just put in @cpu's handoff DSQ to the local
+ * DSQ. If its CPU mask has lost @cpu since, it goes on to the shared DSQ,
+ * and its own CPU is kicked to take it. Returns whether a task reached the
+ * local DSQ.
+ */
+static bool take_handoff(s32 cpu)
+{
+	u64 dsq_id = HANDOFF_DSQ + cpu;
+	struct task_struct *p;
+
+	if ((u32)cpu >= nr_handoff_dsqs || immed_if_shared(cpu))
+		return false;
+	/* Flushes this dispatch's inserts first. */
+	if (scx_bpf_dsq_move_to_local(dsq_id))
+		return true;
+	bpf_for_each(scx_dsq, p, dsq_id, 0) {
+		if (scx_bpf_dsq_move(BPF_FOR_EACH_ITER, p, SHARED_DSQ, 0))
+			__sync_fetch_and_add(&stats.nr_mask_lost, 1);
+		kick_cpu(task_cpu(p), 0);
+	}
+	return false;
+}
+
+/*
  * cid form: this CPU's dispatch found nothing to run. Without @prev it goes
  * idle; if it was claimed (woken for a task that ran elsewhere), that is no
  * idle transition and ops.update_idle stays silent, so give the claim back.
@@ -2365,8 +2459,14 @@ void BPF_STRUCT_OPS(qmap_dispatch, s32 cpu, struct task_struct *prev)
 		if (moved) {
 			if (highpri_boosting && dispatch_highpri(false))
 				return;
-			if (!here)
-				move_shared_to_local(cpu);
+			/*
+			 * 7.3, a CPU held shared: the task heads the shared DSQ,
+			 * and the kernel calls us again, as the local DSQ is
+			 * still empty.
+			 */
+			if (here && (take_handoff(cpu) || immed_if_shared(cpu)))
+				return;
+			move_shared_to_local(cpu);
 			return;
 		}
 		if (lat_keep_prev(cpuc, prev, cpu))
@@ -2791,6 +2891,7 @@ static s32 start_timer(void *map, int (*fn)(void *, int *, struct bpf_timer *),
 
 static s32 create_dsqs_and_timers(void)
 {
+	u32 cpu;
 	s32 ret;
 
 	nr_cpus_online = count_online_cpus();
@@ -2804,6 +2905,12 @@ static s32 create_dsqs_and_timers(void)
 	ret = scx_bpf_create_dsq(LOWPRI_DSQ, -1);
 	if (ret)
 		return ret;
+	bpf_for(cpu, 0, nr_form_cpus()) {
+		ret = scx_bpf_create_dsq(HANDOFF_DSQ + cpu, -1);
+		if (ret)
+			return ret;
+		nr_handoff_dsqs = cpu + 1;
+	}
 
 	ret = start_timer(&lowpri_timer, lowpri_timerfn, LOWPRI_INTV_NS);
 	if (ret)

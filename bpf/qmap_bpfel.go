@@ -54,6 +54,8 @@ type qmapQmapStats struct {
 	NrCapRevokes         uint64
 	NrWrongCid           uint64
 	NrStranded           uint64
+	NrMaskLost           uint64
+	NrFifoKept           uint64
 	ReenqTotal           uint64
 	ReenqCpu0            uint64
 	ReenqKfunc           uint64
@@ -152,6 +154,7 @@ const (
 	qmapVarCoreSchedHeadSeqs          = "core_sched_head_seqs"
 	qmapVarCoreSchedTailSeqs          = "core_sched_tail_seqs"
 	qmapVarDisallowTgid               = "disallow_tgid"
+	qmapVarDispatchHoldUs             = "dispatch_hold_us"
 	qmapVarDspBatch                   = "dsp_batch"
 	qmapVarDspInfLoopAfter            = "dsp_inf_loop_after"
 	qmapVarErrorAfterEnq              = "error_after_enq"
@@ -324,6 +327,7 @@ type qmapVariableSpecs struct {
 	CoreSchedHeadSeqs          *ebpf.VariableSpec `ebpf:"core_sched_head_seqs"`
 	CoreSchedTailSeqs          *ebpf.VariableSpec `ebpf:"core_sched_tail_seqs"`
 	DisallowTgid               *ebpf.VariableSpec `ebpf:"disallow_tgid"`
+	DispatchHoldUs             *ebpf.VariableSpec `ebpf:"dispatch_hold_us"`
 	DspBatch                   *ebpf.VariableSpec `ebpf:"dsp_batch"`
 	DspInfLoopAfter            *ebpf.VariableSpec `ebpf:"dsp_inf_loop_after"`
 	ErrorAfterEnq              *ebpf.VariableSpec `ebpf:"error_after_enq"`
@@ -447,6 +451,7 @@ type qmapVariables struct {
 	CoreSchedHeadSeqs          *ebpf.Variable `ebpf:"core_sched_head_seqs"`
 	CoreSchedTailSeqs          *ebpf.Variable `ebpf:"core_sched_tail_seqs"`
 	DisallowTgid               *ebpf.Variable `ebpf:"disallow_tgid"`
+	DispatchHoldUs             *ebpf.Variable `ebpf:"dispatch_hold_us"`
 	DspBatch                   *ebpf.Variable `ebpf:"dsp_batch"`
 	DspInfLoopAfter            *ebpf.Variable `ebpf:"dsp_inf_loop_after"`
 	ErrorAfterEnq              *ebpf.Variable `ebpf:"error_after_enq"`

@@ -56,6 +56,7 @@ type Config struct {
 	StallUserNth      uint32 // -t: lose every Nth user task
 	StallKernelNth    uint32 // -T: lose every Nth kernel task
 	DispatchLoopAfter uint32 // -l: loop in ops.dispatch after N dispatches
+	DispatchHoldUs    uint32 // --dispatch-hold-us: wait in ops.dispatch between choosing a task's DSQ and inserting it
 }
 
 // MaxExitDumpLen is the size of the BPF side's dump buffer.
@@ -203,6 +204,7 @@ func Load(h Host, kernel *Kernel, cfg Config) (*Scheduler, error) {
 		{vars.StallUserNth, cfg.StallUserNth},
 		{vars.StallKernelNth, cfg.StallKernelNth},
 		{vars.DspInfLoopAfter, cfg.DispatchLoopAfter},
+		{vars.DispatchHoldUs, cfg.DispatchHoldUs},
 		{vars.CidForm, form == FormCID},
 		{vars.QueueByTid, queueBy == QueueByTID},
 	}); err != nil {

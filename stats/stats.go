@@ -65,6 +65,8 @@ var Counters = []Counter{
 	{"cap_revokes", "nr_cap_revokes", "7.3: cids this scheduler took back from a sub-scheduler", false, func(s *bpf.Stats) *uint64 { return &s.NrCapRevokes }},
 	{"wrong_cid", "nr_wrong_cid", "-J wrong-cid: tasks inserted onto a cid this sub-scheduler does not hold; under a root with -B 0 each comes back as reenq_cap", false, func(s *bpf.Stats) *uint64 { return &s.NrWrongCid }},
 	{"stranded", "nr_stranded", "7.3: tasks restricted to cids this scheduler does not hold, sent to one of theirs (a child asks for rescue), at enqueue or from the shared DSQ", false, func(s *bpf.Stats) *uint64 { return &s.NrStranded }},
+	{"mask_lost", "nr_mask_lost", "tasks ops.dispatch popped for its CPU whose CPU mask lost that CPU before they reached it (a sched_setaffinity() meanwhile), sent on to the shared DSQ", false, func(s *bpf.Stats) *uint64 { return &s.NrMaskLost }},
+	{"fifo_kept", "nr_fifo_kept", "enqueues of a task whose entry from an earlier enqueue still waited in its FIFO (its CPU mask, policy or cgroup changed while it waited): it keeps that entry and its place", false, func(s *bpf.Stats) *uint64 { return &s.NrFifoKept }},
 	{"cpuperf_min", "cpuperf_min", "lowest current CPU performance level (1024 = full)", true, func(s *bpf.Stats) *uint64 { return &s.CpuperfMin }},
 	{"cpuperf_avg", "cpuperf_avg", "capacity-weighted average current performance level", true, func(s *bpf.Stats) *uint64 { return &s.CpuperfAvg }},
 	{"cpuperf_max", "cpuperf_max", "highest current CPU performance level", true, func(s *bpf.Stats) *uint64 { return &s.CpuperfMax }},

@@ -4,10 +4,11 @@
 // their own, for the VM suite and the benchmark: busy loops at a nice level
 // or under SCHED_EXT, a SCHED_FIFO task that takes one CPU 80 ms in every
 // 100, a task that wakes every few hundred µs, threads that take turns in
-// bursts of CPU time, and storms of threads woken at once. Each runs in a
-// child process, the calling binary started again with $SCX_WORKLOAD naming
-// it, so it needs nothing installed in the guest, and it stops by itself
-// after its seconds (a kill that misses cannot leave a busy RT loop behind).
+// bursts of CPU time, storms of threads woken at once, and busy threads
+// whose CPU masks others keep changing. Each runs in a child process, the
+// calling binary started again with $SCX_WORKLOAD naming it, so it needs
+// nothing installed in the guest, and it stops by itself after its seconds
+// (a kill that misses cannot leave a busy RT loop behind).
 package workload
 
 import (
@@ -143,6 +144,102 @@ var workloads = map[string]func(secs, arg int) error{
 		fmt.Println(finished, late.Milliseconds())
 		return err
 	},
+	// affinity-churn: @arg busy threads, and two more at nice -20 (where
+	// allowed) that keep moving them between CPU masks (one CPU, then all)
+	// as fast as they can for @secs. Prints how many masks they set.
+	"affinity-churn": func(secs, n int) error {
+		changes, err := affinityChurn(n, time.Duration(secs)*time.Second, 0)
+		fmt.Println(changes)
+		return err
+	},
+	// affinity-churn-paced: affinity-churn with each churner asleep 1 ms
+	// after each mask it sets.
+	"affinity-churn-paced": func(secs, n int) error {
+		changes, err := affinityChurn(n, time.Duration(secs)*time.Second, time.Millisecond)
+		fmt.Println(changes)
+		return err
+	},
+}
+
+// affinityChurn runs @n busy threads for @d while two others set each of
+// them a new CPU mask in turn, one CPU or all, asleep for @pause after each:
+// a task waiting in the scheduler's queues has its mask changed under it.
+// The churners take nice -20 where they may, so that one runs on some CPU
+// most of the time. It returns how many masks were set.
+func affinityChurn(n int, d, pause time.Duration) (int64, error) {
+	const churners = 2
+	cpus := runtime.NumCPU()
+	runtime.GOMAXPROCS(n + churners + 1)
+	end := time.Now().Add(d)
+	tids := make([]int, n)
+	var wg sync.WaitGroup
+	var started sync.WaitGroup
+	started.Add(n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread()
+			tids[i] = unix.Gettid()
+			started.Done()
+			spinUntil(end)
+		}()
+	}
+	started.Wait()
+
+	var changes atomic.Int64
+	errs := make(chan error, churners)
+	for c := range churners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread()
+			err := unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), -20)
+			if err != nil && !errors.Is(err, unix.EACCES) && !errors.Is(err, unix.EPERM) {
+				errs <- fmt.Errorf("setpriority(-20): %w", err)
+				return
+			}
+			for i := c; time.Now().Before(end); i++ {
+				var set unix.CPUSet
+				if cpu := i % (cpus + 1); cpu < cpus {
+					set.Set(cpu)
+				} else {
+					for cpu := range cpus {
+						set.Set(cpu)
+					}
+				}
+				tid := tids[(i/(cpus+1)+c)%n]
+				err := unix.SchedSetaffinity(tid, &set)
+				if errors.Is(err, unix.ESRCH) {
+					return // its thread has finished
+				}
+				if err != nil {
+					errs <- fmt.Errorf("sched_setaffinity(%d): %w", tid, err)
+					return
+				}
+				changes.Add(1)
+				if pause > 0 {
+					ts := unix.NsecToTimespec(pause.Nanoseconds())
+					if err := unix.Nanosleep(&ts, nil); err != nil && !errors.Is(err, unix.EINTR) {
+						errs <- fmt.Errorf("nanosleep: %w", err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return changes.Load(), <-errs
+}
+
+// spinUntil keeps the calling thread busy until @end.
+func spinUntil(end time.Time) {
+	for i := 0; ; i++ {
+		if i&0xffff == 0 && !time.Now().Before(end) {
+			return
+		}
+	}
 }
 
 // threadStorm runs @n goroutines that each block in futex(2) and so hold a

@@ -59,6 +59,17 @@ func TestSpinStormFinishes(t *testing.T) {
 	t.Logf("200 spinners, the last %d ms late", lateMs)
 }
 
+// The churners keep setting masks until the busy threads finish, and stop
+// cleanly when they do.
+func TestAffinityChurnSetsMasks(t *testing.T) {
+	out := output(t, "affinity-churn", 1, 4)
+	var changes int
+	if _, err := fmt.Sscan(out, &changes); err != nil || changes <= 0 {
+		t.Errorf("affinity-churn printed %q, want a count of masks set > 0", out)
+	}
+	t.Logf("%d masks set in 1 s", changes)
+}
+
 // Every thread of the storm is woken by the one FUTEX_WAKE and finishes.
 func TestThreadStormFinishes(t *testing.T) {
 	start := time.Now()

@@ -169,6 +169,7 @@ func newFlags(o *options) (*pflag.FlagSet, []flagGroup) {
 	f.Uint32VarP(&c.StallUserNth, "stall-user-nth", "t", 0, "never queue every `N`th user task (the watchdog ejects the scheduler)")
 	f.Uint32VarP(&c.StallKernelNth, "stall-kernel-nth", "T", 0, "never queue every `N`th kernel task")
 	f.Uint32VarP(&c.DispatchLoopAfter, "dispatch-loop-after", "l", 0, "make ops.dispatch loop after `N` dispatches")
+	f.Uint32Var(&c.DispatchHoldUs, "dispatch-hold-us", 0, "busy-wait `US` microseconds (up to 1000) in ops.dispatch between choosing where a task popped from a FIFO goes and inserting it, so a change of its CPU mask can land in between")
 	f.VarP(injectFlag{&c.InjectWrongCid}, "inject", "J", "Linux 7.3, a child (-c): wrong-cid inserts every 64th task onto a CPU it does not hold; under a root with -B 0 each comes back with SCX_TASK_REENQ_CAP")
 
 	f = debug.flags
@@ -271,6 +272,8 @@ func (o *options) validate() error {
 	// The kernel ejects a sub-scheduler whose ops.init_task sets disallow.
 	case o.cgroup != "" && c.DisallowTgid != 0:
 		return errors.New("-d/--disallow-tgid works on the root scheduler only: the kernel ejects a sub-scheduler (-c) that refuses a task; drop one")
+	case c.DispatchHoldUs > 1000:
+		return fmt.Errorf("--dispatch-hold-us %d out of range: use 0..1000 (it holds a CPU's run queue lock that long)", c.DispatchHoldUs)
 	case c.ImmedStressNth > 0 && !c.AlwaysEnqImmed:
 		return errors.New("-F/--immed-stress-nth needs -I/--always-enq-immed")
 	case o.quiet && (c.PrintDSQs || o.printEvery > 0):

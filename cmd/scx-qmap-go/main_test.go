@@ -206,6 +206,8 @@ func TestRunRefusals(t *testing.T) {
 			inMsg: "--quiet conflicts with --stats and -P/--print-dsqs-events"},
 		{name: "FIFO too shallow", args: []string{"--fifo-depth", "8"}, want: exitUsage,
 			inMsg: "--fifo-depth 8 out of range: use 64..1048576, or 0 for 4096"},
+		{name: "dispatch hold too long", args: []string{"--dispatch-hold-us", "1001"}, want: exitUsage,
+			inMsg: "--dispatch-hold-us 1001 out of range: use 0..1000"},
 		{name: "-d with -c", args: []string{"-c", "/sys/fs/cgroup/x", "-d", "1"}, want: exitUsage,
 			inMsg: "-d/--disallow-tgid works on the root scheduler only"},
 		{name: "-F without -I", args: []string{"-F", "4"}, want: exitUsage,
