@@ -1151,6 +1151,26 @@ static s64 fifos_nr_queued(void)
 	return queued;
 }
 
+/*
+ * How many tasks wait for a FIFO's turn: in the FIFOs, and while one is full,
+ * its overflow in the shared DSQ too.
+ */
+static s64 fifos_nr_waiting(void)
+{
+	s64 queued = 0, n;
+	bool full = false;
+	int i;
+
+	for (i = 0; i < NR_QUEUES; i++) {
+		n = fifo_nr_queued[i];
+		queued += n;
+		full |= n >= fifo_depth;
+	}
+	if (full)
+		queued += scx_bpf_dsq_nr_queued(SHARED_DSQ);
+	return queued;
+}
+
 /* Whether a FIFO is full, so that its overflow waits in the shared DSQ. */
 static bool fifos_full(void)
 {
@@ -1171,12 +1191,9 @@ static bool fifos_full(void)
  */
 static u64 fifo_slice(void)
 {
-	s64 waiting = fifos_nr_queued(), nr_cpus = nr_cpus_online;
+	s64 waiting = fifos_nr_waiting(), nr_cpus = nr_cpus_online;
 	u64 slice;
 
-	/* A full FIFO's overflow waits its turn in the shared DSQ. */
-	if (fifos_full())
-		waiting += scx_bpf_dsq_nr_queued(SHARED_DSQ);
 	if (waiting <= 0)
 		return slice_ns;
 	if (nr_cpus < 1)
@@ -1270,6 +1287,27 @@ static bool fifo_push(struct task_struct *p, struct task_ctx *tctx, int idx,
 		return true;
 	__sync_fetch_and_sub(&tctx->fifo_entries, 1);
 	return false;
+}
+
+/*
+ * A pop took one of @tctx's FIFO entries (fifo_push()). Never below 0: by
+ * PID, the entry may have been pushed for an earlier task with that PID, and
+ * a count left above the entries that wait would keep a queueing with none
+ * (lost until the watchdog ejects us). A fully ordered compare-and-swap,
+ * before the pop's insert.
+ */
+static void fifo_entry_popped(struct task_ctx *tctx)
+{
+	u32 n = tctx->fifo_entries, seen;
+
+	bpf_repeat(64) {
+		if (!n)
+			break;
+		seen = __sync_val_compare_and_swap(&tctx->fifo_entries, n, n - 1);
+		if (seen == n)
+			break;
+		n = seen;
+	}
 }
 
 /* Count a reenqueue by the reason the kernel gave in p->scx.flags. */
@@ -2018,7 +2056,7 @@ static __always_inline void move_popped(struct task_struct *p, u64 slice,
 			tctx->core_sched_seq;
 		fifo_uncount(tctx);
 		/* Before the insert: see fifo_push(). */
-		__sync_fetch_and_sub(&tctx->fifo_entries, 1);
+		fifo_entry_popped(tctx);
 	}
 
 	__sync_fetch_and_add(&stats.nr_dispatched, 1);

@@ -145,8 +145,9 @@ var workloads = map[string]func(secs, arg int) error{
 		return err
 	},
 	// affinity-churn: @arg busy threads, and two more at nice -20 (where
-	// allowed) that keep moving them between CPU masks (one CPU, then all)
-	// as fast as they can for @secs. Prints how many masks they set.
+	// allowed) that keep moving them between CPU masks (one CPU, then all
+	// it started with) as fast as they can for @secs. Prints how many
+	// masks they set.
 	"affinity-churn": func(secs, n int) error {
 		changes, err := affinityChurn(n, time.Duration(secs)*time.Second, 0)
 		fmt.Println(changes)
@@ -162,13 +163,22 @@ var workloads = map[string]func(secs, arg int) error{
 }
 
 // affinityChurn runs @n busy threads for @d while two others set each of
-// them a new CPU mask in turn, one CPU or all, asleep for @pause after each:
-// a task waiting in the scheduler's queues has its mask changed under it.
-// The churners take nice -20 where they may, so that one runs on some CPU
-// most of the time. It returns how many masks were set.
+// them a new CPU mask in turn, one CPU or all it started with, asleep for
+// @pause after each: a task waiting in the scheduler's queues has its mask
+// changed under it. The churners take nice -20 where they may, so that one
+// runs on some CPU most of the time. It returns how many masks were set.
 func affinityChurn(n int, d, pause time.Duration) (int64, error) {
 	const churners = 2
-	cpus := runtime.NumCPU()
+	var allowed unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &allowed); err != nil {
+		return 0, fmt.Errorf("sched_getaffinity: %w", err)
+	}
+	var cpus []int
+	for cpu := range len(allowed) * 64 {
+		if allowed.IsSet(cpu) {
+			cpus = append(cpus, cpu)
+		}
+	}
 	runtime.GOMAXPROCS(n + churners + 1)
 	end := time.Now().Add(d)
 	tids := make([]int, n)
@@ -200,15 +210,12 @@ func affinityChurn(n int, d, pause time.Duration) (int64, error) {
 				return
 			}
 			for i := c; time.Now().Before(end); i++ {
-				var set unix.CPUSet
-				if cpu := i % (cpus + 1); cpu < cpus {
-					set.Set(cpu)
-				} else {
-					for cpu := range cpus {
-						set.Set(cpu)
-					}
+				set := allowed
+				if j := i % (len(cpus) + 1); j < len(cpus) {
+					set.Zero()
+					set.Set(cpus[j])
 				}
-				tid := tids[(i/(cpus+1)+c)%n]
+				tid := tids[(i/(len(cpus)+1)+c)%n]
 				err := unix.SchedSetaffinity(tid, &set)
 				if errors.Is(err, unix.ESRCH) {
 					return // its thread has finished

@@ -83,7 +83,8 @@ func Policy(t *testing.T, pid int) string {
 }
 
 // ProcStatus is the first field of @key's value in /proc/@pid/status (the
-// real uid of "Uid", the kB of "VmRSS"), or "?" if it has no such line.
+// real uid of "Uid", the kB of "VmRSS"), "" if the value is empty, or "?"
+// if it has no such line. (procstat reads /proc/@pid/stat, not this file.)
 func ProcStatus(t *testing.T, pid int, key string) string {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
@@ -92,7 +93,10 @@ func ProcStatus(t *testing.T, pid int, key string) string {
 	}
 	for line := range strings.SplitSeq(string(b), "\n") {
 		if k, v, ok := strings.Cut(line, ":"); ok && k == key {
-			return strings.Fields(v)[0]
+			if f := strings.Fields(v); len(f) > 0 {
+				return f[0]
+			}
+			return ""
 		}
 	}
 	return "?"
