@@ -221,9 +221,9 @@ func TestReliability(t *testing.T) {
 
 	// CPU masks changed as fast as two threads can under four CPU hogs
 	// that wait in a FIFO: each change dequeues and enqueues the hog
-	// there. Pushed again at each, the hogs' entries filled the FIFO and
-	// each ran a hog a slice, while a thread behind them waited until the
-	// watchdog ejected us; each hog now keeps one entry (fifo_kept).
+	// there. Pushed at every enqueue, the hogs' entries filled the FIFO
+	// and each ran a hog a slice, while a thread behind them waited until
+	// the watchdog ejected us; each hog keeps one entry (fifo_kept).
 	t.Run("affinity_churn", func(t *testing.T) {
 		s := guest.StartScheduler(t, "--quiet")
 		changes := runChurn(t, "affinity-churn", 15)
