@@ -104,13 +104,10 @@ var workloads = map[string]func(secs, arg int) error{
 	// task that runs little, on no CPU in particular. Prints how many
 	// sleeps it finished.
 	"waker": func(secs, us int) error {
-		// nanosleep(2) on this thread: time.Sleep's timers wake to the
-		// millisecond.
-		ts := unix.NsecToTimespec(int64(us) * 1000)
 		n := 0
 		for end := time.Now().Add(time.Duration(secs) * time.Second); time.Now().Before(end); n++ {
-			if err := unix.Nanosleep(&ts, nil); err != nil && !errors.Is(err, unix.EINTR) {
-				return fmt.Errorf("nanosleep: %w", err)
+			if err := nanosleep(time.Duration(us) * time.Microsecond); err != nil {
+				return err
 			}
 		}
 		fmt.Println(n)
@@ -226,9 +223,8 @@ func affinityChurn(n int, d, pause time.Duration) (int64, error) {
 				}
 				changes.Add(1)
 				if pause > 0 {
-					ts := unix.NsecToTimespec(pause.Nanoseconds())
-					if err := unix.Nanosleep(&ts, nil); err != nil && !errors.Is(err, unix.EINTR) {
-						errs <- fmt.Errorf("nanosleep: %w", err)
+					if err := nanosleep(pause); err != nil {
+						errs <- err
 						return
 					}
 				}
@@ -238,6 +234,16 @@ func affinityChurn(n int, d, pause time.Duration) (int64, error) {
 	wg.Wait()
 	close(errs)
 	return changes.Load(), <-errs
+}
+
+// nanosleep sleeps @d in nanosleep(2) on the calling thread (time.Sleep's
+// timers wake to the millisecond); a signal may end it early.
+func nanosleep(d time.Duration) error {
+	ts := unix.NsecToTimespec(d.Nanoseconds())
+	if err := unix.Nanosleep(&ts, nil); err != nil && !errors.Is(err, unix.EINTR) {
+		return fmt.Errorf("nanosleep: %w", err)
+	}
+	return nil
 }
 
 // spinUntil keeps the calling thread busy until @end.
@@ -276,12 +282,7 @@ func spinStorm(n int, d time.Duration) (finished int64, late time.Duration, err 
 	runtime.GOMAXPROCS(n + 1)
 	var end, lastDone, done atomic.Int64 // end: the deadline, in UnixNano
 	_, err = gatedStorm(n, func() { end.Store(time.Now().Add(d).UnixNano()) }, func() {
-		deadline := end.Load()
-		for i := 0; ; i++ {
-			if i&0xffff == 0 && time.Now().UnixNano() >= deadline {
-				break
-			}
-		}
+		spinUntil(time.Unix(0, end.Load()))
 		now := time.Now().UnixNano()
 		for {
 			last := lastDone.Load()
