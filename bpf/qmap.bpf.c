@@ -90,6 +90,16 @@ enum consts {
 	 */
 	LAT_PINNED_BUSY	= LAT_UTIL_ONE * 3 / 4,
 	/*
+	 * -L: how many waking tasks lat_wait_local() puts at the head of one
+	 * CPU's local DSQ between two of its dispatches; past it they take the
+	 * FIFOs' way. Each goes ahead of what waits there, and the CPU calls
+	 * ops.dispatch only once that DSQ is empty: unbounded, 64 light
+	 * threads pinned to one CPU (200 us busy, 100 us asleep) kept it full
+	 * and one of them waited 7 s, till the watchdog ejected us. Beside a
+	 * hog per CPU, cyclictest's pinned threads never met the bound.
+	 */
+	LAT_LOCAL_JUMPS	= 2,
+	/*
 	 * -L: a task heavier than nice 0 gets a slice longer in proportion to
 	 * its weight, up to this many slices (80 ms for nice -20 by default).
 	 * The FIFOs' turns alone gave nice -20 hogs 81% of 4 CPUs beside nice 0
@@ -213,6 +223,7 @@ struct qmap_stats {
 	u64 nr_lat_yields;	/* -L: tasks over budget cut short by ops.tick */
 	u64 nr_lat_resumes;	/* -L: preempted tasks put back first on their CPU */
 	u64 nr_lat_local;	/* -L: waking tasks of one CPU queued on its local DSQ */
+	u64 nr_lat_local_full;	/* -L: ones kept off it past LAT_LOCAL_JUMPS */
 	u64 nr_lat_shared;	/* -L: light waking tasks queued on the shared DSQ */
 	u64 nr_lat_kept;	/* -L: slices renewed for prev, the task its FIFO would pop */
 	u64 nr_lat_kthreads;	/* -L: of preempts and local waits, kernel threads' */
@@ -1762,6 +1773,9 @@ static void kick_first_over_budget(s32 own)
 			return;
 }
 
+/* -L: lat_wait_local()'s head inserts on each CPU since its last dispatch. */
+static u32 lat_local_jumps[MAX_CIDS];
+
 /*
  * -L: waking @p ran little lately, could not preempt, and may run on one CPU
  * only: it waits at the head of that CPU's local DSQ, ahead of the FIFOs,
@@ -1769,7 +1783,9 @@ static void kick_first_over_budget(s32 own)
  * put back there (lat_resume()). Behind either, it waited for a CPU hog to
  * run on to a tick when the light task running there slept (cyclictest's
  * threads behind its main thread); ops.tick ends the slice of a task over
- * its budget for it. Returns whether @p was placed.
+ * its budget for it. Up to LAT_LOCAL_JUMPS of them between two dispatches
+ * of that CPU, so that what waits there, and the CPU's turn at the shared
+ * DSQ and the FIFOs, comes. Returns whether @p was placed.
  */
 static bool lat_wait_local(struct task_struct *p, struct task_ctx *tctx,
 			   u64 enq_flags)
@@ -1778,7 +1794,14 @@ static bool lat_wait_local(struct task_struct *p, struct task_ctx *tctx,
 
 	if (!lat_pinned_light(p, lat_load(p, tctx->util)) || !lat_cpu_open(p, cpu))
 		return false;
+	if ((u32)cpu >= MAX_CIDS)
+		return false;
+	if (lat_local_jumps[cpu] >= LAT_LOCAL_JUMPS) {
+		__sync_fetch_and_add(&stats.nr_lat_local_full, 1);
+		return false;
+	}
 
+	__sync_fetch_and_add(&lat_local_jumps[cpu], 1);
 	scx_bpf_dsq_insert(p, SCX_DSQ_LOCAL_ON | cpu, slice_ns,
 			   enq_flags | SCX_ENQ_HEAD);
 	__sync_fetch_and_add(&stats.nr_lat_local, 1);
@@ -2464,9 +2487,15 @@ void BPF_STRUCT_OPS(qmap_dispatch, s32 cpu, struct task_struct *prev)
 		scx_bpf_error("failed to look up cpu_ctx");
 		return;
 	}
-	/* Called with the local DSQ empty: what lat_resume() put there ran. */
-	if (lat_budget_ns)
+	/*
+	 * Called with the local DSQ empty: what lat_resume() and
+	 * lat_wait_local() put there ran.
+	 */
+	if (lat_budget_ns) {
 		cpuc->resumed_pid = 0;
+		if ((u32)cpu < MAX_CIDS)
+			lat_local_jumps[cpu] = 0;
+	}
 
 	if (highpri_boosting && dispatch_highpri(false))
 		return;

@@ -45,6 +45,7 @@ type qmapQmapStats struct {
 	NrLatYields          uint64
 	NrLatResumes         uint64
 	NrLatLocal           uint64
+	NrLatLocalFull       uint64
 	NrLatShared          uint64
 	NrLatKept            uint64
 	NrLatKthreads        uint64

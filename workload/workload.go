@@ -4,11 +4,12 @@
 // their own, for the VM suite and the benchmark: busy loops at a nice level
 // or under SCHED_EXT, a SCHED_FIFO task that takes one CPU 80 ms in every
 // 100, a task that wakes every few hundred µs, threads that take turns in
-// bursts of CPU time, storms of threads woken at once, and busy threads
-// whose CPU masks others keep changing. Each runs in a child process, the
-// calling binary started again with $SCX_WORKLOAD naming it, so it needs
-// nothing installed in the guest, and it stops by itself after its seconds
-// (a kill that misses cannot leave a busy RT loop behind).
+// bursts of CPU time, storms of threads woken at once, busy threads whose
+// CPU masks others keep changing, and light threads crowded onto one CPU.
+// Each runs in a child process, the calling binary started again with
+// $SCX_WORKLOAD naming it, so it needs nothing installed in the guest, and
+// it stops by itself after its seconds (a kill that misses cannot leave a
+// busy RT loop behind).
 package workload
 
 import (
@@ -157,6 +158,67 @@ var workloads = map[string]func(secs, arg int) error{
 		fmt.Println(changes)
 		return err
 	},
+	// pinned-bursts: @arg threads on one CPU (the last it may use), each
+	// busy 200 us and then asleep 100 us, over and over for @secs: light
+	// tasks bound to one CPU, far more of them than it can run. Prints the
+	// fewest bursts a thread ran and the longest a thread went between two
+	// of its bursts' starts, in ms.
+	"pinned-bursts": func(secs, n int) error {
+		fewest, gap, err := pinnedBursts(n, time.Duration(secs)*time.Second)
+		fmt.Println(fewest, gap.Milliseconds())
+		return err
+	},
+}
+
+// pinnedBursts runs @n threads pinned to the last CPU of the start mask for
+// @d, each busy 200 us and then asleep 100 us in turn. It returns the fewest
+// bursts one ran and the longest one went between two bursts' starts.
+func pinnedBursts(n int, d time.Duration) (fewest int64, gap time.Duration, err error) {
+	var allowed, set unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &allowed); err != nil {
+		return 0, 0, fmt.Errorf("sched_getaffinity: %w", err)
+	}
+	for cpu := range len(allowed) * 64 {
+		if allowed.IsSet(cpu) {
+			set.Zero()
+			set.Set(cpu)
+		}
+	}
+	runtime.GOMAXPROCS(n + 1)
+	end := time.Now().Add(d)
+	bursts := make([]int64, n)
+	gaps := make([]time.Duration, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread()
+			if err := unix.SchedSetaffinity(0, &set); err != nil {
+				errs[i] = fmt.Errorf("sched_setaffinity: %w", err)
+				return
+			}
+			last := time.Now()
+			for now := last; now.Before(end); now = time.Now() {
+				gaps[i] = max(gaps[i], now.Sub(last))
+				last = now
+				spinUntil(now.Add(200 * time.Microsecond))
+				if err := nanosleep(100 * time.Microsecond); err != nil {
+					errs[i] = err
+					return
+				}
+				bursts[i]++
+			}
+		}()
+	}
+	wg.Wait()
+	fewest = bursts[0]
+	for i := range n {
+		fewest = min(fewest, bursts[i])
+		gap = max(gap, gaps[i])
+	}
+	return fewest, gap, errors.Join(errs...)
 }
 
 // affinityChurn runs @n busy threads for @d while two others set each of

@@ -70,6 +70,16 @@ func TestAffinityChurnSetsMasks(t *testing.T) {
 	t.Logf("%d masks set in 1 s", changes)
 }
 
+// Every pinned thread runs bursts, on the one CPU they share.
+func TestPinnedBurstsRun(t *testing.T) {
+	out := output(t, "pinned-bursts", 1, 4)
+	var fewest, gapMs int
+	if _, err := fmt.Sscan(out, &fewest, &gapMs); err != nil || fewest <= 0 || gapMs < 0 {
+		t.Errorf("pinned-bursts printed %q, want the fewest bursts > 0 and a gap >= 0 ms", out)
+	}
+	t.Logf("4 threads on one CPU for 1 s: the fewest ran %d bursts, the longest gap %d ms", fewest, gapMs)
+}
+
 // Every thread of the storm is woken by the one FUTEX_WAKE and finishes.
 func TestThreadStormFinishes(t *testing.T) {
 	start := time.Now()

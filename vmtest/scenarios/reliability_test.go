@@ -257,6 +257,34 @@ func TestReliability(t *testing.T) {
 		}
 	})
 
+	// --latency: light tasks bound to one CPU that wake and cannot preempt
+	// wait at the head of its local DSQ, and the CPU turns to its
+	// dispatch only once that DSQ is empty. 64 of them there, each ahead
+	// of those before it, kept it full, and one waited until the watchdog
+	// ejected us; the CPU takes two such between dispatches
+	// (lat_local_full counts the rest).
+	t.Run("pinned_light", func(t *testing.T) {
+		s := guest.StartScheduler(t, "--quiet", "--latency")
+		p := guest.StartHelper(t, "pinned-bursts", 15, 64)
+		if rc := p.Wait(t, 3*time.Minute); rc != 0 {
+			t.Errorf("pinned-bursts exit = %d, want 0\n%s", rc, p.Output(t))
+		}
+		var fewest, gapMs int
+		// A wait of 5 s is the watchdog's: it ejects us for one.
+		if _, err := fmt.Sscan(p.Output(t), &fewest, &gapMs); err != nil || fewest == 0 || gapMs >= 5000 {
+			t.Errorf("pinned-bursts printed %q, want the fewest bursts a thread ran > 0 and the longest gap < 5000 ms", p.Output(t))
+		}
+		if st := guest.State(t); st != "enabled" {
+			t.Errorf("state = %s, want enabled", st)
+		}
+		c := s.Counters(t)
+		t.Logf("64 threads on one CPU: the fewest ran %d bursts, the longest gap %d ms; lat_local %d, lat_local_full %d",
+			fewest, gapMs, c.NrLatLocal, c.NrLatLocalFull)
+		if c.NrLatLocalFull == 0 {
+			t.Errorf("lat_local_full = 0: no CPU's local DSQ filled, so this tested nothing")
+		}
+	})
+
 	// By PID, as on 7.1: exiting tasks skip the FIFOs, and the storm's
 	// 10,000 exits still finish with the scheduler attached.
 	t.Run("threads_by_pid", func(t *testing.T) {
