@@ -174,6 +174,9 @@ var workloads = map[string]func(secs, arg int) error{
 // @d, each busy 200 us and then asleep 100 us in turn. It returns the fewest
 // bursts one ran and the longest one went between two bursts' starts.
 func pinnedBursts(n int, d time.Duration) (fewest int64, gap time.Duration, err error) {
+	if n < 1 {
+		return 0, 0, fmt.Errorf("pinned-bursts: %d threads, want at least 1", n)
+	}
 	var allowed, set unix.CPUSet
 	if err := unix.SchedGetaffinity(0, &allowed); err != nil {
 		return 0, 0, fmt.Errorf("sched_getaffinity: %w", err)
@@ -199,9 +202,14 @@ func pinnedBursts(n int, d time.Duration) (fewest int64, gap time.Duration, err 
 				errs[i] = fmt.Errorf("sched_setaffinity: %w", err)
 				return
 			}
-			last := time.Now()
-			for now := last; now.Before(end); now = time.Now() {
+			// The gap is taken before the deadline is checked, so a
+			// wait that outlasts the run still counts.
+			for last := time.Now(); ; {
+				now := time.Now()
 				gaps[i] = max(gaps[i], now.Sub(last))
+				if !now.Before(end) {
+					return
+				}
 				last = now
 				spinUntil(now.Add(200 * time.Microsecond))
 				if err := nanosleep(100 * time.Microsecond); err != nil {
