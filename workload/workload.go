@@ -177,16 +177,12 @@ func pinnedBursts(n int, d time.Duration) (fewest int64, gap time.Duration, err 
 	if n < 1 {
 		return 0, 0, fmt.Errorf("pinned-bursts: %d threads, want at least 1", n)
 	}
-	var allowed, set unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &allowed); err != nil {
-		return 0, 0, fmt.Errorf("sched_getaffinity: %w", err)
+	_, cpus, err := startCPUs()
+	if err != nil {
+		return 0, 0, err
 	}
-	for cpu := range len(allowed) * 64 {
-		if allowed.IsSet(cpu) {
-			set.Zero()
-			set.Set(cpu)
-		}
-	}
+	var set unix.CPUSet
+	set.Set(cpus[len(cpus)-1])
 	runtime.GOMAXPROCS(n + 1)
 	end := time.Now().Add(d)
 	bursts := make([]int64, n)
@@ -236,15 +232,9 @@ func pinnedBursts(n int, d time.Duration) (fewest int64, gap time.Duration, err 
 // runs on some CPU most of the time. It returns how many masks were set.
 func affinityChurn(n int, d, pause time.Duration) (int64, error) {
 	const churners = 2
-	var allowed unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &allowed); err != nil {
-		return 0, fmt.Errorf("sched_getaffinity: %w", err)
-	}
-	var cpus []int
-	for cpu := range len(allowed) * 64 {
-		if allowed.IsSet(cpu) {
-			cpus = append(cpus, cpu)
-		}
+	allowed, cpus, err := startCPUs()
+	if err != nil {
+		return 0, err
 	}
 	runtime.GOMAXPROCS(n + churners + 1)
 	end := time.Now().Add(d)
@@ -304,6 +294,24 @@ func affinityChurn(n int, d, pause time.Duration) (int64, error) {
 	wg.Wait()
 	close(errs)
 	return changes.Load(), <-errs
+}
+
+// startCPUs is the calling thread's CPU mask and the CPUs in it, in order.
+func startCPUs() (unix.CPUSet, []int, error) {
+	var allowed unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &allowed); err != nil {
+		return allowed, nil, fmt.Errorf("sched_getaffinity: %w", err)
+	}
+	var cpus []int
+	for cpu := range len(allowed) * 64 {
+		if allowed.IsSet(cpu) {
+			cpus = append(cpus, cpu)
+		}
+	}
+	if len(cpus) == 0 {
+		return allowed, nil, errors.New("sched_getaffinity: an empty CPU mask")
+	}
+	return allowed, cpus, nil
 }
 
 // nanosleep sleeps @d in nanosleep(2) on the calling thread (time.Sleep's
