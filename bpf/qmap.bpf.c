@@ -235,6 +235,8 @@ struct qmap_stats {
 	u64 nr_stranded;	/* 7.3: tasks sent to a cid of theirs we do not hold */
 	u64 nr_mask_lost;	/* popped tasks whose CPU mask lost the CPU meanwhile */
 	u64 nr_fifo_kept;	/* enqueues that kept the task's waiting FIFO entry */
+	u64 nr_idle_kicks;	/* tasks queued while a CPU they may use was idle: it was woken */
+	u64 nr_idle_rechecks;	/* CPUs going idle with tasks queued, which dispatched again */
 
 	/*
 	 * Reenqueues: tasks the kernel handed back to ops.enqueue with
@@ -1000,6 +1002,12 @@ static void rescue_stranded(void)
 	}
 }
 
+/*
+ * Whether idle_recheck() has kicked each CPU since it last went idle from a
+ * task or was claimed for one: it kicks once per such turn.
+ */
+static u8 idle_rechecked[MAX_CIDS];
+
 /* Claim @cpu if it is idle: the caller sends it a task. */
 static bool test_and_clear_idle(s32 cpu)
 {
@@ -1010,7 +1018,11 @@ static bool test_and_clear_idle(s32 cpu)
 	word = idle_word(cpu, &bit);
 	if (!word || !(*word & bit))
 		return false;
-	return __sync_fetch_and_and(word, ~bit) & bit;
+	if (!(__sync_fetch_and_and(word, ~bit) & bit))
+		return false;
+	/* Woken for a task that may run elsewhere, it looks once more. */
+	idle_rechecked[cpu & (MAX_CIDS - 1)] = 0;
+	return true;
 }
 
 /* Claim an idle CPU @p may run on; negative if none. */
@@ -1523,6 +1535,96 @@ static bool fifos_queued_from(int first)
 	return false;
 }
 
+/* Whether CPU @cpu is online: the cid form tracks it, the kernel's mask else. */
+static bool form_cpu_online(s32 cpu)
+{
+	const struct cpumask *online;
+	bool on;
+
+	if (cid_form)
+		return cid_online(cpu);
+	online = scx_bpf_get_online_cpumask();
+	on = bpf_cpumask_test_cpu(cpu, online);
+	scx_bpf_put_cpumask(online);
+	return on;
+}
+
+/*
+ * cid form: whether any cid is idle, read a word at a time: words past the
+ * online cids stay 0. No kfunc, as it runs at every FIFO push.
+ */
+static bool any_idle_cid(void)
+{
+	int i;
+
+	for (i = 0; i < MAX_CIDS / 64; i++)
+		if (idle_cids[i])
+			return true;
+	return false;
+}
+
+/*
+ * @p has just been queued in a FIFO or the shared DSQ, where only a dispatch
+ * finds it: wake an idle CPU it may run on to dispatch. A CPU whose dispatch
+ * found the queues empty a moment before the push, and that went idle after
+ * ops.select_cpu looked, would otherwise sleep while @p waited for another
+ * CPU's slice to end. The kernel marks a CPU idle before it calls
+ * ops.update_idle, which looks at the queues from the other side
+ * (idle_recheck()): of a push and a CPU going idle, one sees the other.
+ */
+static void kick_idle_for(struct task_struct *p)
+{
+	s32 cpu;
+
+	if (cid_form && !any_idle_cid())
+		return;
+	cpu = pick_idle_cpu(p);
+	if (cpu < 0)
+		return;
+	kick_cpu(cpu, SCX_KICK_IDLE);
+	__sync_fetch_and_add(&stats.nr_idle_kicks, 1);
+}
+
+/*
+ * CPU @cpu has just been marked idle: if tasks wait in the FIFOs or the
+ * shared DSQ, kick it to dispatch once more (kick_idle_for()'s other half).
+ * Once until it is sent a task or goes idle anew (idle_rechecked[]): what
+ * waits may be tasks it may not run (pinned elsewhere, in the shared DSQ),
+ * and its dispatch finding nothing comes here again. A global function: the
+ * verifier walks it once, not in every path of ops.dispatch that reaches it.
+ */
+__noinline int idle_recheck(s32 cpu)
+{
+	u32 i = cpu;
+
+	if (i >= MAX_CIDS || idle_rechecked[i] || !cid_usable(cpu))
+		return 0;
+	/*
+	 * A CPU going offline goes idle one last time after the kernel ran
+	 * its pending irq_work: a kick of itself then stays pending for good,
+	 * and the kernel's disable, which waits for every CPU's kick work,
+	 * hangs (after a hotplug, the next stop never finished).
+	 */
+	if (!form_cpu_online(cpu))
+		return 0;
+	if (!fifos_queued_from(0) && scx_bpf_dsq_nr_queued(SHARED_DSQ) <= 0)
+		return 0;
+	idle_rechecked[i] = 1;
+	kick_cpu(cpu, SCX_KICK_IDLE);
+	__sync_fetch_and_add(&stats.nr_idle_rechecks, 1);
+	return 0;
+}
+
+/* @cpu went idle from running a task (ops.update_idle): look once more. */
+static void went_idle(s32 cpu)
+{
+	u32 i = cpu;
+
+	if (i < MAX_CIDS)
+		idle_rechecked[i] = 0;
+	idle_recheck(cpu);
+}
+
 /* -L: count a task just queued in a FIFO if it ran little lately. */
 static void lat_mark_light(struct task_ctx *tctx)
 {
@@ -1835,6 +1937,7 @@ static bool lat_wait_shared(struct task_struct *p, struct task_ctx *tctx,
 
 	scx_bpf_dsq_insert(p, SHARED_DSQ, slice_ns, enq_flags);
 	__sync_fetch_and_add(&stats.nr_lat_shared, 1);
+	kick_idle_for(p);
 	kick_first_over_budget(task_cpu(p));
 	return true;
 }
@@ -1862,6 +1965,7 @@ static void enqueue_kthread(struct task_struct *p, struct task_ctx *tctx,
 	}
 
 	scx_bpf_dsq_insert(p, SHARED_DSQ, slice_ns, enq_flags);
+	kick_idle_for(p);
 	if (lat_wakeup && lat_load(p, tctx->util) < LAT_BUSY)
 		kick_first_over_budget(task_cpu(p));
 }
@@ -1885,6 +1989,7 @@ static void enqueue_reenqueued(struct task_struct *p, struct task_ctx *tctx,
 
 	if (is_lowpri(p) && !fifo_would_lose(p)) {
 		fifo_push(p, tctx, weight_to_idx(p->scx.weight), enq_flags);
+		kick_idle_for(p);
 		return;
 	}
 
@@ -1900,9 +2005,7 @@ static void enqueue_reenqueued(struct task_struct *p, struct task_ctx *tctx,
 		return;
 
 	scx_bpf_dsq_insert(p, SHARED_DSQ, slice, enq_flags);
-	cpu = pick_idle_cpu(p);
-	if (cpu >= 0)
-		kick_cpu(cpu, SCX_KICK_IDLE);
+	kick_idle_for(p);
 }
 
 /* --remote-reenq: CPUs an RT/DL task holds, whose local DSQs the timer sweeps. */
@@ -2018,14 +2121,17 @@ void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 	if (fifo_would_lose(p)) {
 		__sync_fetch_and_add(&stats.nr_exiting, 1);
 		scx_bpf_dsq_insert(p, SHARED_DSQ, slice_ns, enq_flags);
+		kick_idle_for(p);
 		return;
 	}
 
 	fifo_count(p, tctx);
 	if (!fifo_push(p, tctx, idx, enq_flags)) {
 		fifo_uncount(tctx);
+		kick_idle_for(p);
 		return;
 	}
+	kick_idle_for(p);
 	if (lat_budget_ns && (enq_flags & SCX_ENQ_WAKEUP))
 		kick_over_budget(task_cpu(p));
 }
@@ -2064,10 +2170,11 @@ static u32 nr_handoff_dsqs;
  * the task's lock. Where we hold the CPU only shared (7.3), the move needs
  * SCX_ENQ_IMMED, which scx_bpf_dsq_move_to_local() does not take, and an
  * iterator sees no insert of this dispatch yet: the task goes to the head
- * of the shared DSQ instead, where the next dispatch call finds it.
+ * of the shared DSQ instead, where the next dispatch call finds it
+ * (@handoff is false).
  */
 static __always_inline void move_popped(struct task_struct *p, u64 slice,
-					s32 this_cpu, bool *here)
+					s32 this_cpu, bool handoff, bool *here)
 {
 	struct task_ctx *tctx;
 	bool allowed;
@@ -2089,7 +2196,7 @@ static __always_inline void move_popped(struct task_struct *p, u64 slice,
 	allowed = task_may_run(p, this_cpu);
 	dispatch_hold();
 	if (allowed && !*here && !highpri_boosting) {
-		if (immed_if_shared(this_cpu) || (u32)this_cpu >= nr_handoff_dsqs)
+		if (!handoff)
 			scx_bpf_dsq_insert(p, SHARED_DSQ, slice, SCX_ENQ_HEAD);
 		else
 			scx_bpf_dsq_insert(p, HANDOFF_DSQ + this_cpu, slice, 0);
@@ -2117,6 +2224,7 @@ static u32 drain_fifo(struct cpu_ctx *cpuc, int idx, u32 batch, s32 this_cpu,
 	struct task_struct *p;
 	u32 moved = 0;
 	s64 *nr_queued;
+	bool handoff;
 	void *fifo;
 	u64 slice, key;
 
@@ -2126,6 +2234,8 @@ static u32 drain_fifo(struct cpu_ctx *cpuc, int idx, u32 batch, s32 this_cpu,
 	if (*nr_queued <= 0)
 		return 0;
 	slice = fifo_slice();
+	/* Decided once: the batch's loop then holds one state fewer per task. */
+	handoff = !immed_if_shared(this_cpu) && (u32)this_cpu < nr_handoff_dsqs;
 
 	fifo = bpf_map_lookup_elem(&queue_arr, &idx);
 	if (!fifo) {
@@ -2145,12 +2255,12 @@ static u32 drain_fifo(struct cpu_ctx *cpuc, int idx, u32 batch, s32 this_cpu,
 			p = scx_bpf_tid_to_task(key);
 			if (!p)
 				continue;
-			move_popped(p, slice, this_cpu, here);
+			move_popped(p, slice, this_cpu, handoff, here);
 		} else {
 			p = bpf_task_from_pid(key);
 			if (!p)
 				continue;
-			move_popped(p, slice, this_cpu, here);
+			move_popped(p, slice, this_cpu, handoff, here);
 			bpf_task_release(p);
 		}
 		moved++;
@@ -2417,8 +2527,10 @@ static bool take_handoff(s32 cpu)
  */
 static void dispatch_found_nothing(s32 cpu, struct task_struct *prev)
 {
-	if (cid_form && !prev)
-		set_cid_idle(cpu, true);
+	if (!cid_form || prev)
+		return;
+	set_cid_idle(cpu, true);
+	idle_recheck(cpu);
 }
 
 /*
@@ -3112,10 +3224,19 @@ void BPF_STRUCT_OPS(qmap_cid_sub_ecaps_updated, s32 cid, u64 before, u64 after)
 	timer_wake();
 }
 
-/* cid form only: keep idle_cids. */
+/* cpu form: the kernel keeps the idle CPUs (SCX_OPS_KEEP_BUILTIN_IDLE). */
+void BPF_STRUCT_OPS(qmap_update_idle, s32 cpu, bool idle)
+{
+	if (idle)
+		went_idle(cpu);
+}
+
+/* cid form: keep idle_cids. */
 void BPF_STRUCT_OPS(qmap_cid_update_idle, s32 cid, bool idle)
 {
 	set_cid_idle(cid, idle);
+	if (idle)
+		went_idle(cid);
 }
 
 SCX_OPS_DEFINE(qmap_ops,
@@ -3125,6 +3246,7 @@ SCX_OPS_DEFINE(qmap_ops,
 	       .dispatch		= (void *)qmap_dispatch,
 	       .tick			= (void *)qmap_tick,
 	       .core_sched_before	= (void *)qmap_core_sched_before,
+	       .update_idle		= (void *)qmap_update_idle,
 	       .init_task		= (void *)qmap_init_task,
 	       .exit_task		= (void *)qmap_exit_task,
 	       .cgroup_init		= (void *)qmap_cgroup_init,
@@ -3136,7 +3258,7 @@ SCX_OPS_DEFINE(qmap_ops,
 	       .dump_task		= (void *)qmap_dump_task,
 	       .init			= (void *)qmap_init,
 	       .exit			= (void *)qmap_exit,
-	       .flags			= SCX_OPS_ENQ_EXITING,
+	       .flags			= SCX_OPS_ENQ_EXITING | SCX_OPS_KEEP_BUILTIN_IDLE,
 	       .timeout_ms		= 5000U,
 	       .name			= "qmap");
 

@@ -57,6 +57,8 @@ type qmapQmapStats struct {
 	NrStranded           uint64
 	NrMaskLost           uint64
 	NrFifoKept           uint64
+	NrIdleKicks          uint64
+	NrIdleRechecks       uint64
 	ReenqTotal           uint64
 	ReenqCpu0            uint64
 	ReenqKfunc           uint64
@@ -133,6 +135,7 @@ const (
 	qmapProgQmapSelectCid             = "qmap_select_cid"
 	qmapProgQmapSelectCpu             = "qmap_select_cpu"
 	qmapProgQmapTick                  = "qmap_tick"
+	qmapProgQmapUpdateIdle            = "qmap_update_idle"
 	qmapVarSCX_CAP_ENQ                = "__SCX_CAP_ENQ"
 	qmapVarSCX_CAP_ENQ_IMMED          = "__SCX_CAP_ENQ_IMMED"
 	qmapVarSCX_CAP_PERF               = "__SCX_CAP_PERF"
@@ -280,6 +283,7 @@ type qmapProgramSpecs struct {
 	QmapSelectCid             *ebpf.ProgramSpec `ebpf:"qmap_select_cid"`
 	QmapSelectCpu             *ebpf.ProgramSpec `ebpf:"qmap_select_cpu"`
 	QmapTick                  *ebpf.ProgramSpec `ebpf:"qmap_tick"`
+	QmapUpdateIdle            *ebpf.ProgramSpec `ebpf:"qmap_update_idle"`
 }
 
 // qmapMapSpecs contains maps before they are loaded into the kernel.
@@ -539,6 +543,7 @@ type qmapPrograms struct {
 	QmapSelectCid             *ebpf.Program `ebpf:"qmap_select_cid"`
 	QmapSelectCpu             *ebpf.Program `ebpf:"qmap_select_cpu"`
 	QmapTick                  *ebpf.Program `ebpf:"qmap_tick"`
+	QmapUpdateIdle            *ebpf.Program `ebpf:"qmap_update_idle"`
 }
 
 func (p *qmapPrograms) Close() error {
@@ -583,6 +588,7 @@ func (p *qmapPrograms) Close() error {
 		p.QmapSelectCid,
 		p.QmapSelectCpu,
 		p.QmapTick,
+		p.QmapUpdateIdle,
 	)
 }
 

@@ -67,8 +67,8 @@ func formCallbacks(t *testing.T, f Form) (map[string]bool, *ebpf.CollectionSpec)
 
 // keepForm leaves one form's map and programs, and the two forms run the
 // same callbacks: the cid form names CPU callbacks by cid, and adds
-// update_idle for its own idle tracking, and sub_attach/sub_detach and
-// 7.3's capability callbacks, which the kernel refuses in the cpu form.
+// sub_attach/sub_detach and 7.3's capability callbacks, which the kernel
+// refuses in the cpu form.
 func TestKeepForm(t *testing.T) {
 	cpu, cpuSpec := formCallbacks(t, FormCPU)
 	cid, cidSpec := formCallbacks(t, FormCID)
@@ -86,7 +86,7 @@ func TestKeepForm(t *testing.T) {
 	}
 
 	cidName := map[string]string{"select_cpu": "select_cid", "cpu_online": "cid_online", "cpu_offline": "cid_offline"}
-	want := map[string]bool{"update_idle": true, "sub_attach": true, "sub_detach": true, "sub_caps_updated": true, "sub_ecaps_updated": true}
+	want := map[string]bool{"sub_attach": true, "sub_detach": true, "sub_caps_updated": true, "sub_ecaps_updated": true}
 	for m := range cpu {
 		if n, ok := cidName[m]; ok {
 			m = n

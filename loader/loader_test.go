@@ -20,6 +20,10 @@ import (
 // The embedded object's struct_ops values, in both forms, can be patched,
 // and the patch lands at the members' offsets.
 func TestPatchOps(t *testing.T) {
+	// The C initializers set SCX_OPS_ENQ_EXITING (4), and the cpu form,
+	// which keeps the kernel's idle tracking beside its ops.update_idle,
+	// SCX_OPS_KEEP_BUILTIN_IDLE (1); the patch ORs in 8.
+	wantFlags := map[string]uint64{bpf.OpsMap: 4 | 1 | 8, bpf.CidOpsMap: 4 | 8}
 	for _, opsMap := range []string{bpf.OpsMap, bpf.CidOpsMap} {
 		t.Run(opsMap, func(t *testing.T) {
 			spec, err := bpf.Spec()
@@ -55,9 +59,8 @@ func TestPatchOps(t *testing.T) {
 			if got := u32("exit_dump_len"); got != 4096 {
 				t.Errorf("exit_dump_len = %d, want 4096", got)
 			}
-			// The C initializer sets SCX_OPS_ENQ_EXITING (4); the patch ORs in 8.
-			if got := u64("flags"); got != 4|8 {
-				t.Errorf("flags = %#x, want %#x", got, 4|8)
+			if got, want := u64("flags"), wantFlags[opsMap]; got != want {
+				t.Errorf("flags = %#x, want %#x", got, want)
 			}
 			if got := u32("timeout_ms"); got != 5000 {
 				t.Errorf("timeout_ms = %d, want 5000 (upstream qmap's watchdog)", got)

@@ -51,7 +51,7 @@ var layout = []blockLine{
 	{"requests", []field{counter("lowpri_reenq_requests"), counter("remote_reenq_requests"), counter("immed_stress")}},
 	{"expedite", []field{counter("exp_local"), counter("exp_remote"), counter("exp_timer"), counter("exp_lost")}},
 	{"latency", []field{counter("lat_preempts"), counter("lat_local"), counter("lat_local_full"), counter("lat_shared"), counter("lat_kicks"), counter("lat_yields"), counter("lat_resumes"), counter("lat_kept"), counter("lat_kthreads"), counter("slice_cut")}},
-	{"other", []field{counter("overflow"), counter("exiting"), counter("lowpri"), counter("cpu_online"), counter("cpu_offline"), counter("timer_runs"), counter("fifo_kept"), counter("mask_lost")}},
+	{"other", []field{counter("overflow"), counter("exiting"), counter("lowpri"), counter("cpu_online"), counter("cpu_offline"), counter("timer_runs"), counter("fifo_kept"), counter("mask_lost"), counter("idle_kicks"), counter("idle_rechecks")}},
 	{"hier", []field{counter("sub_dsp"), counter("cap_grants"), counter("cap_revokes"), counter("wrong_cid"), counter("stranded")}},
 	{"cpuperf", []field{
 		derived("cur min/avg/max", triple("cpuperf_min", "cpuperf_avg", "cpuperf_max")),

@@ -157,7 +157,8 @@ func TestReliability(t *testing.T) {
 
 	// 10,000 threads asleep on one futex, woken by one FUTEX_WAKE: 10,000
 	// tasks through init_task and enable, a wake-all that puts them all in
-	// the FIFOs at once, and 10,000 exits. The wake is the workload
+	// the FIFOs at once, and 10,000 exits; CPUs that go idle meanwhile
+	// look at the queues again (idle_rechecks). The wake is the workload
 	// package's in Go, not Python's: after a wake-all, Python's threads
 	// queue for the GIL with 5 ms timed waits, a convoy that ran from 2 to
 	// over 8 minutes under TCG whatever the scheduler (EEVDF did not finish
@@ -182,8 +183,14 @@ func TestReliability(t *testing.T) {
 		if c.NrEnqueued < 10000 {
 			t.Errorf("enq = %d, want >= 10000", c.NrEnqueued)
 		}
-		t.Logf("enq %d, overflow to the shared DSQ %d, slices cut for a deep FIFO %d, exiting %d",
-			c.NrEnqueued, c.NrOverflow, c.NrSliceCut, c.NrExiting)
+		t.Logf("enq %d, overflow to the shared DSQ %d, slices cut for a deep FIFO %d, exiting %d, idle CPUs woken for a queued task %d, going idle with tasks queued %d",
+			c.NrEnqueued, c.NrOverflow, c.NrSliceCut, c.NrExiting, c.NrIdleKicks, c.NrIdleRechecks)
+		// The wake-all queues thousands at once while the CPUs go idle
+		// and wake around it: a CPU went idle with tasks queued after its
+		// dispatch looked (23-51 times a run before the recheck).
+		if c.NrIdleRechecks == 0 {
+			t.Errorf("idle_rechecks = 0: no CPU went idle with tasks queued, or none looked again")
+		}
 		// By tid (the suite's kernels), an exiting task waits in its FIFO
 		// like any other; only PIDs need the shared DSQ's detour.
 		if c.NrExiting != 0 {
