@@ -69,7 +69,7 @@ var Counters = []Counter{
 	{"fifo_kept", "nr_fifo_kept", "enqueues of a task whose entry from an earlier enqueue still waited in its FIFO (its CPU mask, policy or cgroup changed while it waited): it keeps that entry and its place", false, func(s *bpf.Stats) *uint64 { return &s.NrFifoKept }},
 	{"mask_lost", "nr_mask_lost", "tasks ops.dispatch popped for its CPU whose CPU mask lost that CPU before they reached it (a sched_setaffinity() meanwhile), sent on to the shared DSQ", false, func(s *bpf.Stats) *uint64 { return &s.NrMaskLost }},
 	{"idle_kicks", "nr_idle_kicks", "tasks queued in a FIFO or the shared DSQ while a CPU they may run on was idle: that CPU was woken to dispatch", false, func(s *bpf.Stats) *uint64 { return &s.NrIdleKicks }},
-	{"idle_rechecks", "nr_idle_rechecks", "CPUs that went idle while tasks waited in the FIFOs or the shared DSQ, kicked to dispatch once more: each a task that would have waited for another CPU's slice to end", false, func(s *bpf.Stats) *uint64 { return &s.NrIdleRechecks }},
+	{"idle_rechecks", "nr_idle_rechecks", "CPUs marked idle while tasks waited in the FIFOs or the shared DSQ, kicked to dispatch once more: a push had landed after their dispatch looked, or what waits is for other CPUs", false, func(s *bpf.Stats) *uint64 { return &s.NrIdleRechecks }},
 	{"cpuperf_min", "cpuperf_min", "lowest current CPU performance level (1024 = full)", true, func(s *bpf.Stats) *uint64 { return &s.CpuperfMin }},
 	{"cpuperf_avg", "cpuperf_avg", "capacity-weighted average current performance level", true, func(s *bpf.Stats) *uint64 { return &s.CpuperfAvg }},
 	{"cpuperf_max", "cpuperf_max", "highest current CPU performance level", true, func(s *bpf.Stats) *uint64 { return &s.CpuperfMax }},
