@@ -1600,10 +1600,9 @@ __noinline int idle_recheck(s32 cpu)
 	if (i >= MAX_CIDS || idle_rechecked[i] || !cid_usable(cpu))
 		return 0;
 	/*
-	 * A CPU going offline goes idle one last time after the kernel ran
-	 * its pending irq_work: a kick of itself then stays pending for good,
-	 * and the kernel's disable, which waits for every CPU's kick work,
-	 * hangs (after a hotplug, the next stop never finished).
+	 * Not on a CPU going offline, which goes idle once more on its way
+	 * down: with a kick of itself there, once it was back online the next
+	 * stop never finished disabling, amid RCU stalls on that CPU.
 	 */
 	if (!form_cpu_online(cpu))
 		return 0;
