@@ -1600,9 +1600,11 @@ __noinline int idle_recheck(s32 cpu)
 	if (i >= MAX_CIDS || idle_rechecked[i] || !cid_usable(cpu))
 		return 0;
 	/*
-	 * Not on a CPU going offline, which goes idle once more on its way
-	 * down: with a kick of itself there, once it was back online the next
-	 * stop never finished disabling, amid RCU stalls on that CPU.
+	 * Not on a CPU going offline: it goes idle once more after its local
+	 * APIC is off, and a kick from there queues its irq_work, whose
+	 * interrupt is lost. The work stays on the CPU's list, and back online
+	 * nothing queued there raises an interrupt again (only a push onto an
+	 * empty list does): RCU stalls, and the next disable never finishes.
 	 */
 	if (!form_cpu_online(cpu))
 		return 0;
@@ -2047,6 +2049,7 @@ void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 	int idx = weight_to_idx(p->scx.weight);
 	struct task_struct *waker = NULL;
 	struct task_ctx *tctx;
+	bool pushed;
 	s32 cpu;
 
 	if (enq_flags & SCX_ENQ_REENQ)
@@ -2125,13 +2128,11 @@ void BPF_STRUCT_OPS(qmap_enqueue, struct task_struct *p, u64 enq_flags)
 	}
 
 	fifo_count(p, tctx);
-	if (!fifo_push(p, tctx, idx, enq_flags)) {
+	pushed = fifo_push(p, tctx, idx, enq_flags);
+	if (!pushed)
 		fifo_uncount(tctx);
-		kick_idle_for(p);
-		return;
-	}
 	kick_idle_for(p);
-	if (lat_budget_ns && (enq_flags & SCX_ENQ_WAKEUP))
+	if (pushed && lat_budget_ns && (enq_flags & SCX_ENQ_WAKEUP))
 		kick_over_budget(task_cpu(p));
 }
 
