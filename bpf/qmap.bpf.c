@@ -762,6 +762,15 @@ enum {
 };
 
 /*
+ * A cid to divide: held whole and online. A child granted only offline cids
+ * has nowhere to run, and the watchdog ejects it; an offline cid stays ours.
+ */
+__noinline int cid_held_whole(s32 cid)
+{
+	return cid_test(whole_cids, cid) && cid_online(cid);
+}
+
+/*
  * A pass's work on one cid, whole cid number @pos if held whole. Returns
  * PART_* bits. Global: the verifier checks it once, and the loop that calls
  * it has no branches of its own, so its states converge at once.
@@ -773,7 +782,7 @@ __noinline int partition_cid(s32 cid, u32 pos, s32 holder)
 
 	if (!caps_hier)
 		return 0;
-	if (cid_test(whole_cids, cid)) {
+	if (cid_held_whole(cid)) {
 		owner = owner_of_pos(pos, part_cum);
 		ret |= PART_WHOLE;
 	} else if (cid_test(avail_cids, cid)) {
@@ -783,11 +792,6 @@ __noinline int partition_cid(s32 cid, u32 pos, s32 holder)
 	if (owner == OWNER_SHARED)
 		ret |= PART_SHARED;
 	return ret;
-}
-
-__noinline int cid_held_whole(s32 cid)
-{
-	return cid_test(whole_cids, cid);
 }
 
 /* One pass: divide the whole cids by weight and grant the difference. */
@@ -2837,10 +2841,20 @@ void BPF_STRUCT_OPS(qmap_cgroup_set_bandwidth, struct cgroup *cgrp,
 }
 
 /* Handling hotplug here keeps the kernel from asking for a restart. */
+/* 7.3: divide the cids again, from the timer (we do not grant here). */
+static void hotplug_repartition(void)
+{
+	if (!caps_hier)
+		return;
+	part_stale = 1;
+	timer_wake();
+}
+
 void BPF_STRUCT_OPS(qmap_cpu_online, s32 cpu)
 {
 	if (cid_form)
 		set_cid_online(cpu, true);
+	hotplug_repartition();
 	__sync_fetch_and_add(&nr_cpus_online, 1);
 	__sync_fetch_and_add(&stats.nr_cpu_online, 1);
 	if (print_msgs)
@@ -2851,6 +2865,7 @@ void BPF_STRUCT_OPS(qmap_cpu_offline, s32 cpu)
 {
 	if (cid_form)
 		set_cid_online(cpu, false);
+	hotplug_repartition();
 	__sync_fetch_and_sub(&nr_cpus_online, 1);
 	__sync_fetch_and_add(&stats.nr_cpu_offline, 1);
 	if (print_msgs)

@@ -188,6 +188,43 @@ func TestSubScheds(t *testing.T) {
 		testCapabilities(t, bin, cgA, idA, refuse)
 	})
 
+	// 7.3: the root divides its CPUs among its children by weight, and again
+	// over the online ones when one goes offline. A child left holding only
+	// an offline CPU could run nothing, and the watchdog would eject it.
+	t.Run("hotplug", func(t *testing.T) {
+		if !kernelAtLeast(t, 7, 3) {
+			t.Skip("children hold CPUs by capability from 7.3 on")
+		}
+		root := guest.StartScheduler(t, "--form", "cid")
+		child := startSub(t, cgB)
+		loadCgroup(t, cgB)
+		time.Sleep(2 * time.Second)
+		t.Cleanup(func() { _ = os.WriteFile("/sys/devices/system/cpu/cpu1/online", []byte("1"), 0) })
+		setCPU1Online(t, false)
+		time.Sleep(8 * time.Second) // past the 5 s watchdog
+		if _, err := os.Stat(subSysfs(idB)); err != nil {
+			code, kind := child.Wait(t, 30*time.Second)
+			t.Errorf("the child left with CPU 1 offline (%v): exit %d, kind %q\n%s", err, code, kind, guest.ExitReason(child.Output(t)))
+			setCPU1Online(t, true)
+			root.StopUnreg(t)
+			return
+		}
+		checkOnExt(t, cgB)
+		before := child.Counters(t).NrDispatched
+		time.Sleep(time.Second)
+		if d := child.Counters(t).NrDispatched - before; d == 0 {
+			t.Error("the child dispatched nothing in 1 s with CPU 1 offline, its cgroup loaded")
+		}
+		setCPU1Online(t, true)
+		time.Sleep(2 * time.Second)
+		r := root.Snapshot(t)
+		t.Logf("root: cap_grants=%d cap_revokes=%d cpu_offline=%d cpu_online=%d",
+			r.Values["cap_grants"], r.Values["cap_revokes"], r.Values["cpu_offline"], r.Values["cpu_online"])
+		killCgroup(cgB)
+		child.StopUnreg(t)
+		root.StopUnreg(t)
+	})
+
 	// A root that queues by pid leaves tids off (SCX_OPS_TID_TO_TASK), and
 	// the kernel refuses a child that queues by tid under it: the child
 	// loads again by pid and runs its cgroup.
