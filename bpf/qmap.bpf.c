@@ -2840,7 +2840,6 @@ void BPF_STRUCT_OPS(qmap_cgroup_set_bandwidth, struct cgroup *cgrp,
 			   cgrp->kn->id, period_us, quota_us, burst_us);
 }
 
-/* Handling hotplug here keeps the kernel from asking for a restart. */
 /* 7.3: divide the cids again, from the timer (we do not grant here). */
 static void hotplug_repartition(void)
 {
@@ -2850,6 +2849,7 @@ static void hotplug_repartition(void)
 	timer_wake();
 }
 
+/* Handling hotplug here keeps the kernel from asking for a restart. */
 void BPF_STRUCT_OPS(qmap_cpu_online, s32 cpu)
 {
 	if (cid_form)
