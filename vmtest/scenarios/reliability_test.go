@@ -416,13 +416,16 @@ func rootEvent(t *testing.T, name string) int64 {
 	return 0
 }
 
+// cpu1Online is the file that takes CPU 1 offline and online.
+const cpu1Online = "/sys/devices/system/cpu/cpu1/online"
+
 func setCPU1Online(t *testing.T, on bool) {
 	t.Helper()
 	v := "0"
 	if on {
 		v = "1"
 	}
-	if err := os.WriteFile("/sys/devices/system/cpu/cpu1/online", []byte(v), 0); err != nil {
+	if err := os.WriteFile(cpu1Online, []byte(v), 0); err != nil {
 		t.Fatalf("CPU 1 online=%s: %v", v, err)
 	}
 }

@@ -199,7 +199,8 @@ func TestSubScheds(t *testing.T) {
 		child := startSub(t, cgB)
 		loadCgroup(t, cgB)
 		time.Sleep(2 * time.Second)
-		t.Cleanup(func() { _ = os.WriteFile("/sys/devices/system/cpu/cpu1/online", []byte("1"), 0) })
+		// Back online even if the test stops early (Fatal cannot run here).
+		t.Cleanup(func() { _ = os.WriteFile(cpu1Online, []byte("1"), 0) })
 		setCPU1Online(t, false)
 		time.Sleep(8 * time.Second) // past the 5 s watchdog
 		if _, err := os.Stat(subSysfs(idB)); err != nil {
