@@ -92,7 +92,8 @@ stress: build
 # docs/benchmarks.md; the guest side is `scx-bench guest`, bench/guest).
 bench: build
 	$(GO) build -o bin/scx-bench ./cmd/scx-bench
-	bin/scx-bench -kernel $(or $(KERNEL),7.2) -cpus $(or $(CPUS),2) -rounds $(or $(ROUNDS),5) -out $(or $(OUT),bench/results)
+	bin/scx-bench -kernel $(or $(KERNEL),7.2) -cpus $(or $(CPUS),2) -rounds $(or $(ROUNDS),5) -out $(or $(OUT),bench/results) \
+		$(if $(INSTRUCTION_CLOCK),-instruction-clock)
 
 clean:
 	rm -rf bin

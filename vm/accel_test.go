@@ -29,11 +29,13 @@ import (
 //	int3            starts the command, oopses on an int3 and panics
 //	int3-first      as int3 the first time it is called, then as works
 //
-// Every call appends "kvm", "tcg" or "tcg-single" to $STANDIN_LOG.
+// Every call appends "kvm", "tcg", "tcg-single" or "tcg-icount" to
+// $STANDIN_LOG.
 const standIn = `#!/bin/bash
 mode=$STANDIN_KVM accel=kvm
 for a in "$@"; do [ "$a" = --disable-kvm ] && { mode=$STANDIN_TCG; accel=tcg; }; done
 for a in "$@"; do [ "$a" = "--qemu-opts=-accel tcg,thread=single" ] && { mode=${STANDIN_SINGLE:-works}; accel=tcg-single; }; done
+for a in "$@"; do [ "$a" = "--qemu-opts=-accel tcg,thread=single -icount shift=0,sleep=off" ] && { mode=works; accel=tcg-icount; }; done
 echo $accel >>"$STANDIN_LOG"
 cmd=${!#}
 case $mode in
@@ -205,6 +207,27 @@ func TestRunFallsBackToTCG(t *testing.T) {
 				t.Errorf("notice = %q, want %q", got, tt.wantLog)
 			}
 		})
+	}
+}
+
+// The instruction clock boots single-threaded TCG with QEMU's icount even
+// where KVM works, and leaves KVM usable for the process's other boots.
+func TestRunInstructionClock(t *testing.T) {
+	logPath := withStandIn(t, "works", "works")
+	cfg := Config{Kernel: "/stand-in/vmlinuz", Timeout: time.Minute, Log: &bytes.Buffer{}, InstructionClock: true}
+	res, err := Run(context.Background(), cfg, "true")
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if res.Accelerator != "TCG (instruction clock)" || !strings.Contains(res.Output, "ran: true") {
+		t.Errorf("Accelerator %q, output %q; want TCG (instruction clock) and the command's output", res.Accelerator, res.Output)
+	}
+	cfg.InstructionClock = false
+	if _, err := Run(context.Background(), cfg, "true"); err != nil {
+		t.Fatalf("Run without the clock: %v", err)
+	}
+	if got := calls(t, logPath); got != "tcg-icount,kvm" {
+		t.Errorf("boots = %q, want tcg-icount,kvm", got)
 	}
 }
 

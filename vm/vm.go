@@ -61,6 +61,13 @@ type Config struct {
 	// that race, from the boot that hit it, so that a long run can go on
 	// from where it got to. Nil: the same command.
 	Again func(prev *Result) string
+
+	// InstructionClock boots under single-threaded TCG with QEMU's
+	// instruction-counting clock: the guest's time advances 1 ns per
+	// instruction it runs (and jumps over idle), not with the host's
+	// clock, so the host's speed leaves throughput measured in the guest
+	// alone. The vCPUs take turns on one host thread and share that clock.
+	InstructionClock bool
 }
 
 // DefaultImageDir is where `make deps` builds the systemd guest image.
@@ -168,10 +175,11 @@ const (
 	engineKVM       engine = iota
 	engineTCG              // a host thread per vCPU (QEMU's default)
 	engineTCGSingle        // one host thread for all vCPUs: half the speed, none of the races between them
+	engineICount           // engineTCGSingle with the instruction-counting clock (Config.InstructionClock)
 )
 
 func (e engine) String() string {
-	return [...]string{"KVM", "TCG", "TCG (single-threaded)"}[e]
+	return [...]string{"KVM", "TCG", "TCG (single-threaded)", "TCG (instruction clock)"}[e]
 }
 
 // Run boots the guest and runs @command (a shell command line) in it.
@@ -195,6 +203,8 @@ func Run(ctx context.Context, cfg Config, command string) (*Result, error) {
 		}
 		eng := engineTCG
 		switch {
+		case cfg.InstructionClock:
+			eng = engineICount
 		case acc.kvm:
 			eng = engineKVM
 		case single:
@@ -221,7 +231,7 @@ func Run(ctx context.Context, cfg Config, command string) (*Result, error) {
 			}
 			continue
 		}
-		if acc.kvm {
+		if eng == engineKVM {
 			if why := b.kvmProblem(started); why != "" {
 				if acc.forced {
 					return res, fmt.Errorf("KVM cannot run the guest (%s), and SCX_VM_KVM=1 forbids falling back to TCG; console tail:\n%s",
@@ -370,6 +380,10 @@ func runOnce(ctx context.Context, cfg Config, command string, eng engine) (*boot
 			args = append(args, "--disable-kvm")
 		case engineTCGSingle:
 			args = append(args, "--disable-kvm", "--qemu-opts=-accel tcg,thread=single")
+		case engineICount:
+			// shift=0: 1 ns per instruction; sleep=off: an idle guest's
+			// clock jumps to its next timer instead of waiting for it.
+			args = append(args, "--disable-kvm", "--qemu-opts=-accel tcg,thread=single -icount shift=0,sleep=off")
 		}
 		for _, d := range cfg.RWDirs {
 			args = append(args, "--rwdir", d)

@@ -50,6 +50,7 @@ type options struct {
 	from    string
 	summary string
 	timeout time.Duration
+	iclock  bool     // vm.Config.InstructionClock
 	guest   []string // more arguments for scx-bench guest
 }
 
@@ -74,6 +75,7 @@ func main() {
 	flag.StringVar(&o.from, "from", "", "render this saved guest result ("+guestResult+") instead of booting a guest")
 	flag.StringVar(&o.summary, "summary", "", "render this saved summary (latest.json) again, into its own directory unless -out is given, with what this version derives from its samples, instead of booting a guest")
 	flag.DurationVar(&o.timeout, "timeout", 0, "hard limit for the guest (default: scaled to rounds and vCPUs)")
+	flag.BoolVar(&o.iclock, "instruction-clock", false, "run the guest on QEMU's instruction-counting clock: the host's speed leaves the guest's figures alone (single-threaded TCG)")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: scx-bench [flags] [-- scx-bench guest flags]\n"+
 			"       scx-bench guest|cost -h\n")
@@ -183,6 +185,9 @@ func boot(ctx context.Context, o options) (*bench.Result, error) {
 	timeout := o.timeout
 	if timeout == 0 {
 		timeout = guestTimeout(o.rounds, len(g.Configs), o.cpus)
+		if o.iclock { // one host thread for every vCPU
+			timeout *= 2
+		}
 	}
 	args := append([]string{guestBin, "guest", "-bin", bin, "-rounds", fmt.Sprint(o.rounds)}, o.guest...)
 	rs := newResumption(o.rounds, func(first int) string {
@@ -199,6 +204,8 @@ func boot(ctx context.Context, o options) (*bench.Result, error) {
 		Console:     io.Discard,
 		RaceRetries: raceRetries,
 		Again:       rs.again,
+
+		InstructionClock: o.iclock,
 	}
 	date := time.Now().UTC().Format(time.RFC3339)
 	fmt.Fprintf(os.Stderr, "scx-bench: booting %s with %d vCPUs for %d rounds (limit %v)\n", o.kernel, o.cpus, o.rounds, timeout)
@@ -285,6 +292,9 @@ func command(o options) string {
 		}
 		if o.outDir != flag.Lookup("out").DefValue {
 			cmd += " OUT=" + o.outDir
+		}
+		if o.iclock {
+			cmd += " INSTRUCTION_CLOCK=1"
 		}
 		return cmd
 	}

@@ -34,6 +34,7 @@ func main() {
 	flag.StringVar(&consolePath, "console", "", "write the guest's kernel log to this file")
 	flag.StringVar(&rw, "rwdir", "", "comma-separated host directories the guest may write")
 	allowEject := flag.Bool("allow-ejection", false, "do not fail when sched_ext ejects a scheduler")
+	flag.BoolVar(&cfg.InstructionClock, "instruction-clock", false, "single-threaded TCG whose clock counts instructions, not host time")
 	flag.Usage = func() {
 		fmt.Fprintf(os.Stderr, "Usage: scx-vm [flags] -- COMMAND...\n\nRuns COMMAND as root in a sched_ext guest (virtme-ng).\n\nFlags:\n")
 		flag.PrintDefaults()
@@ -63,6 +64,9 @@ func main() {
 	if err == nil {
 		var acc string
 		acc, err = vm.Accelerator()
+		if cfg.InstructionClock {
+			acc = "TCG (instruction clock)"
+		}
 		// The first line says which accelerator the guest uses; a KVM
 		// failure adds a second one when it falls back to TCG.
 		fmt.Fprintf(os.Stderr, "scx-vm: booting %s on %d vCPUs under %s\n",
