@@ -51,7 +51,7 @@ func (im *Image) command(kernel string, cpus, mem int, eng engine, command strin
 	switch eng {
 	case engineKVM:
 		accel, cpu = "kvm", "host"
-	case engineTCGSingle:
+	case engineTCGSingle, engineICount:
 		accel = "tcg,thread=single"
 	}
 	args := []string{
@@ -63,6 +63,9 @@ func (im *Image) command(kernel string, cpus, mem int, eng engine, command strin
 		"-virtfs", "local,path=" + im.Share + ",mount_tag=share,security_model=none",
 		"-virtfs", "local,path=" + kdir + ",mount_tag=kmods,security_model=none,readonly=on",
 		"-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot", "-net", "none",
+	}
+	if eng == engineICount {
+		args = append(args, "-icount", "shift=0,sleep=off")
 	}
 	cmd := exec.Command("qemu-system-x86_64", args...)
 	cmd.Stdin = nil

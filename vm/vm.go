@@ -192,7 +192,9 @@ func (e engine) String() string {
 // once. A TCG boot whose kernel hit a breakpoint it had
 // already patched out (staleBreakpoint) is booted again, under
 // single-threaded TCG once Config.RaceRetries multi-threaded boots have hit
-// it too, with the command Config.Again gives.
+// it too, with the command Config.Again gives. Config.InstructionClock
+// skips KVM and boots single-threaded TCG on QEMU's instruction-counting
+// clock.
 func Run(ctx context.Context, cfg Config, command string) (*Result, error) {
 	logw := cfg.log()
 	retried, single, races := false, false, 0
