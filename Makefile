@@ -88,7 +88,8 @@ stress: build
 		$(GO) test -count=1 -v -timeout 90m -run TestStressGate ./vmtest
 
 # EEVDF vs scx-qmap-go in one guest (KERNEL, default 7.2), ROUNDS interleaved
-# rounds on CPUS vCPUs; results in OUT, default bench/results (see
+# rounds on CPUS vCPUs; results in OUT, default bench/results;
+# INSTRUCTION_CLOCK=1 runs the guest on QEMU's instruction-counting clock (see
 # docs/benchmarks.md; the guest side is `scx-bench guest`, bench/guest).
 bench: build
 	$(GO) build -o bin/scx-bench ./cmd/scx-bench
