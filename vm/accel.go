@@ -80,3 +80,12 @@ func Accelerator() (string, error) {
 	}
 	return c.String(), nil
 }
+
+// Accelerator describes what the next boot with this configuration will
+// use: the instruction clock, or what the package-level Accelerator says.
+func (c Config) Accelerator() (string, error) {
+	if c.InstructionClock {
+		return engineICount.String(), nil
+	}
+	return Accelerator()
+}

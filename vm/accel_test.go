@@ -222,6 +222,9 @@ func TestRunInstructionClock(t *testing.T) {
 	if res.Accelerator != "TCG (instruction clock)" || !strings.Contains(res.Output, "ran: true") {
 		t.Errorf("Accelerator %q, output %q; want TCG (instruction clock) and the command's output", res.Accelerator, res.Output)
 	}
+	if acc, err := cfg.Accelerator(); acc != res.Accelerator || err != nil {
+		t.Errorf("cfg.Accelerator() = %q, %v; want %q, as the boot said", acc, err, res.Accelerator)
+	}
 	cfg.InstructionClock = false
 	if _, err := Run(context.Background(), cfg, "true"); err != nil {
 		t.Fatalf("Run without the clock: %v", err)

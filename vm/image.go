@@ -65,7 +65,7 @@ func (im *Image) command(kernel string, cpus, mem int, eng engine, command strin
 		"-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot", "-net", "none",
 	}
 	if eng == engineICount {
-		args = append(args, "-icount", "shift=0,sleep=off")
+		args = append(args, "-icount", instructionClock)
 	}
 	cmd := exec.Command("qemu-system-x86_64", args...)
 	cmd.Stdin = nil

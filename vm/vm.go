@@ -178,6 +178,11 @@ const (
 	engineICount           // engineTCGSingle with the instruction-counting clock (Config.InstructionClock)
 )
 
+// instructionClock is QEMU's -icount for Config.InstructionClock. shift=0:
+// 1 ns per instruction; sleep=off: an idle guest's clock jumps to its next
+// timer instead of waiting for it.
+const instructionClock = "shift=0,sleep=off"
+
 func (e engine) String() string {
 	return [...]string{"KVM", "TCG", "TCG (single-threaded)", "TCG (instruction clock)"}[e]
 }
@@ -383,9 +388,7 @@ func runOnce(ctx context.Context, cfg Config, command string, eng engine) (*boot
 		case engineTCGSingle:
 			args = append(args, "--disable-kvm", "--qemu-opts=-accel tcg,thread=single")
 		case engineICount:
-			// shift=0: 1 ns per instruction; sleep=off: an idle guest's
-			// clock jumps to its next timer instead of waiting for it.
-			args = append(args, "--disable-kvm", "--qemu-opts=-accel tcg,thread=single -icount shift=0,sleep=off")
+			args = append(args, "--disable-kvm", "--qemu-opts=-accel tcg,thread=single -icount "+instructionClock)
 		}
 		for _, d := range cfg.RWDirs {
 			args = append(args, "--rwdir", d)

@@ -63,10 +63,7 @@ func main() {
 	kernel, err := cfg.KernelPath()
 	if err == nil {
 		var acc string
-		acc, err = vm.Accelerator()
-		if cfg.InstructionClock {
-			acc = "TCG (instruction clock)"
-		}
+		acc, err = cfg.Accelerator()
 		// The first line says which accelerator the guest uses; a KVM
 		// failure adds a second one when it falls back to TCG.
 		fmt.Fprintf(os.Stderr, "scx-vm: booting %s on %d vCPUs under %s\n",
