@@ -57,7 +57,7 @@ func (im *Image) command(kernel string, cpus, mem int, eng engine, command strin
 	args := []string{
 		"-accel", accel, "-cpu", cpu, "-machine", "q35", "-smp", strconv.Itoa(cpus), "-m", strconv.Itoa(mem),
 		"-kernel", kernel, "-initrd", initrd,
-		"-append", "root=/dev/vda rw console=ttyS0 panic=-1 oops=panic systemd.show_status=auto",
+		"-append", "root=/dev/vda rw console=ttyS0 panic=-1 systemd.show_status=auto " + guestKernelArgs,
 		// -snapshot: the guest's writes go to a temporary overlay.
 		"-drive", "file=" + rootfs + ",if=virtio,format=raw,cache=unsafe", "-snapshot",
 		"-virtfs", "local,path=" + im.Share + ",mount_tag=share,security_model=none",

@@ -43,6 +43,9 @@ func TestImageCommandEngine(t *testing.T) {
 			if tt.not != "" && strings.Contains(args, tt.not) {
 				t.Errorf("args %q hold %q", args, tt.not)
 			}
+			if !strings.Contains(args, "oops=panic tsc=reliable") {
+				t.Errorf("args %q lack the guest kernel's arguments", args)
+			}
 			if tt.eng == engineICount && !strings.HasSuffix(args, "-icount shift=0,sleep=off") {
 				t.Errorf("args %q do not end with the instruction clock", args)
 			}

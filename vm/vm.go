@@ -183,6 +183,19 @@ const (
 // timer instead of waiting for it.
 const instructionClock = "shift=0,sleep=off"
 
+// guestKernelArgs go on every guest's kernel command line.
+//   - oops=panic: an oops that kills a task holding a lock hangs the guest
+//     until the boot's limit; a panic ends it at once (panic=-1, and QEMU
+//     does not reboot).
+//   - tsc=reliable: under TCG the clocksource watchdog compares the TSC
+//     with an emulated HPET whose reads a busy host delays, and may mark
+//     the TSC unstable (seen 39 s into a 7.2 boot running the bench). The
+//     guest then reads the time from the HPET, an emulated device, for the
+//     rest of the boot, and the boots of one benchmark differ in how they
+//     keep time. QEMU's TSC is the host's clock, one for all vCPUs, and
+//     reliable in fact; without the watchdog every boot keeps it.
+const guestKernelArgs = "oops=panic tsc=reliable"
+
 func (e engine) String() string {
 	return [...]string{"KVM", "TCG", "TCG (single-threaded)", "TCG (instruction clock)"}[e]
 }
@@ -378,10 +391,7 @@ func runOnce(ctx context.Context, cfg Config, command string, eng engine) (*boot
 	} else {
 		args := []string{"--run", kernel, "--cpus", fmt.Sprint(cpus), "--memory", fmt.Sprintf("%dM", mem),
 			"--verbose", "--force-9p",
-			// An oops that kills a task holding a lock hangs the guest
-			// until the boot's limit; a panic ends it at once (panic=-1,
-			// and QEMU does not reboot).
-			"--append", "oops=panic"}
+			"--append", guestKernelArgs}
 		switch eng {
 		case engineTCG:
 			args = append(args, "--disable-kvm")
