@@ -173,6 +173,7 @@ type runner struct {
 	sched *scheduler   // attached scx-qmap-go; nil under EEVDF
 	child *scheduler   // its sub-scheduler on benchCgroup, if the configuration has one
 	names map[ebpf.ProgramID]string
+	clock string // the guest kernel's clocksource, as last read
 }
 
 // Run runs the benchmark and returns what it measured. Measurements that
@@ -203,6 +204,7 @@ func Run(ctx context.Context, o Options) (*bench.Result, error) {
 			}
 			r.benchOne(ctx, o.Configs[(round-1+k)%len(o.Configs)], round)
 		}
+		r.checkClock(round)
 		cp := bench.Checkpoint{Round: round, Rounds: r.res.Rounds[first:], Notes: r.res.Notes[noted:],
 			Secs: int(time.Since(start).Seconds())}
 		if err := cp.WriteLine(o.Progress); err != nil {
@@ -256,6 +258,8 @@ func (r *runner) describe(ctx context.Context) {
 	m["vcpus"] = strconv.Itoa(r.ncpu)
 	m["rounds"] = strconv.Itoa(r.o.Rounds)
 	m["emulation"] = emulation()
+	r.clock = clocksource()
+	m["clocksource"] = r.clock
 	m["hackbench"] = strings.Join(append([]string{"hackbench"}, r.o.Hackbench...), " ")
 	m["phase_secs"] = strconv.Itoa(r.o.Secs)
 	m["cyclictest"] = fmt.Sprintf("cyclictest -i %d -t %d beside %d stress-ng --cpu workers", r.o.CycInterval, r.ncpu, r.cycHogs())
@@ -319,6 +323,30 @@ func emulation() string {
 		return "KVM"
 	}
 	return "TCG"
+}
+
+// clocksourceFile names the clock the guest kernel reads the time from;
+// tests replace it.
+var clocksourceFile = "/sys/devices/system/clocksource/clocksource0/current_clocksource"
+
+// clocksource is the guest kernel's clocksource: "tsc", or "hpet" once the
+// kernel has stopped trusting the TSC; "" when it cannot be read.
+func clocksource() string {
+	b, err := os.ReadFile(clocksourceFile)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// checkClock notes a change of the guest's clocksource since the last
+// look: from then on every clock read takes another path (under TCG the
+// HPET is an emulated device), and rounds on either side do not compare.
+func (r *runner) checkClock(round int) {
+	if cs := clocksource(); cs != r.clock {
+		r.note("round %d: the guest's clocksource changed from %q to %q (the kernel log says why)", round, r.clock, cs)
+		r.clock = cs
+	}
 }
 
 // kernelLog is the kernel's log buffer, as dmesg reads it.

@@ -5,8 +5,10 @@ package guest
 import (
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -15,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/scx-qmap-go/scx-qmap-go/bench"
 	"github.com/scx-qmap-go/scx-qmap-go/workload"
 )
 
@@ -309,6 +312,36 @@ func TestUnpinThreads(t *testing.T) {
 				if got := set.Count(); got != ncpu {
 					t.Errorf("thread %d may run on %d CPUs, want %d", tid, got, ncpu)
 				}
+			}
+		})
+	}
+}
+
+func TestCheckClockNotesAChange(t *testing.T) {
+	tests := []struct {
+		name, was, now string
+		notes          int
+	}{
+		{"kept", "tsc", "tsc\n", 0},
+		{"moved to the HPET", "tsc", "hpet\n", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "current_clocksource")
+			if err := os.WriteFile(file, []byte(tt.now), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			old := clocksourceFile
+			clocksourceFile = file
+			t.Cleanup(func() { clocksourceFile = old })
+			r := &runner{o: Options{Progress: io.Discard}, res: &bench.Result{}, clock: tt.was}
+			r.checkClock(3)
+			r.checkClock(4) // a change is noted once
+			if len(r.res.Notes) != tt.notes {
+				t.Fatalf("notes = %q, want %d", r.res.Notes, tt.notes)
+			}
+			if want := strings.TrimSpace(tt.now); r.clock != want {
+				t.Errorf("clock = %q, want %q", r.clock, want)
 			}
 		})
 	}

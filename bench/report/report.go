@@ -21,6 +21,7 @@ var metaKeys = []struct{ key, label string }{
 	{"kernel", "kernel"},
 	{"vcpus", "vCPUs"},
 	{"emulation", "emulation"},
+	{"clocksource", "guest clocksource"},
 	{"rounds", "rounds"},
 	{"command", "command"},
 	{"date", "date"},
